@@ -1,0 +1,33 @@
+"""pruninglab: a small PyTorch library and a row of notebooks about pruning neural networks,
+following Mikler (2021), *On Pruning Methods for Neural Networks*.
+
+Modules (one idea each): ``models``, ``data``, ``schedules``, ``train``, ``masking``,
+``saliency``, ``pruning``, ``gimp``, ``runs``, ``config``, ``profiles``, ``notebooks``.
+"""
+
+from . import (  # noqa: F401
+    config,
+    data,
+    gimp,
+    masking,
+    models,
+    plots,
+    profiles,
+    pruning,
+    runs,
+    saliency,
+    schedules,
+    train,
+)
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # ``notebooks`` (and ``bench``) are also run as ``python -m pruninglab.<name>``; importing
+    # them lazily keeps runpy from warning that they were imported before execution.
+    if name in ("notebooks", "bench", "widgets"):
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,191 @@
+"""Binary masks on the weights of ordinary ``nn.Module``s (thesis Sections 2.4 and 3.3.2).
+
+A mask is a boolean buffer named ``pruning_mask`` registered on a ``Conv``/``Linear`` layer,
+with the shape of its ``weight``. The weight itself holds exact zeros where the mask is
+``False``, so the forward pass is the plain dense one; after every optimizer step the
+training loop multiplies the weights by their masks again (:func:`apply_masks`, one
+``torch._foreach_mul_`` over all layers), which keeps pruned weights at exactly 0 under SGD
+with momentum and weight decay, Adam, or anything else.
+
+Because the mask is a buffer it travels with ``state_dict``, ``copy.deepcopy`` and
+``.to(device)``. A state dict with masks loads into a fresh model with
+:func:`load_state_dict`.
+
+For mask *training* (Training Optimal Masks, Section 3.3.1), :func:`bernoulli_ste` draws a
+stochastic mask from logits with a straight-through gradient, and :func:`functional_forward`
+runs a model with its weights multiplied by any masks without touching the module.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping
+
+import torch
+from torch import nn
+
+__all__ = [
+    "MASK",
+    "PRUNABLE_TYPES",
+    "prunable_layers",
+    "add_masks",
+    "masked_layers",
+    "get_masks",
+    "set_masks",
+    "apply_masks",
+    "remove_masks",
+    "load_state_dict",
+    "density",
+    "count",
+    "bernoulli_ste",
+    "functional_forward",
+]
+
+MASK = "pruning_mask"
+PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def prunable_layers(model: nn.Module, exclude: Iterable[str] = ()) -> dict[str, nn.Module]:
+    """The ``Conv``/``Linear`` layers of ``model`` by qualified name, in module order.
+
+    Args:
+        exclude: layer names or shell-style patterns (``"classifier"``, ``"stages.0.*"``) to
+            leave out; a pattern that matches no layer raises ``ValueError``.
+    """
+    layers = {n: m for n, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)}
+    patterns = [exclude] if isinstance(exclude, str) else list(exclude)
+    for pattern in patterns:
+        hits = fnmatch.filter(layers, pattern)
+        if not hits:
+            raise ValueError(
+                f"exclude pattern {pattern!r} matches no prunable layer; layers: {', '.join(layers)}")
+        for name in hits:
+            layers.pop(name)
+    return layers
+
+
+def add_masks(model: nn.Module, exclude: Iterable[str] = ()) -> dict[str, nn.Module]:
+    """Give every prunable layer (except ``exclude``) an all-``True`` mask unless it already
+    has one; returns the masked layers by name."""
+    for layer in prunable_layers(model, exclude).values():
+        if getattr(layer, MASK, None) is None:
+            layer.register_buffer(MASK, torch.ones_like(layer.weight, dtype=torch.bool))
+    return masked_layers(model)
+
+
+def masked_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """Layers that carry a mask, by qualified name, in module order."""
+    return {n: m for n, m in model.named_modules() if getattr(m, MASK, None) is not None}
+
+
+def get_masks(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The masks by layer name (the buffers themselves, not copies)."""
+    return {n: getattr(m, MASK) for n, m in masked_layers(model).items()}
+
+
+def set_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> None:
+    """Install ``masks`` (layer name -> tensor shaped like its weight; nonzero = kept) and
+    zero the pruned weights. Layers not named keep their masks."""
+    layers = dict(model.named_modules())
+    for name, mask in masks.items():
+        layer = layers.get(name)
+        if layer is None or not isinstance(layer, PRUNABLE_TYPES):
+            raise ValueError(f"masks names {name!r}, which is not a prunable layer of the model")
+        if mask.shape != layer.weight.shape:
+            raise ValueError(
+                f"mask for {name!r} has shape {tuple(mask.shape)}, "
+                f"its weight has {tuple(layer.weight.shape)}")
+        mask = mask.to(device=layer.weight.device, dtype=torch.bool)
+        if getattr(layer, MASK, None) is None:
+            layer.register_buffer(MASK, mask.clone())
+        else:
+            getattr(layer, MASK).copy_(mask)
+    apply_masks(model)
+
+
+@torch.no_grad()
+def apply_masks(model: nn.Module) -> None:
+    """Multiply every masked weight by its mask, in place (one fused ``foreach`` call)."""
+    layers = masked_layers(model).values()
+    weights = [m.weight for m in layers]
+    if weights:
+        torch._foreach_mul_(weights, [getattr(m, MASK) for m in layers])
+
+
+def remove_masks(model: nn.Module) -> nn.Module:
+    """Fold the masks into the weights and drop the buffers: an ordinary model whose
+    ``state_dict`` holds the zeros. Works in place and returns ``model``."""
+    apply_masks(model)
+    for layer in masked_layers(model).values():
+        delattr(layer, MASK)
+    return model
+
+
+def load_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], strict: bool = True):
+    """Like ``model.load_state_dict`` but first registers the masks that ``state`` carries
+    (keys ending in ``.pruning_mask``), so a pruned checkpoint loads into a fresh model."""
+    suffix = "." + MASK
+    masks = {k[: -len(suffix)]: v for k, v in state.items() if k.endswith(suffix)}
+    layers = dict(model.named_modules())
+    for name, mask in masks.items():
+        layer = layers.get(name)
+        if layer is not None and getattr(layer, MASK, None) is None:
+            layer.register_buffer(MASK, torch.ones_like(mask, dtype=torch.bool,
+                                                        device=layer.weight.device))  # fmt: skip
+    return model.load_state_dict(state, strict=strict)
+
+
+def count(model: nn.Module) -> tuple[int, int]:
+    """``(kept, total)`` weights over the masked layers."""
+    masks = get_masks(model).values()
+    kept = sum(int(m.sum()) for m in masks)
+    total = sum(m.numel() for m in masks)
+    return kept, total
+
+
+def density(model: nn.Module) -> float:
+    """Fraction of masked-layer weights that are kept (1.0 for a model without masks)."""
+    kept, total = count(model)
+    return kept / total if total else 1.0
+
+
+# --------------------------------------------------------------------------------------
+# Stochastic masks (for Training Optimal Masks)
+# --------------------------------------------------------------------------------------
+
+
+class _BernoulliSTE(torch.autograd.Function):
+    """Forward: ``c ~ Bernoulli(sigmoid(logits))``. Backward: the gradient with respect to
+    ``c``, clipped to ``[-clip, clip]``, handed to the logits unchanged (straight-through,
+    Bengio et al. 2013; thesis Section 3.3.1)."""
+
+    @staticmethod
+    def forward(ctx, logits, clip, generator):  # noqa: D102
+        ctx.clip = clip
+        return torch.bernoulli(torch.sigmoid(logits), generator=generator)
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: D102
+        if ctx.clip is not None:
+            grad = grad.clamp(-ctx.clip, ctx.clip)
+        return grad, None, None
+
+
+def bernoulli_ste(
+    logits: torch.Tensor, clip: float | None = 0.1, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Sample a 0/1 mask with ``P(c=1) = sigmoid(logits)``; gradients pass straight through
+    to ``logits``, clipped to ``[-clip, clip]`` (thesis: 0.1). Same shape and dtype as
+    ``logits``."""
+    return _BernoulliSTE.apply(logits, clip, generator)
+
+
+def functional_forward(
+    model: nn.Module, x: torch.Tensor, masks: Mapping[str, torch.Tensor]
+) -> torch.Tensor:
+    """``model(x)`` with each named layer's weight replaced by ``weight * masks[name]``;
+    gradients flow to the masks (and to the weights if they require grad). The module's
+    own parameters are not modified."""
+    override = {f"{name}.weight": getattr(model.get_submodule(name), "weight") * mask
+                for name, mask in masks.items()}  # fmt: skip
+    return torch.func.functional_call(model, override, (x,), strict=False)

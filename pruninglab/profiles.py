@@ -1,0 +1,93 @@
+"""Run profiles: how big an experiment a notebook runs (DESIGN.md, "Profiles").
+
+* ``smoke`` -- seconds, for tests: scikit-learn's 8x8 digits, a few dozen steps.
+* ``quick`` -- minutes on a laptop CPU: the thesis MLP on the embedded ``mnist5k``, long
+  enough that the effect each notebook is about shows.
+* ``full`` -- the thesis's settings (Section 3.4) on a GPU: CIFAR-10, ResNet/WRN/VGG,
+  72,000-80,000 iterations per training, batch 128, pruning step 30%.
+
+``PRUNINGLAB_PROFILE`` in the environment overrides the profile a notebook asks for, because
+nbval cannot pass parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+from . import schedules
+from .config import Setup
+from .train import TrainConfig
+
+__all__ = ["Profile", "PROFILES", "get", "resolve", "thesis_train_config"]
+
+
+def thesis_train_config(model: str, steps: int | None = None, batch_size: int = 128) -> TrainConfig:
+    """Section 3.4's hyperparameters for ``model``'s family, optionally scaled to ``steps``:
+    ResNets 72k iterations, LR 0.1 /10 at 50% and 75%, L2 1e-4; VGG 80k, LR 0.1 /5 at 40%,
+    60%, 80%, L2 1e-4; WRN 80k, LR 0.2 /5 at the same points, L2 2e-4. Other models (MLPs,
+    the small conv net) use the ResNet shape."""
+    family = "wrn" if model.startswith("wrn") else "vgg" if model.startswith("vgg") else "resnet"
+    l2 = 2e-4 if family == "wrn" else 1e-4
+    return TrainConfig(schedules.preset(family, steps), batch_size=batch_size, l2=l2)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Defaults of one profile; notebooks read their sizes from here.
+
+    Attributes:
+        dataset, model: what the notebooks train by default.
+        train_steps: T, iterations of one full training.
+        batch_size: images per step.
+        target_density: where iterative pruning stops.
+        density_multiplier: K, the density kept per pruning step (thesis: 0.7).
+        seeds: replicates for plots with a spread.
+        eval_every: steps between live-curve points.
+    """
+
+    name: str
+    dataset: str
+    model: str
+    train_steps: int
+    batch_size: int
+    target_density: float
+    density_multiplier: float
+    seeds: tuple[int, ...]
+    eval_every: int
+
+    def setup(self, model: str | None = None, dataset: str | None = None, seed: int = 0,
+              train_steps: int | None = None, **changes) -> Setup:  # fmt: skip
+        """A :class:`~pruninglab.config.Setup` with this profile's defaults; any argument
+        overrides them (``changes`` go to ``Setup``: ``bn_momentum``, ``val_size``, ...)."""
+        model = model or self.model
+        train = thesis_train_config(model, train_steps or self.train_steps, self.batch_size)
+        return Setup(model=model, dataset=dataset or self.dataset, train=train, seed=seed, **changes)
+
+    def replace(self, **changes) -> Profile:
+        return dataclasses.replace(self, **changes)
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile("smoke", "digits", "mlp", train_steps=40, batch_size=64,
+                     target_density=0.3, density_multiplier=0.7, seeds=(0,), eval_every=10),
+    "quick": Profile("quick", "mnist5k", "mlp", train_steps=400, batch_size=128,
+                     target_density=0.01, density_multiplier=0.7, seeds=(0, 1, 2),
+                     eval_every=50),
+    "full": Profile("full", "cifar10", "resnet20", train_steps=72_000, batch_size=128,
+                    target_density=0.001, density_multiplier=0.7, seeds=(0, 1, 2),
+                    eval_every=2_000),
+}  # fmt: skip
+
+
+def get(name: str) -> Profile:
+    """The profile called ``name`` (``smoke``, ``quick`` or ``full``)."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; known profiles: {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+def resolve(name: str) -> Profile:
+    """The profile to use: ``$PRUNINGLAB_PROFILE`` if set, else ``name``."""
+    return get(os.environ.get("PRUNINGLAB_PROFILE") or name)
