@@ -6,9 +6,11 @@ Modules (one idea each): ``models``, ``data``, ``schedules``, ``train``, ``maski
 """
 
 from . import (  # noqa: F401
+    basics,
     config,
     data,
     gimp,
+    interop,
     masking,
     models,
     plots,

@@ -28,6 +28,7 @@ from __future__ import annotations
 import gzip
 import os
 import pickle
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -270,8 +271,9 @@ def _count(size: int | float, n: int, arg: str) -> int:
 
 
 def _to_tensors(images: np.ndarray, labels: np.ndarray, shape: tuple[int, int, int], scale: float):
-    x = torch.as_tensor(np.ascontiguousarray(images), dtype=torch.float32).reshape(-1, *shape)
-    return x / scale, torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+    # np.array copies: IDX arrays are read-only views of the file's bytes.
+    x = torch.from_numpy(np.array(images, dtype=np.float32)).reshape(-1, *shape)
+    return x / scale, torch.from_numpy(np.array(labels, dtype=np.int64))
 
 
 def _stratified_split(y: np.ndarray, test_fraction: float) -> tuple[np.ndarray, np.ndarray]:
@@ -310,8 +312,11 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read an IDX file (the MNIST format), gzipped or not, into a numpy array."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:  # a cut-off or corrupt download
+        raise ValueError(f"{path} is truncated or not a valid gzip file ({err})") from err
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise ValueError(f"{path} is not an unsigned-byte IDX file")
     ndim = raw[3]

@@ -61,6 +61,7 @@ __all__ = [
     "run",
     "run_seeds",
     "level_seed",
+    "schedule_trace",
 ]
 
 
@@ -143,6 +144,23 @@ class GIMPConfig:
         return dataclasses.asdict(self)
 
 
+def schedule_trace(config: GIMPConfig, levels: int | None = None) -> list[tuple[int, int, int]]:
+    """Where each level reads the learning-rate schedule, without training anything.
+
+    Returns:
+        ``(level, first_position, last_position + 1)`` for each of the first ``levels``
+        levels (default: all), following the rewinding rules above. Used to draw how each
+        algorithm's learning rate evolves over the whole pruning run.
+    """
+    n = len(config.densities()) if levels is None else levels
+    out, position = [], 0
+    for level in range(n):
+        end = position + config.steps(level)
+        out.append((level, position, end))
+        position = max(0, end - config.rewind_steps_lr)
+    return out
+
+
 # --------------------------------------------------------------------------------------
 # Presets (thesis Algorithms 1-4 and 6)
 # --------------------------------------------------------------------------------------
@@ -186,6 +204,10 @@ def sgimp(
     if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0.0 <= x <= 1.0:
         raise ValueError(f"rewind_fraction must lie in [0, 1], got {x!r}")
     T = train_steps
+    if round(x * T) == 0:  # sGIMP(0%) is learning-rate rewinding (Figure 3.5) ...
+        return lr_rewinding(T, target_density, K, **kw)
+    if round(x * T) == T:  # ... and sGIMP(100%) is weight rewinding: the same runs, reused
+        return weight_rewinding(T, target_density, K, **kw)
     return GIMPConfig(T, target_density, K, round(x * T), T, T,
                       method=f"sgimp({100 * x:g}%)", **kw)  # fmt: skip
 
@@ -248,7 +270,8 @@ def run(
     progress: bool = True,
     on_level: Callable[[dict], None] | None = None,
     on_step: tuple[int, Callback] | None = None,
-) -> pd.DataFrame:
+    fetch_only: bool = False,
+) -> pd.DataFrame | None:
     """Run GIMP for ``setup`` and ``config``, through the run store.
 
     Args:
@@ -262,6 +285,8 @@ def run(
         on_level: called with each level's record as soon as it is stored (also for
             records that come from the store).
         on_step: ``(every, fn)``: a training callback for live curves.
+        fetch_only: return ``None`` instead of training when the store does not hold the
+            finished run (for widgets that must answer at once).
 
     Returns:
         One row per level (see :func:`_record` for the columns), plus ``method`` and
@@ -276,6 +301,8 @@ def run(
 
     records = run_dir.records()[: len(densities)]
     level, state = len(records), None
+    if level < len(densities) and fetch_only:
+        return None
     if level < len(densities):
         # Level n starts from checkpoint n (the state after level n-1's prune and rewind);
         # if it is missing or corrupt, step back and recompute the level before as well.

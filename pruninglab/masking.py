@@ -27,18 +27,18 @@ from torch import nn
 __all__ = [
     "MASK",
     "PRUNABLE_TYPES",
-    "prunable_layers",
     "add_masks",
-    "masked_layers",
-    "get_masks",
-    "set_masks",
     "apply_masks",
-    "remove_masks",
-    "load_state_dict",
-    "density",
-    "count",
     "bernoulli_ste",
+    "count",
+    "density",
     "functional_forward",
+    "get_masks",
+    "load_state_dict",
+    "masked_layers",
+    "prunable_layers",
+    "remove_masks",
+    "set_masks",
 ]
 
 MASK = "pruning_mask"
@@ -85,17 +85,20 @@ def get_masks(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def set_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> None:
     """Install ``masks`` (layer name -> tensor shaped like its weight; nonzero = kept) and
-    zero the pruned weights. Layers not named keep their masks."""
+    zero the pruned weights. Layers not named keep their masks. Every mask is checked before
+    any is installed, so a bad one leaves the model as it was."""
     layers = dict(model.named_modules())
     for name, mask in masks.items():
         layer = layers.get(name)
         if layer is None or not isinstance(layer, PRUNABLE_TYPES):
             raise ValueError(f"masks names {name!r}, which is not a prunable layer of the model")
-        if mask.shape != layer.weight.shape:
+        if not isinstance(mask, torch.Tensor) or mask.shape != layer.weight.shape:
+            got = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
             raise ValueError(
-                f"mask for {name!r} has shape {tuple(mask.shape)}, "
-                f"its weight has {tuple(layer.weight.shape)}")
-        mask = mask.to(device=layer.weight.device, dtype=torch.bool)
+                f"mask for {name!r} has shape {got}, its weight has {tuple(layer.weight.shape)}")
+    for name, mask in masks.items():
+        layer = layers[name]
+        mask = mask.to(device=layer.weight.device) != 0
         if getattr(layer, MASK, None) is None:
             layer.register_buffer(MASK, mask.clone())
         else:
@@ -123,15 +126,23 @@ def remove_masks(model: nn.Module) -> nn.Module:
 
 def load_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], strict: bool = True):
     """Like ``model.load_state_dict`` but first registers the masks that ``state`` carries
-    (keys ending in ``.pruning_mask``), so a pruned checkpoint loads into a fresh model."""
+    (keys ending in ``.pruning_mask``), so a pruned checkpoint loads into a fresh model.
+
+    Raises:
+        ValueError: ``state`` has a mask for a module that is not a prunable layer.
+    """
     suffix = "." + MASK
     masks = {k[: -len(suffix)]: v for k, v in state.items() if k.endswith(suffix)}
     layers = dict(model.named_modules())
-    for name, mask in masks.items():
+    for name in masks:
         layer = layers.get(name)
-        if layer is not None and getattr(layer, MASK, None) is None:
-            layer.register_buffer(MASK, torch.ones_like(mask, dtype=torch.bool,
-                                                        device=layer.weight.device))  # fmt: skip
+        if layer is None and not strict:
+            continue
+        if layer is None or not isinstance(layer, PRUNABLE_TYPES):
+            raise ValueError(f"state has a mask for {name!r}, which is not a prunable layer "
+                             "of the model")  # fmt: skip
+        if getattr(layer, MASK, None) is None:
+            layer.register_buffer(MASK, torch.ones_like(layer.weight, dtype=torch.bool))
     return model.load_state_dict(state, strict=strict)
 
 
@@ -160,12 +171,12 @@ class _BernoulliSTE(torch.autograd.Function):
     Bengio et al. 2013; thesis Section 3.3.1)."""
 
     @staticmethod
-    def forward(ctx, logits, clip, generator):  # noqa: D102
+    def forward(ctx, logits, clip, generator):
         ctx.clip = clip
         return torch.bernoulli(torch.sigmoid(logits), generator=generator)
 
     @staticmethod
-    def backward(ctx, grad):  # noqa: D102
+    def backward(ctx, grad):
         if ctx.clip is not None:
             grad = grad.clamp(-ctx.clip, ctx.clip)
         return grad, None, None
@@ -175,8 +186,12 @@ def bernoulli_ste(
     logits: torch.Tensor, clip: float | None = 0.1, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """Sample a 0/1 mask with ``P(c=1) = sigmoid(logits)``; gradients pass straight through
-    to ``logits``, clipped to ``[-clip, clip]`` (thesis: 0.1). Same shape and dtype as
-    ``logits``."""
+    to ``logits``, clipped to ``[-clip, clip]`` (thesis Section 3.3.1: 0.1; ``None`` = no
+    clipping). Same shape and dtype as ``logits`` (floating point)."""
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
+        raise ValueError(f"logits must be a floating-point tensor, got {logits!r}")
+    if clip is not None and not clip > 0:
+        raise ValueError(f"clip must be positive or None, got {clip!r}")
     return _BernoulliSTE.apply(logits, clip, generator)
 
 
@@ -186,6 +201,6 @@ def functional_forward(
     """``model(x)`` with each named layer's weight replaced by ``weight * masks[name]``;
     gradients flow to the masks (and to the weights if they require grad). The module's
     own parameters are not modified."""
-    override = {f"{name}.weight": getattr(model.get_submodule(name), "weight") * mask
+    override = {f"{name}.weight": model.get_submodule(name).weight * mask
                 for name, mask in masks.items()}  # fmt: skip
     return torch.func.functional_call(model, override, (x,), strict=False)

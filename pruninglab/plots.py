@@ -26,6 +26,7 @@ __all__ = [
     "accuracy_vs_compression",
     "accuracy_vs_parameters",
     "lr_schedule",
+    "rewinding_trace",
     "layer_densities",
     "learning_curves",
     "weight_histogram",
@@ -120,6 +121,33 @@ def lr_schedule(schedules: Mapping[str, Schedule], steps: int | None = None, ax=
     ax.set_yscale("log")
     ax.set_xlabel("iteration (schedule position)")
     ax.set_ylabel("learning rate")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def rewinding_trace(configs: Mapping[str, object], schedule: Schedule, levels: int = 4, ax=None):
+    """The learning rate each GIMP config trains with, over its first ``levels`` levels laid
+    end to end (x: cumulative training steps). Shows schedule rewinding at a glance.
+
+    Args:
+        configs: ``{label: GIMPConfig}``.
+        schedule: the learning-rate schedule the training reads.
+    """
+    from .gimp import schedule_trace
+
+    ax = _ax(ax)
+    for i, (label, config) in enumerate(configs.items()):
+        xs, ys, done = [], [], 0
+        for _, first, last in schedule_trace(config, levels):
+            positions = np.linspace(first, last, 200, endpoint=False).astype(int)
+            xs.extend(done + positions - first)
+            ys.extend(schedule(int(p)) for p in positions)
+            done += last - first
+        ax.step(xs, np.array(ys) * (1.0 + 0.04 * i), where="post", label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("training steps since the start (all levels)")
+    ax.set_ylabel("learning rate (lines offset slightly)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
     return ax

@@ -62,7 +62,8 @@ class Profile:
         """A :class:`~pruninglab.config.Setup` with this profile's defaults; any argument
         overrides them (``changes`` go to ``Setup``: ``bn_momentum``, ``val_size``, ...)."""
         model = model or self.model
-        train = thesis_train_config(model, train_steps or self.train_steps, self.batch_size)
+        steps = self.train_steps if train_steps is None else train_steps  # 0 is an error
+        train = thesis_train_config(model, steps, self.batch_size)
         return Setup(model=model, dataset=dataset or self.dataset, train=train, seed=seed, **changes)
 
     def replace(self, **changes) -> Profile:

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Saliency", "magnitude", "snip", "random", "resolve"]
+__all__ = ["NAMES", "Saliency", "magnitude", "random", "resolve", "snip"]
 
 Saliency = Callable[[nn.Module, Mapping[str, nn.Module]], dict[str, torch.Tensor]]
 
@@ -31,23 +31,27 @@ def magnitude(model: nn.Module, layers: Mapping[str, nn.Module]) -> dict[str, to
 
 
 def snip(x: torch.Tensor, y: torch.Tensor, n_batches: int = 1, batch_size: int = 128) -> Saliency:
-    """SNIP connection sensitivity ``|w * g|`` (Lee et al. 2018), ``g`` being the gradient of
-    the cross-entropy loss with respect to ``w``, averaged over ``n_batches`` consecutive
-    batches of ``(x, y)`` (the first ``n_batches * batch_size`` examples).
+    """SNIP connection sensitivity ``|w * g|`` (Lee et al. 2018; thesis Section 2.4.2), ``g``
+    being the gradient of the mean cross-entropy loss with respect to ``w``, accumulated
+    (averaged) over ``n_batches`` consecutive batches of ``(x, y)``: the first
+    ``n_batches * batch_size`` examples.
 
     Args:
         x: inputs ``(N, ...)`` on the model's device; y: labels ``(N,)``.
-        n_batches: batches to average the gradient over (>= 1).
+        n_batches: batches to accumulate the gradient over (>= 1).
         batch_size: examples per batch.
 
     Returns:
-        A saliency function. The model's ``.grad`` fields are left as they were found
-        (cleared); BN layers see the batches in the model's current mode.
+        A saliency function. It computes gradients even when called under ``torch.no_grad``,
+        leaves the parameters' ``.grad`` untouched (it uses ``torch.autograd.grad``), and
+        restores every buffer afterwards, so BN running statistics are not moved by the
+        scoring batches (BN normalizes them in the model's current train/eval mode).
     """
-    if not isinstance(n_batches, int) or n_batches < 1:
-        raise ValueError(f"n_batches must be a positive integer, got {n_batches!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    for arg, value in (("n_batches", n_batches), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{arg} must be a positive integer, got {value!r}")
+    if len(x) != len(y):
+        raise ValueError(f"x and y must hold the same number of examples, got {len(x)} and {len(y)}")
     if n_batches * batch_size > len(x):
         raise ValueError(
             f"n_batches * batch_size = {n_batches * batch_size} exceeds the {len(x)} examples given")
@@ -55,13 +59,21 @@ def snip(x: torch.Tensor, y: torch.Tensor, n_batches: int = 1, batch_size: int =
     def scores(model: nn.Module, layers: Mapping[str, nn.Module]) -> dict[str, torch.Tensor]:
         weights = [layer.weight for layer in layers.values()]
         total = [torch.zeros_like(w) for w in weights]
-        for b in range(n_batches):
-            xb = x[b * batch_size : (b + 1) * batch_size]
-            yb = y[b * batch_size : (b + 1) * batch_size]
-            loss = F.cross_entropy(model(xb), yb)
-            grads = torch.autograd.grad(loss, weights)
-            for acc, g in zip(total, grads):
-                acc += g
+        saved = {name: b.clone() for name, b in model.named_buffers()}
+        try:
+            with torch.enable_grad():
+                for b in range(n_batches):
+                    xb = x[b * batch_size : (b + 1) * batch_size]
+                    yb = y[b * batch_size : (b + 1) * batch_size]
+                    loss = F.cross_entropy(model(xb), yb)
+                    grads = torch.autograd.grad(loss, weights, allow_unused=True)
+                    for acc, g in zip(total, grads):
+                        if g is not None:
+                            acc += g
+        finally:
+            with torch.no_grad():
+                for name, b in model.named_buffers():
+                    b.copy_(saved[name])
         return {name: (w.detach() * g / n_batches).abs()
                 for name, w, g in zip(layers, weights, total)}  # fmt: skip
 
@@ -69,7 +81,9 @@ def snip(x: torch.Tensor, y: torch.Tensor, n_batches: int = 1, batch_size: int =
 
 
 def random(seed: int = 0) -> Saliency:
-    """Uniform random scores from a generator seeded with ``seed``: random pruning."""
+    """Uniform random scores from a CPU generator seeded with ``seed``: random pruning.
+    The same seed gives the same scores on every call, so pruning a model repeatedly with
+    one ``random(seed)`` removes weights in one fixed random order."""
 
     def scores(model: nn.Module, layers: Mapping[str, nn.Module]) -> dict[str, torch.Tensor]:
         g = torch.Generator().manual_seed(int(seed))
@@ -77,6 +91,10 @@ def random(seed: int = 0) -> Saliency:
                 for name, layer in layers.items()}  # fmt: skip
 
     return scores
+
+
+# The built-in criteria (for menus); "snip" is built with data: snip(x, y, n_batches).
+NAMES = ("magnitude", "snip", "random")
 
 
 def resolve(saliency: str | Saliency) -> Saliency:

@@ -1,0 +1,76 @@
+"""Pruning at initialization: prune once before any training, then train (SNIP, Lee et al.
+2018; random pruning as the baseline). The cheapest one-shot methods of Figure 3.10: one
+full training, T steps, nothing else.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import torch
+
+from . import masking, runs
+from .config import Setup
+from .data import Dataset
+from .pruning import check_density, prune
+from .saliency import random as random_saliency
+from .saliency import snip
+from .train import Trainer, evaluate, resolve_device
+
+__all__ = ["run", "CRITERIA"]
+
+CRITERIA = ("snip", "random", "magnitude")
+
+
+def run(
+    setup: Setup,
+    density: float,
+    criterion: str = "snip",
+    n_batches: int = 1,
+    data: Dataset | None = None,
+    store: str | None = None,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Prune ``setup``'s freshly initialized model to ``density`` with ``criterion`` and
+    train it for T steps (through the run store).
+
+    Args:
+        criterion: ``"snip"`` (|w * g| over ``n_batches`` training batches), ``"random"``
+            or ``"magnitude"`` (|w| of the initialization).
+        n_batches: SNIP's batches (of the training batch size).
+
+    Returns:
+        One row: ``method``, ``seed``, ``density``, ``test_accuracy``, ``test_loss``,
+        ``train_accuracy``, ``total_steps`` (= T) and ``seconds``.
+    """
+    density = check_density(density)
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+    if data is None:
+        data = setup.load_data(resolve_device(device))
+    setup.check_data(data)
+    config = {"kind": "at_init", "setup": setup.to_dict(), "density": density,
+              "criterion": criterion, "n_batches": n_batches}  # fmt: skip
+    run_dir = runs.RunDir.open("at_init", config, store)
+    record = run_dir.read_record(0)
+    if record is None:
+        tic = time.perf_counter()
+        model = setup.build_model(data).to(data.device)
+        saliency = {"snip": lambda: snip(data.x_train, data.y_train, n_batches,
+                                         setup.train.batch_size),
+                    "random": lambda: random_saliency(setup.seed),
+                    "magnitude": lambda: "magnitude"}[criterion]()  # fmt: skip
+        prune(model, density, saliency=saliency)
+        Trainer(model, data, setup.train, seed=setup.seed, progress=progress,
+                desc=f"{criterion} @ {density:.3g}").run(setup.train.steps)  # fmt: skip
+        test = evaluate(model, data.x_test, data.y_test)
+        train = evaluate(model, data.x_train[:10_000], data.y_train[:10_000])
+        kept, total = masking.count(model)
+        record = {"density": kept / total, "compression": total / kept if kept else float("inf"),
+                  "kept": kept, "total": total, "test_accuracy": test["accuracy"],
+                  "test_loss": test["loss"], "train_accuracy": train["accuracy"],
+                  "total_steps": setup.train.steps, "seconds": time.perf_counter() - tic}  # fmt: skip
+        run_dir.write_record(0, record)
+    return pd.DataFrame([{"method": f"{criterion} at init", "seed": setup.seed, **record}])

@@ -1,0 +1,384 @@
+"""ipywidgets explorers built on the library: move a slider, watch a figure change.
+
+Every explorer is a plain function that returns an :class:`Explorer`, an ``ipywidgets.VBox``
+holding its controls above the figure. The figure is a matplotlib ``Figure`` that is not
+registered with pyplot and is rendered to PNG into an ``ipywidgets.Image`` on every change,
+so explorers need no interactive matplotlib backend, work with ``MPLBACKEND=Agg``, and can
+be built and driven headless (set a control's ``value`` and the figure redraws).
+
+In a notebook::
+
+    explorer = pl.widgets.batchnorm_explorer()
+    if INTERACTIVE:
+        display(explorer)
+
+To write a new explorer, build the controls and a ``draw(figure, **values)`` function that
+clears and redraws the figure, and return ``Explorer(controls, draw, figure)``.
+
+Explorers:
+
+* :func:`batchnorm_explorer` -- BN momentum (TensorFlow's convention with PyTorch's value
+  beside it) and eps: running statistics tracking a drifting signal, train vs eval output
+  (thesis Section 2.3).
+* :func:`rewind_explorer` -- sGIMP's rewind percentage: fetch or run sGIMP(X%) and redraw
+  its accuracy-compression curve (Section 3.2).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Mapping
+
+import ipywidgets as widgets
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from . import basics, models
+
+__all__ = ["BN_TF_MOMENTA", "Explorer", "batchnorm_explorer", "render_png", "rewind_explorer"]
+
+
+def render_png(figure: Figure, dpi: int = 90) -> bytes:
+    """The figure as PNG bytes."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+class Explorer(widgets.VBox):
+    """Controls above a figure that redraws whenever a control's value changes.
+
+    Args:
+        controls: ``{name: widget}``; each widget's ``value`` is passed to ``draw`` as
+            the keyword ``name``.
+        draw: ``draw(figure, **values)``; clears and redraws ``figure``.
+        figure: a ``matplotlib.figure.Figure`` (not a pyplot one, so that a notebook does
+            not show it a second time).
+        header: an optional widget above the controls (e.g. an explanation).
+
+    Attributes:
+        controls, figure: as given.
+        image: the ``ipywidgets.Image`` that shows the rendered figure.
+        redraws: how many times the figure was drawn (1 after construction).
+    """
+
+    def __init__(self, controls: Mapping[str, widgets.Widget], draw: Callable[..., None],
+                 figure: Figure, header: widgets.Widget | None = None) -> None:  # fmt: skip
+        image = widgets.Image(format="png")
+        rows: list[widgets.Widget] = [] if header is None else [header]
+        rows += [widgets.HBox(list(controls.values())), image]
+        super().__init__(children=rows)
+        self.controls = dict(controls)
+        self.figure = figure
+        self.image = image
+        self.redraws = 0
+        self._draw = draw
+        for control in self.controls.values():
+            control.observe(self._on_change, names="value")
+        self.redraw()
+
+    def values(self) -> dict:
+        """The current value of every control, by name."""
+        return {name: control.value for name, control in self.controls.items()}
+
+    def redraw(self) -> None:
+        """Draw the figure for the current values and show it."""
+        self._draw(self.figure, **self.values())
+        self.image.value = render_png(self.figure)
+        self.redraws += 1
+
+    def _on_change(self, change) -> None:
+        self.redraw()
+
+
+# --------------------------------------------------------------------------------------
+# Batch normalization (thesis Section 2.3)
+# --------------------------------------------------------------------------------------
+
+# TensorFlow momenta offered by the explorer; the thesis uses 0.99 (WRN, VGG) and 0.997
+# (ResNets), Section 3.4.
+BN_TF_MOMENTA = (0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.997, 0.999)
+
+
+def _momentum_label(tf_momentum: float) -> str:
+    return f"{tf_momentum:g} (PyTorch {models.tf_to_torch_momentum(tf_momentum):g})"
+
+
+def batchnorm_explorer(steps: int = 300, batch_size: int = 32, mean_start: float = 1.0,
+                       mean_end: float = 3.0, std: float = 0.5, seed: int = 0,
+                       tf_momentum: float = 0.99, eps: float = 1e-3) -> Explorer:  # fmt: skip
+    """BN's running statistics and its train/eval gap, with sliders for momentum and eps.
+
+    One channel sees ``steps`` batches whose true mean drifts from ``mean_start`` to
+    ``mean_end`` (:func:`pruninglab.basics.drifting_batches`). The running mean and variance
+    start at PyTorch's 0 and 1 and follow :func:`pruninglab.basics.batch_norm_by_hand`.
+
+    Panels: (1) batch means, the true mean and the running mean; (2) batch variances and
+    the running variance; (3) the last batch normalized in training mode (its own
+    statistics) and in evaluation mode (the running ones).
+
+    Controls: ``momentum`` (a selection of TensorFlow values, each labelled with PyTorch's
+    equivalent), ``eps`` (log slider) and ``std`` (the channel's standard deviation, log
+    slider: eps matters once ``std**2`` comes near it).
+
+    Args:
+        steps, batch_size, mean_start, mean_end, seed: the drifting signal.
+        std, tf_momentum, eps: the controls' starting values.
+    """
+    if tf_momentum not in BN_TF_MOMENTA:
+        raise ValueError(f"tf_momentum must be one of {BN_TF_MOMENTA}, got {tf_momentum!r}")
+    basics.drifting_batches(steps, batch_size, mean_start, mean_end, std, seed)  # validates
+
+    def draw(figure: Figure, momentum: float, eps: float, std: float) -> None:
+        # the same seed every time: only the scale of the noise changes with ``std``
+        batches, means = basics.drifting_batches(steps, batch_size, mean_start, mean_end,
+                                                 std, seed)  # fmt: skip
+        torch_momentum = models.tf_to_torch_momentum(momentum)
+        running_mean, running_var = torch.zeros(1), torch.ones(1)
+        track_mean, track_var = [], []
+        for batch in batches:
+            _, running_mean, running_var = basics.batch_norm_by_hand(
+                batch[:, None], running_mean, running_var, training=True,
+                momentum=torch_momentum, eps=eps)  # fmt: skip
+            track_mean.append(float(running_mean))
+            track_var.append(float(running_var))
+        last = batches[-1][:, None]
+        y_train, _, _ = basics.batch_norm_by_hand(last, running_mean, running_var,
+                                                  training=True, eps=eps)  # fmt: skip
+        y_eval, _, _ = basics.batch_norm_by_hand(last, running_mean, running_var,
+                                                 training=False, eps=eps)  # fmt: skip
+
+        figure.clear()
+        ax_mean, ax_var, ax_out = figure.subplots(1, 3)
+        t = np.arange(1, steps + 1)
+        ax_mean.plot(t, batches.mean(1).numpy(), ".", ms=2, color="0.6", label="batch mean")
+        ax_mean.plot(t, means.numpy(), "--", color="k", lw=1, label="true mean")
+        ax_mean.plot(t, track_mean, color="C0", lw=2, label="running mean")
+        ax_mean.set(xlabel="step", title="running mean")
+        ax_mean.legend(fontsize=8)
+        ax_var.plot(t, batches.var(1).numpy(), ".", ms=2, color="0.6", label="batch variance")
+        ax_var.axhline(std**2, ls="--", color="k", lw=1, label="true variance")
+        ax_var.plot(t, track_var, color="C1", lw=2, label="running variance")
+        ax_var.set(xlabel="step", yscale="log", title="running variance (log)")
+        ax_var.legend(fontsize=8)
+        bins = np.linspace(-4, 4, 33)
+        for y, label, color in ((y_train, "train mode", "C2"), (y_eval, "eval mode", "C3")):
+            values = y.flatten().clamp(-4, 4).numpy()
+            ax_out.hist(values, bins=bins, alpha=0.5, color=color,
+                        label=f"{label}: mean {float(y.mean()):+.2f}, std {float(y.std()):.2f}")
+        ax_out.set(xlabel="BN output of the last batch", title="train vs eval")
+        ax_out.legend(fontsize=8)
+        figure.suptitle(f"TF momentum {momentum:g} = PyTorch momentum {torch_momentum:g}, "
+                        f"eps {eps:.1e}, channel std {std:g}", fontsize=10)  # fmt: skip
+
+    style = {"description_width": "initial"}
+    layout = widgets.Layout(width="330px")
+    controls = {
+        "momentum": widgets.SelectionSlider(
+            options=[(_momentum_label(m), m) for m in BN_TF_MOMENTA], value=tf_momentum,
+            description="TF momentum μ", style=style, layout=layout,
+            continuous_update=False),
+        "eps": widgets.FloatLogSlider(value=eps, base=10, min=-6, max=0, step=0.5,
+                                      description="eps", readout_format=".0e", style=style,
+                                      layout=layout, continuous_update=False),
+        "std": widgets.FloatLogSlider(value=std, base=10, min=-2.5, max=0.5, step=0.25,
+                                      description="channel std", style=style, layout=layout,
+                                      continuous_update=False),
+    }
+    header = widgets.HTML(
+        "Batch normalization (thesis Section 2.3): the running averages follow "
+        "<i>x' = μx + (1 − μ)y</i> in TensorFlow's convention; PyTorch's momentum is 1 − μ.")
+    figure = Figure(figsize=(12, 3.6), layout="constrained")
+    return Explorer(controls, draw, figure, header)
+
+
+# --------------------------------------------------------------------------------------
+# Pruning playground (thesis Section 2.4)
+# --------------------------------------------------------------------------------------
+
+# Densities at which the playground draws its accuracy curve (the slider adds its own point).
+PLAYGROUND_DENSITIES = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01)
+
+
+def pruning_playground(model: torch.nn.Module, data, density: float = 0.1,
+                       saliency: str = "magnitude", scope: str = "global",
+                       snip_batches: int = 4, batch_size: int = 128,
+                       curve: tuple[float, ...] = PLAYGROUND_DENSITIES) -> Explorer:  # fmt: skip
+    """One-shot pruning of a trained model, live: a density slider, a saliency dropdown and
+    a scope toggle re-prune a copy of ``model`` (never ``model`` itself) and redraw.
+
+    Panels: (1) test accuracy against density (log axis) for the chosen saliency and scope,
+    the curve at ``curve``'s densities (computed once per saliency and scope) and the
+    slider's density marked; (2) each layer's density after pruning (Figure 2.9: global
+    pruning spreads the density unevenly, layerwise keeps it equal). A layer that global
+    pruning empties is named in the title.
+
+    Args:
+        model: a trained model on ``data``'s device (masked or not; an already pruned model
+            can only be pruned further, so the slider stops at its density).
+        data: a :class:`~pruninglab.data.Dataset`; accuracy is measured on its test split,
+            SNIP's gradient on its first ``snip_batches * batch_size`` training images.
+        density, saliency, scope: the controls' starting values; saliency is one of
+            :data:`pruninglab.saliency.NAMES`, scope ``"global"`` or ``"layerwise"``.
+
+    The explorer's ``result`` dict holds the last draw's ``density``, ``saliency``,
+    ``scope``, ``accuracy``, ``layers`` (``{layer: density}``) and ``emptied`` (layer names).
+    """
+    import copy
+    import warnings
+
+    from . import masking, plots, pruning
+    from . import saliency as saliency_module
+    from .train import evaluate
+
+    base = copy.deepcopy(model).eval()
+    masking.add_masks(base)
+    top = masking.density(base)
+    density = pruning.check_density(density)
+    if density > top:
+        raise ValueError(f"density must not exceed the model's density {top:g}, got {density!r}")
+    if saliency not in saliency_module.NAMES:
+        raise ValueError(f"saliency must be one of {saliency_module.NAMES}, got {saliency!r}")
+    if scope not in pruning.SCOPES:
+        raise ValueError(f"scope must be one of {pruning.SCOPES}, got {scope!r}")
+    n = min(snip_batches, max(1, len(data.x_train) // batch_size))
+    size = min(batch_size, len(data.x_train))
+    criteria = {
+        "magnitude": saliency_module.magnitude,
+        "snip": saliency_module.snip(data.x_train, data.y_train, n_batches=n, batch_size=size),
+        "random": saliency_module.random(0),
+    }
+    layers = masking.masked_layers(base)
+    scores: dict[str, dict] = {}  # saliency -> scores of the unpruned model, computed once
+    curves: dict[tuple[str, str], list[tuple[float, float]]] = {}  # (saliency, scope) -> points
+    dense_accuracy = evaluate(base, data.x_test, data.y_test)["accuracy"]
+    result: dict = {}
+
+    def pruned(density: float, saliency: str, scope: str) -> tuple[torch.nn.Module, list[str]]:
+        if saliency not in scores:
+            scores[saliency] = criteria[saliency](base, layers)
+        net = copy.deepcopy(base)
+        with warnings.catch_warnings():  # an emptied layer is named in the title instead
+            warnings.simplefilter("ignore", pruning.EmptyLayerWarning)
+            pruning.prune(net, density, scope=scope,
+                          saliency=lambda model, layers: scores[saliency])  # fmt: skip
+        return net, [n for n, m in masking.get_masks(net).items() if not m.any()]
+
+    def draw(figure: Figure, density: float, saliency: str, scope: str) -> None:
+        density = min(float(density), top)
+        key = (saliency, scope)
+        if key not in curves:
+            curves[key] = [(d, evaluate(pruned(d, saliency, scope)[0], data.x_test,
+                                        data.y_test)["accuracy"])
+                           for d in curve if d <= top]  # fmt: skip
+        net, emptied = pruned(density, saliency, scope)
+        accuracy = evaluate(net, data.x_test, data.y_test)["accuracy"]
+        result.update(density=density, saliency=saliency, scope=scope, accuracy=accuracy,
+                      layers={n: float(m.float().mean()) for n, m in masking.get_masks(net).items()},
+                      emptied=emptied)  # fmt: skip
+
+        figure.clear()
+        ax_acc, ax_layers = figure.subplots(1, 2)
+        xs, ys = zip(*curves[key]) if curves[key] else ((), ())
+        ax_acc.plot(xs, [100 * y for y in ys], "o-", color="C0", ms=4, label=f"{saliency}, {scope}")
+        ax_acc.plot([density], [100 * accuracy], "*", color="C3", ms=14, label=f"density {density:.3g}")
+        ax_acc.axhline(100 * dense_accuracy, color="k", lw=0.8, ls=":", label="unpruned")
+        ax_acc.set(xscale="log", xlabel="density (kept / prunable weights)",
+                   ylabel="test accuracy (%)", ylim=(0, 100), title="one-shot pruning, no retraining")
+        ax_acc.invert_xaxis()
+        ax_acc.grid(True, which="both", alpha=0.3)
+        ax_acc.legend(fontsize=8)
+        plots.layer_densities(net, ax=ax_layers)
+        ax_layers.axhline(100 * density, color="C3", lw=1, ls="--", label="overall density")
+        highest = max([density, *result["layers"].values()])
+        ax_layers.set_ylim(0, min(100.0, 130 * highest))
+        ax_layers.legend(fontsize=8)
+        title = f"{saliency}, {scope}: accuracy {100 * accuracy:.1f}% at density {density:.3g}"
+        if emptied:
+            title += f"; EMPTIED: {', '.join(emptied)} (Figure 2.9)"
+        figure.suptitle(title, fontsize=10, color="C3" if emptied else "k")
+
+    style = {"description_width": "initial"}
+    layout = widgets.Layout(width="300px")
+    controls = {
+        "density": widgets.FloatLogSlider(value=density, base=10, min=-3, max=float(np.log10(top)),
+                                          step=0.05, description="density", readout_format=".3f",
+                                          style=style, layout=layout, continuous_update=False),
+        "saliency": widgets.Dropdown(options=list(saliency_module.NAMES), value=saliency,
+                                     description="saliency", style=style),
+        "scope": widgets.ToggleButtons(options=list(pruning.SCOPES), value=scope,
+                                       description="scope", style=style),
+    }  # fmt: skip
+    header = widgets.HTML(
+        "Pruning (thesis Section 2.4): keep the weights with the largest saliency — "
+        "magnitude |w|, SNIP |w·g| or random — with one global threshold (automatic) or "
+        "the same density in every layer (predefined). A copy of the model is pruned.")
+    figure = Figure(figsize=(11, 3.8), layout="constrained")
+    explorer = Explorer(controls, draw, figure, header)
+    explorer.result = result
+    return explorer
+
+
+__all__ += ["PLAYGROUND_DENSITIES", "pruning_playground"]
+
+
+# --------------------------------------------------------------------------------------
+# sGIMP's rewind percentage (thesis Section 3.2, Algorithm 6; notebook 06)
+# --------------------------------------------------------------------------------------
+
+
+def rewind_explorer(setup, data, target_density: float, percents=(0, 25, 50, 75, 100),
+                    K: float = 0.7, baselines=None, by: str = "method", compute: bool = True,
+                    store=None, progress: bool = False) -> Explorer:  # fmt: skip
+    """A slider over sGIMP's rewind percentage that fetches the run from the run store --
+    or, with ``compute``, trains it once when missing -- and redraws test accuracy against
+    compression beside ``baselines``. A stored run redraws in well under a second.
+
+    Args:
+        setup: a :class:`~pruninglab.config.Setup`; its schedule's length is T.
+        data: the loaded data set for ``setup``.
+        target_density: where pruning stops.
+        percents: the slider's values, rewind % of T (0 = LR rewinding, 100 = weight
+            rewinding).
+        K: the density multiplier per level.
+        baselines: other runs drawn in grey, one line per value of their column ``by``.
+        compute: train a run that is not in the store (else the figure says it is missing).
+        store: run-store root (``None``: the default).
+        progress: progress bars while training.
+
+    Attributes of the returned explorer: ``runs`` (``{percent: DataFrame}`` fetched so far).
+    """
+    from . import gimp, plots
+
+    percents = list(percents)
+    if not percents or any(not 0 <= p <= 100 for p in percents):
+        raise ValueError(f"percents must be rewind percentages in [0, 100], got {percents!r}")
+    slider = widgets.SelectionSlider(options=percents, value=percents[len(percents) // 2],
+                                     description="rewind %", continuous_update=False)  # fmt: skip
+    fetched: dict = {}
+
+    def draw(figure: Figure, percent: float) -> None:
+        config = gimp.sgimp(setup.train.steps, percent / 100, target_density, K)
+        run = gimp.run(setup, config, data=data, store=store, progress=progress,
+                       fetch_only=not compute)  # fmt: skip
+        figure.clear()
+        ax = figure.add_subplot()
+        if baselines is not None and len(baselines):
+            for label, part in baselines.groupby(by):
+                g = part.groupby("level")
+                ax.plot(g["compression"].median(), 100 * g["test_accuracy"].median(),
+                        color="0.75", lw=1)  # fmt: skip
+                ax.annotate(str(label), (g["compression"].median().iloc[-1],
+                                         100 * g["test_accuracy"].median().iloc[-1]),
+                            fontsize="x-small", color="0.5")  # fmt: skip
+        if run is None:
+            ax.set_title(f"sGIMP({percent}%) is not in the run store")
+            return
+        fetched[percent] = run
+        plots.accuracy_vs_compression(run.assign(method=f"sGIMP({percent}%)"), ax=ax,
+                                      title=f"sGIMP({percent}%) = {config.method}")  # fmt: skip
+
+    explorer = Explorer({"percent": slider}, draw, Figure(figsize=(7, 4), layout="constrained"))
+    explorer.runs = fetched
+    return explorer

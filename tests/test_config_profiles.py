@@ -1,0 +1,125 @@
+"""Setup serializes and validates; profiles resolve by name and by $PRUNINGLAB_PROFILE."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from pruninglab import models, profiles, schedules
+from pruninglab.config import Setup
+from pruninglab.train import TrainConfig
+
+
+def a_setup(**changes) -> Setup:
+    train = TrainConfig(schedules.vgg(800), batch_size=64, optimizer="adam", momentum=0.8,
+                        l2=2e-4, augment=False, compile=True)  # fmt: skip
+    fields = {"model": "vgg11", "dataset": "cifar10", "train": train, "seed": 3,
+              "val_size": 0.1, "train_size": 500, "bn_momentum": 0.01, "bn_eps": 1e-3}  # fmt: skip
+    return Setup(**{**fields, **changes})
+
+
+def test_setup_round_trips_through_to_dict_and_json():
+    setup = a_setup()
+    assert Setup.from_dict(setup.to_dict()) == setup
+    assert Setup.from_dict(json.loads(json.dumps(setup.to_dict()))) == setup
+    plain = Setup("mlp", "digits", TrainConfig(schedules.constant(0.1, 5)))
+    assert Setup.from_dict(json.loads(json.dumps(plain.to_dict()))) == plain
+
+
+def test_setup_dict_holds_every_field():
+    d = a_setup().to_dict()
+    assert d["train"]["schedule"] == {"steps": 800, "boundaries": (320, 480, 640),
+                                      "values": pytest.approx((0.1, 0.02, 0.004, 0.0008))}  # fmt: skip
+    assert (d["model"], d["dataset"], d["seed"], d["train_size"]) == ("vgg11", "cifar10", 3, 500)
+
+
+def test_unknown_model_or_dataset_raise_value_error_listing_names():
+    with pytest.raises(ValueError, match="unknown model name") as info:
+        a_setup(model="resnet21")
+    assert "resnet20" in str(info.value)
+    with pytest.raises(ValueError, match="dataset") as info:
+        a_setup(dataset="imagenet")
+    assert "cifar10" in str(info.value)
+    with pytest.raises(ValueError, match="seed"):
+        a_setup(seed=1.5)
+
+
+def test_replace_changes_one_field():
+    setup = a_setup()
+    assert setup.replace(seed=9).seed == 9 and setup.replace(seed=9).model == setup.model
+
+
+def test_build_model_fits_the_data_and_follows_the_seed(digits):
+    setup = Setup("convnet", "digits", TrainConfig(schedules.constant(0.1, 5)), seed=4,
+                  bn_momentum=0.2, bn_eps=1e-2)  # fmt: skip
+    a, b = setup.build_model(digits), setup.build_model(digits)
+    c = setup.replace(seed=5).build_model(digits)
+    assert a(digits.x_test[:2]).shape == (2, 10)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
+    bn = next(m for m in a.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert (bn.momentum, bn.eps) == (0.2, 1e-2)
+    setup.check_data(digits)
+    with pytest.raises(ValueError, match="digits"):
+        Setup("mlp", "mnist5k", setup.train).check_data(digits)
+
+
+def test_load_data_follows_the_setup():
+    setup = Setup("mlp", "digits", TrainConfig(schedules.constant(0.1, 5)), val_size=100,
+                  train_size=200)  # fmt: skip
+    data = setup.load_data()
+    assert data.name == "digits" and len(data.x_val) == 100 and len(data.x_train) == 200
+
+
+def test_profiles_resolve_by_name_unless_PRUNINGLAB_PROFILE_is_set(monkeypatch):
+    monkeypatch.delenv("PRUNINGLAB_PROFILE", raising=False)
+    assert profiles.resolve("quick").name == "quick"
+    assert profiles.resolve("full") is profiles.PROFILES["full"]
+    monkeypatch.setenv("PRUNINGLAB_PROFILE", "smoke")
+    assert profiles.resolve("full").name == "smoke"
+    monkeypatch.setenv("PRUNINGLAB_PROFILE", "")
+    assert profiles.resolve("quick").name == "quick"
+
+
+def test_unknown_profile_name_raises_value_error_listing_profiles(monkeypatch):
+    monkeypatch.delenv("PRUNINGLAB_PROFILE", raising=False)
+    with pytest.raises(ValueError, match="unknown profile") as info:
+        profiles.get("huge")
+    assert all(name in str(info.value) for name in ("smoke", "quick", "full"))
+    with pytest.raises(ValueError, match="unknown profile"):
+        profiles.resolve("huge")
+    monkeypatch.setenv("PRUNINGLAB_PROFILE", "huge")
+    with pytest.raises(ValueError, match="huge"):
+        profiles.resolve("quick")
+
+
+def test_profile_setup_uses_the_profile_defaults_and_overrides():
+    quick = profiles.get("quick")
+    setup = quick.setup()
+    assert (setup.model, setup.dataset, setup.seed) == ("mlp", "mnist5k", 0)
+    assert setup.train.steps == quick.train_steps and setup.train.batch_size == quick.batch_size
+    other = quick.setup(model="resnet20", dataset="digits", seed=2, train_steps=100, val_size=50)
+    assert (other.model, other.dataset, other.seed, other.val_size) == ("resnet20", "digits", 2, 50)
+    assert other.train.schedule == schedules.resnet(100)
+    with pytest.raises(ValueError, match="steps"):
+        quick.setup(train_steps=0)  # not silently the profile's T
+
+
+def test_full_profile_uses_the_thesis_settings():
+    full = profiles.get("full")
+    assert (full.dataset, full.model, full.train_steps) == ("cifar10", "resnet20", 72_000)
+    assert full.density_multiplier == 0.7 and full.batch_size == 128
+    assert full.setup().train.schedule == schedules.resnet()
+
+
+@pytest.mark.parametrize(
+    "model, schedule, l2",
+    [("resnet56", schedules.resnet(), 1e-4), ("vgg19", schedules.vgg(), 1e-4),
+     ("wrn-28-10", schedules.wrn(), 2e-4), ("mlp", schedules.resnet(), 1e-4)],
+)  # fmt: skip
+def test_thesis_train_config_matches_section_3_4(model, schedule, l2):
+    config = profiles.thesis_train_config(model)
+    assert config.schedule == schedule and config.l2 == l2 and config.batch_size == 128
+    assert models.is_known(model)

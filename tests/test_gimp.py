@@ -1,0 +1,271 @@
+"""GIMP (Algorithm 5) follows DESIGN.md's semantics to the letter, resumes, and validates."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from pruninglab import data as data_module
+from pruninglab import gimp, masking, runs, schedules
+from pruninglab.config import Setup
+from pruninglab.pruning import prune
+from pruninglab.train import TrainConfig, Trainer
+
+T = 24  # steps of the dense training in these tests
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data_module.load("digits")
+
+
+def tiny_setup(model: str = "lenet300", seed: int = 0) -> Setup:
+    return Setup(model, "digits", TrainConfig(schedules.resnet(T), batch_size=32), seed=seed)
+
+
+PRESETS = {
+    "finetune": gimp.finetune(T, 0.3),
+    "weight_rewinding": gimp.weight_rewinding(T, 0.3),
+    "stable_weight_rewinding": gimp.stable_weight_rewinding(T, 3, 0.3),
+    "lr_rewinding": gimp.lr_rewinding(T, 0.3),
+    "sgimp": gimp.sgimp(T, 0.75, 0.3),
+    "one_shot": gimp.one_shot(T, 0.3, rewind_fraction=0.5),
+}
+
+
+def _model_from(setup: Setup, data, state: dict):
+    model = setup.build_model(data)
+    masking.add_masks(model)
+    masking.load_state_dict(model, state["model"])
+    return model
+
+
+def _tensors_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_level_starts_from_the_rewind_state_times_the_new_mask(name, digits, tmp_path):
+    """Replays each level by hand from its stored start state and checks the next start state:
+    parameters (and BN statistics) of the cycle after max(0, n - rewind_steps) steps, times the
+    mask pruned from the end-of-cycle weights; schedule position rewound by rewind_steps_lr."""
+    config = PRESETS[name]
+    setup = tiny_setup("convnet" if name == "sgimp" else "lenet300")  # convnet: BN statistics too
+    df = gimp.run(setup, config, data=digits, store=tmp_path, progress=False)
+    run = next(runs.iter_runs(tmp_path, "gimp"))
+    densities = config.densities()
+    assert len(df) == len(densities)
+    for level in range(len(densities) - 1):
+        start = run.load_checkpoint(level)
+        model = _model_from(setup, digits, start)
+        trainer = Trainer(model, digits, setup.train, seed=gimp.level_seed(setup.seed, level),
+                          position=start["position"], progress=False)
+        point = config.rewind_point(level)
+        trainer.run(point)
+        rewind_state = {k: v.clone() for k, v in model.state_dict().items()}
+        trainer.run(config.steps(level) - point)
+        prune(model, densities[level + 1])
+        new_mask = {n: m.clone() for n, m in masking.get_masks(model).items()}
+
+        expected = dict(rewind_state)
+        for layer, mask in new_mask.items():
+            expected[f"{layer}.weight"] = rewind_state[f"{layer}.weight"] * mask
+            expected[f"{layer}.{masking.MASK}"] = mask
+        stored = run.load_checkpoint(level + 1)
+        assert _tensors_equal(stored["model"], expected), f"level {level + 1} start state differs"
+        assert stored["position"] == max(0, trainer.position - config.rewind_steps_lr)
+
+
+def test_schedule_positions_follow_each_preset(digits, tmp_path):
+    expected_start = {
+        "finetune": lambda level: level * T,  # never rewound: training continues at the end rate
+        "weight_rewinding": lambda level: 0,
+        "stable_weight_rewinding": lambda level: 0 if level == 0 else 3,
+        "lr_rewinding": lambda level: 0,
+        "sgimp": lambda level: 0,
+        "one_shot": lambda level: 0,
+    }
+    for name, config in PRESETS.items():
+        df = gimp.run(tiny_setup(), config, data=digits, store=tmp_path, progress=False)
+        starts = list(df["position_start"])
+        assert starts == [expected_start[name](lv) for lv in range(len(df))], name
+        assert list(df["steps"]) == [config.steps(lv) for lv in range(len(df))], name
+        trace = gimp.schedule_trace(config)
+        assert [(lv, a, b) for lv, a, b in trace] == list(
+            zip(df["level"], df["position_start"], df["position_end"])), name
+
+
+def test_weight_rewinding_returns_every_level_to_the_masked_initialization(digits, tmp_path):
+    setup = tiny_setup()
+    gimp.run(setup, gimp.weight_rewinding(T, 0.3), data=digits, store=tmp_path, progress=False)
+    run = next(runs.iter_runs(tmp_path, "gimp"))
+    init = run.load_checkpoint(0)["model"]
+    level = 1
+    while (state := run.load_checkpoint(level)) is not None:
+        for key, value in state["model"].items():
+            if key.endswith(".weight") and f"{key[:-7]}.{masking.MASK}" in state["model"]:
+                mask = state["model"][f"{key[:-7]}.{masking.MASK}"]
+                assert torch.equal(value, init[key] * mask)
+        level += 1
+    assert level == len(gimp.weight_rewinding(T, 0.3).densities())
+
+
+def test_densities_follow_powers_of_k_clamped_at_the_target():
+    config = gimp.GIMPConfig(10, target_density=0.3, density_multiplier=0.7)
+    assert config.densities() == pytest.approx([1.0, 0.7, 0.49, 0.343, 0.3])
+    exact = gimp.GIMPConfig(10, target_density=0.49, density_multiplier=0.7)
+    assert exact.densities() == pytest.approx([1.0, 0.7, 0.49])
+
+
+def test_one_shot_is_a_single_pruned_level(digits, tmp_path):
+    df = gimp.run(tiny_setup(), gimp.one_shot(T, 0.05), data=digits, store=tmp_path, progress=False)
+    assert list(df["level"]) == [0, 1]
+    assert df["density"].iloc[1] == pytest.approx(0.05, abs=1e-4)
+
+
+def test_records_hold_end_of_training_metrics_for_every_level(digits, tmp_path):
+    setup = tiny_setup().replace(val_size=200)
+    data = setup.load_data()
+    df = gimp.run(setup, gimp.lr_rewinding(T, 0.5), data=data, store=tmp_path, progress=False)
+    for column in ("density", "compression", "test_accuracy", "test_loss", "val_accuracy",
+                   "val_loss", "train_accuracy", "steps", "seconds", "layers"):
+        assert column in df, column
+    assert df["density"].iloc[-1] == pytest.approx(0.5, abs=1e-4)
+    assert (df["compression"] * df["density"]).round(9).eq(1.0).all()
+    assert set(df["layers"].iloc[-1]) == set(masking.prunable_layers(setup.build_model(data)))
+
+
+def test_a_finished_run_comes_back_from_the_store_without_training(digits, tmp_path):
+    config = gimp.lr_rewinding(T, 0.3)
+    first = gimp.run(tiny_setup(), config, data=digits, store=tmp_path, progress=False)
+    tic = time.perf_counter()
+    again = gimp.run(tiny_setup(), config, data=digits, store=tmp_path, progress=False)
+    assert time.perf_counter() - tic < first["seconds"].sum()
+    assert first.drop(columns="layers").equals(again.drop(columns="layers"))
+
+
+def _comparable(df):
+    return df.drop(columns=["seconds"]).to_dict("records")
+
+
+def test_a_truncated_record_is_recomputed_not_used(digits, tmp_path):
+    config = gimp.sgimp(T, 0.5, 0.3)
+    reference = gimp.run(tiny_setup(), config, data=digits, store=tmp_path / "a", progress=False)
+    gimp.run(tiny_setup(), config, data=digits, store=tmp_path / "b", progress=False)
+    run = next(runs.iter_runs(tmp_path / "b", "gimp"))
+    record = run.path / "record_002.json"
+    record.write_text(record.read_text()[:40])  # truncated mid-write
+    with pytest.warns(runs.CorruptRecordWarning):
+        again = gimp.run(tiny_setup(), config, data=digits, store=tmp_path / "b", progress=False)
+    assert _comparable(again) == _comparable(reference)
+
+
+def test_a_tampered_record_fails_its_checksum(digits, tmp_path):
+    gimp.run(tiny_setup(), gimp.lr_rewinding(T, 0.5), data=digits, store=tmp_path, progress=False)
+    run = next(runs.iter_runs(tmp_path, "gimp"))
+    path = run.path / "record_001.json"
+    path.write_text(path.read_text().replace('"level": 1', '"level": 7'))
+    with pytest.warns(runs.CorruptRecordWarning):
+        assert run.read_record(1) is None
+
+
+def test_a_missing_checkpoint_steps_back_one_level(digits, tmp_path):
+    config = gimp.lr_rewinding(T, 0.3)
+    reference = gimp.run(tiny_setup(), config, data=digits, store=tmp_path / "a", progress=False)
+    gimp.run(tiny_setup(), config, data=digits, store=tmp_path / "b", progress=False)
+    run = next(runs.iter_runs(tmp_path / "b", "gimp"))
+    (run.path / "record_003.json").unlink()
+    (run.path / "checkpoint_003.pt").write_bytes(b"not a checkpoint")
+    with pytest.warns(runs.CorruptRecordWarning):
+        again = gimp.run(tiny_setup(), config, data=digits, store=tmp_path / "b", progress=False)
+    assert _comparable(again) == _comparable(reference)
+
+
+KILL_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from pruninglab import data, gimp, schedules
+    from pruninglab.config import Setup
+    from pruninglab.train import TrainConfig
+    setup = Setup("lenet300", "digits", TrainConfig(schedules.resnet({T}), batch_size=32))
+    gimp.run(setup, gimp.sgimp({T}, 0.75, 0.1), data=data.load("digits"), store=sys.argv[1],
+             progress=False)
+    """
+)
+
+
+def test_a_killed_run_resumes_at_the_next_level_and_matches_an_uninterrupted_run(digits, tmp_path):
+    steps = 150  # long enough per level that the kill lands mid-training
+    setup = Setup("lenet300", "digits", TrainConfig(schedules.resnet(steps), batch_size=32))
+    config = gimp.sgimp(steps, 0.75, 0.1)
+    store = tmp_path / "killed"
+    script = tmp_path / "run.py"
+    script.write_text(KILL_SCRIPT.replace("{T}", str(steps)))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, str(script), str(store)], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(store.glob("gimp-*/record_001.json")):
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline, "the run made no progress"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    run = next(runs.iter_runs(store, "gimp"))
+    done_before = len(run.records())
+    assert 2 <= done_before < len(config.densities())
+
+    resumed_levels = []
+    resumed = gimp.run(setup, config, data=digits, store=store, progress=False,
+                       on_level=lambda r: resumed_levels.append(r["level"]))
+    reference = gimp.run(setup, config, data=digits, store=tmp_path / "clean", progress=False)
+    assert resumed_levels == list(range(len(config.densities())))
+    assert _comparable(resumed) == _comparable(reference)
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"density_multiplier": 0.4}, "density_multiplier"),
+        ({"density_multiplier": 1.0}, "density_multiplier"),
+        ({"target_density": 1.0}, "target_density"),
+        ({"target_density": 0.0}, "target_density"),
+        ({"target_density": -0.5}, "target_density"),
+        ({"train_steps": -1}, "train_steps"),
+        ({"rewind_steps": -5}, "rewind_steps"),
+        ({"rewind_steps_lr": -5}, "rewind_steps_lr"),
+        ({"retrain_steps": -5}, "retrain_steps"),
+        ({"scope": "everywhere"}, "scope"),
+    ],
+)
+def test_bad_configs_raise_value_errors_naming_the_field(kwargs, field):
+    base = {"train_steps": 10, "target_density": 0.1}
+    with pytest.raises(ValueError, match=field):
+        gimp.GIMPConfig(**{**base, **kwargs})
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.5, math.nan])
+def test_sgimp_rewind_fraction_outside_0_1_raises(fraction):
+    with pytest.raises(ValueError, match="rewind_fraction"):
+        gimp.sgimp(100, fraction, 0.1)
+
+
+def test_stable_weight_rewinding_point_must_lie_within_training():
+    with pytest.raises(ValueError, match="rewind_to"):
+        gimp.stable_weight_rewinding(100, 101, 0.1)
+
+
+def test_data_for_another_dataset_is_refused(digits, tmp_path):
+    setup = Setup("mlp", "mnist5k", TrainConfig(schedules.resnet(T)))
+    with pytest.raises(ValueError, match="digits"):
+        gimp.run(setup, gimp.lr_rewinding(T, 0.5), data=digits, store=tmp_path, progress=False)

@@ -1,0 +1,106 @@
+"""The notebooks follow the house rules (stripped, python3, one papermill parameters cell),
+and the headless runner lists, parses parameters and reports failures."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from pruninglab import notebooks
+
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+PARAMETERS = {"PROFILE", "DEVICE", "SEED", "DATASET", "MODEL", "INTERACTIVE"}
+
+
+def test_every_notebook_is_named_NN_topic_and_found_by_the_runner():
+    every = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+    assert every
+    for path in every:
+        assert re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", path.name), path.name
+    assert notebooks.find_notebooks(NOTEBOOK_DIR) == every
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_stripped_and_uses_the_python3_kernel(path):
+    nb = nbformat.read(path, as_version=4)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"outputs left in {path.name}"
+            assert cell.execution_count is None, f"execution count left in {path.name}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_has_one_parameters_cell_of_plain_literals(path):
+    nb = nbformat.read(path, as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, f"{path.name} has {len(cells)} cells tagged 'parameters'"
+    assert cells[0].cell_type == "code"
+    assigned = {}
+    for statement in ast.parse(cells[0].source).body:
+        assert isinstance(statement, ast.Assign), ast.unparse(statement)
+        for target in statement.targets:
+            assigned[target.id] = ast.literal_eval(statement.value)  # plain literals only
+    assert PARAMETERS <= set(assigned)
+    assert assigned["PROFILE"] in ("smoke", "quick", "full")
+
+
+def test_list_prints_every_notebook(capsys):
+    assert notebooks.main(["list", "--dir", str(NOTEBOOK_DIR)]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed == [str(p) for p in notebooks.find_notebooks(NOTEBOOK_DIR)]
+    assert printed and all(p.endswith(".ipynb") for p in printed)
+
+
+def test_list_finds_the_repository_notebooks_from_anywhere(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert notebooks.main(["list"]) == 0
+    printed = capsys.readouterr().out.split()
+    assert [Path(p).name for p in printed] == [
+        p.name for p in notebooks.find_notebooks(NOTEBOOK_DIR)]
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [("3", 3), ("0.5", 0.5), ("True", True), ("None", None), ("'cuda'", "cuda"),
+     ("cuda", "cuda"), ("resnet20", "resnet20"), ("[1, 2]", [1, 2]), ("wrn-16-8", "wrn-16-8"),
+     ("1e-3", 1e-3)],
+)  # fmt: skip
+def test_runner_parses_parameter_values_as_literals_or_strings(text, value):
+    assert notebooks._parse_value(text) == value
+
+
+def test_a_failing_notebook_makes_run_return_nonzero(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}  # fmt: skip
+    params = nbformat.v4.new_code_cell("SEED = 0")
+    params.metadata["tags"] = ["parameters"]
+    failing = nbformat.v4.new_code_cell(
+        "assert SEED == 3, 'the -p SEED 3 parameter did not arrive'\n"
+        "raise RuntimeError('intended failure')")
+    nb.cells = [params, failing]
+    nbformat.write(nb, folder / "00_fails.ipynb")
+    monkeypatch.setenv("PRUNINGLAB_RUNS", str(tmp_path / "runs"))
+    monkeypatch.delenv("PRUNINGLAB_PROFILE", raising=False)
+
+    code = notebooks.main(["run", "--dir", str(folder), "--out", str(tmp_path / "out"),
+                           "--profile", "smoke", "-p", "SEED", "3"])  # fmt: skip
+    assert code != 0
+    captured = capsys.readouterr()
+    assert "RuntimeError: intended failure" in captured.out
+    assert "00_fails.ipynb" in captured.err
+    assert (tmp_path / "out" / "00_fails.ipynb").is_file()
+
+
+def test_run_rejects_an_unknown_profile_before_running(tmp_path):
+    with pytest.raises(ValueError, match="unknown profile"):
+        notebooks.main(["run", "--dir", str(NOTEBOOK_DIR), "--out", str(tmp_path),
+                        "--profile", "huge"])  # fmt: skip

@@ -1,0 +1,128 @@
+"""Training Optimal Masks: the straight-through estimator, the clipping, the final mask."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from pruninglab import data as data_module
+from pruninglab import masking, schedules, tom
+from pruninglab.config import Setup
+from pruninglab.train import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data_module.load("digits")
+
+
+def tiny_setup() -> Setup:
+    return Setup("lenet300", "digits", TrainConfig(schedules.resnet(30), batch_size=32))
+
+
+def test_the_straight_through_gradient_reaches_the_logits_clipped():
+    logits = torch.zeros(1000, requires_grad=True)
+    c = masking.bernoulli_ste(logits, clip=0.1, generator=torch.Generator().manual_seed(0))
+    assert set(c.unique().tolist()) <= {0.0, 1.0}
+    upstream = torch.linspace(-1.0, 1.0, 1000)
+    (c * upstream).sum().backward()
+    assert torch.equal(logits.grad, upstream.clamp(-0.1, 0.1))  # dL/dc, clipped, unchanged
+
+
+def test_bernoulli_samples_follow_the_sigmoid_of_the_logits():
+    logits = torch.full((20_000,), 2.0)
+    c = masking.bernoulli_ste(logits, generator=torch.Generator().manual_seed(1))
+    assert c.mean().item() == pytest.approx(torch.sigmoid(torch.tensor(2.0)).item(), abs=0.01)
+
+
+def test_mask_training_changes_only_the_logits_and_keeps_them_within_the_clip(digits):
+    torch.manual_seed(0)
+    model = tiny_setup().build_model(digits)
+    masking.add_masks(model)
+    before = {k: v.clone() for k, v in model.state_dict().items() if "running" not in k}
+    config = tom.TOMConfig(30, 0.1, mask_lr=5.0, logit_clip=2.0, logit_init=1.0)
+    trainer = tom.MaskTrainer(model, digits, config, batch_size=32)
+    for _ in range(20):
+        trainer.step()
+    for b in trainer.logits.values():
+        assert b.abs().max() <= 2.0
+        assert (b.abs() == 2.0).any()  # the large step size hit the clip
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.requires_grad for p in model.parameters())  # unfrozen again for phase 4
+
+
+def test_the_evaluation_mask_keeps_exactly_t_of_the_weights(digits):
+    model = tiny_setup().build_model(digits)
+    masking.add_masks(model)
+    trainer = tom.MaskTrainer(model, digits, tom.TOMConfig(30, 0.1), batch_size=32)
+    g = torch.Generator().manual_seed(0)
+    for b in trainer.logits.values():
+        b.data = torch.randn(b.shape, generator=g) * 5
+    masks = trainer.final_masks(0.1)
+    total = sum(m.numel() for m in masks.values())
+    assert sum(int(m.sum()) for m in masks.values()) == round(0.1 * total)
+    # the kept ones are the largest logits
+    flat_logits = torch.cat([trainer.logits[n].detach().flatten() for n in masks])
+    flat_masks = torch.cat([m.flatten() for m in masks.values()])
+    assert flat_logits[flat_masks].min() >= flat_logits[~flat_masks].max()
+
+
+def test_ties_among_clipped_logits_fall_to_the_weight_magnitude(digits):
+    model = tiny_setup().build_model(digits)
+    masking.add_masks(model)
+    trainer = tom.MaskTrainer(model, digits, tom.TOMConfig(30, 0.1), batch_size=32)
+    masks = trainer.final_masks(0.05)  # every logit equal: global magnitude decides
+    flat_w = torch.cat([trainer.layers[n].weight.detach().abs().flatten() for n in masks])
+    flat_m = torch.cat([m.flatten() for m in masks.values()])
+    assert flat_w[flat_m].min() >= flat_w[~flat_m].max()
+
+
+def test_a_full_run_prunes_to_the_target_and_records_three_phases(digits, tmp_path):
+    config = tom.TOMConfig(30, 0.2, mask_steps=10)
+    df = tom.run(tiny_setup(), config, data=digits, store=tmp_path, progress=False)
+    assert list(df["phase"]) == ["pretrain", "masks", "final"]
+    assert df["density"].iloc[0] == 1.0
+    assert df["density"].iloc[2] == pytest.approx(0.2, abs=1e-4)
+    history = df["history"].iloc[1]
+    assert len(history) == 10 and len(history[-1]["histogram"]) == len(tom.HIST_BINS) - 1
+    assert df["total_steps"].iloc[0] == 3 + 10 + 30
+    again = tom.run(tiny_setup(), config, data=digits, store=tmp_path, progress=False)
+    assert again["test_accuracy"].tolist() == df["test_accuracy"].tolist()
+
+
+def test_pruned_weights_stay_zero_through_the_final_training(digits, tmp_path):
+    setup = tiny_setup()
+    config = tom.TOMConfig(30, 0.2, mask_steps=5)
+    tom.run(setup, config, data=digits, store=tmp_path, progress=False)
+    from pruninglab import runs
+
+    run = next(runs.iter_runs(tmp_path, "tom"))
+    state = run.load_checkpoint(2)["model"]
+    for key, mask in state.items():
+        if key.endswith(masking.MASK):
+            assert torch.all(state[key.replace(masking.MASK, "weight")][~mask] == 0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [({"target_density": 1.0}, "target_density"), ({"pretrain_fraction": 1.5}, "pretrain_fraction"),
+     ({"penalty": "l3"}, "penalty"), ({"mask_lr": 0.0}, "mask_lr"),
+     ({"final_weights": "best"}, "final_weights"), ({"mask_steps": 0}, "mask_steps"),
+     ({"logit_init": 20.0}, "logit_init"), ({"mask_optimizer": "lbfgs"}, "mask_optimizer")],
+)
+def test_bad_tom_configs_raise_value_errors_naming_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        tom.TOMConfig(**{"train_steps": 10, "target_density": 0.1, **kwargs})
+
+
+def test_functional_forward_uses_masked_weights_without_changing_the_module():
+    layer = nn.Linear(4, 3)
+    x = torch.randn(2, 4)
+    mask = torch.zeros(3, 4)
+    mask[0] = 1
+    out = masking.functional_forward(nn.Sequential(layer), x, {"0": mask})
+    expected = x @ (layer.weight * mask).T + layer.bias
+    assert torch.allclose(out, expected)
+    assert (layer.weight != 0).all()
