@@ -9,6 +9,7 @@ from . import (  # noqa: F401
     basics,
     config,
     data,
+    efficiency,
     gimp,
     interop,
     masking,

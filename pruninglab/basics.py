@@ -482,10 +482,16 @@ def drifting_batches(steps: int, batch_size: int, mean_start: float = 2.0,
     return means[:, None] + std * noise, means
 
 
-def batch_norm_by_hand(x: torch.Tensor, running_mean: torch.Tensor, running_var: torch.Tensor,
-                       gamma: torch.Tensor | None = None, beta: torch.Tensor | None = None,
-                       training: bool = True, momentum: float = 0.1,
-                       eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+def batch_norm_by_hand(
+    x: torch.Tensor,
+    running_mean: torch.Tensor,
+    running_var: torch.Tensor,
+    gamma: torch.Tensor | None = None,
+    beta: torch.Tensor | None = None,
+    training: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Batch normalization written out (thesis Section 2.3), matching ``nn.BatchNorm1d/2d``.
 
     ``y = gamma * (x - mean) / sqrt(var + eps) + beta`` per channel, where

@@ -3,10 +3,12 @@
 Sections (one function each; add a new one with :func:`section`):
 
 * ``masking`` -- one training step of the thesis MLP (784-400-400-400-10, batch 128):
-  dense vs our masked path (the plain step followed by ``torch._foreach_mul_(weights,
-  masks)``, exactly what :class:`pruninglab.train.Trainer` does) vs
-  ``torch.nn.utils.prune``'s forward-pre-hook path (``weight = weight_orig * weight_mask``
-  recomputed in every forward pass and differentiated through).
+  dense vs our masked path (the plain step followed by one ``torch._foreach_mul_`` of the
+  weights by their masks in the weights' dtype, :class:`pruninglab.masking.MaskApplier`,
+  exactly what :class:`pruninglab.train.Trainer` does) vs ``torch.nn.utils.prune``'s
+  forward-pre-hook path (``weight = weight_orig * weight_mask`` recomputed in every forward
+  pass and differentiated through). A fourth row multiplies by the bool masks directly,
+  to show what the float multipliers save.
 * ``all`` -- every section with its defaults.
 
 Each section prints the machine (CPU model, cores, threads) and the torch version, then a
@@ -63,17 +65,17 @@ def machine() -> str:
             f"torch {torch.__version__}, Python {platform.python_version()}")  # fmt: skip
 
 
-def interleaved(variants: dict[str, Step], rounds: int, steps: int, warmup: int) -> dict[str, list[float]]:
+def interleaved(variants: dict[str, Step], rounds: int, steps: int,
+                warmup: int) -> dict[str, list[float]]:  # fmt: skip
     """Seconds per step of each variant, one value per round.
 
     Every variant first runs ``warmup`` untimed steps. Then each round times ``steps`` steps
     of every variant in turn, the order rotating from round to round, so that slow drifts
     of a shared machine (other processes, clock changes) hit all variants alike.
     """
-    for arg, value in (("rounds", rounds), ("steps", steps), ("warmup", warmup)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if arg == "warmup" else 1):
-            raise ValueError(f"{arg} must be a {'non-negative' if arg == 'warmup' else 'positive'} "
-                             f"integer, got {value!r}")  # fmt: skip
+    for arg, value, least in (("rounds", rounds, 1), ("steps", steps, 1), ("warmup", warmup, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{arg} must be an integer >= {least}, got {value!r}")
     names = list(variants)
     for name in names:
         for _ in range(warmup):
@@ -114,20 +116,25 @@ def _sgd(model: nn.Module, lr: float, momentum: float, l2: float) -> torch.optim
                            foreach=True)  # fmt: skip
 
 
-def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masked: bool) -> Step:
+def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks: str | None) -> Step:
+    """One step as the Trainer takes it. ``masks``: ``None`` (dense or hook-pruned),
+    ``"applier"`` (the Trainer's :class:`~pruninglab.masking.MaskApplier`) or ``"bool"``
+    (``torch._foreach_mul_`` by the bool masks themselves, for reference)."""
     optimizer = _sgd(model, lr=0.01, momentum=0.9, l2=1e-4)
-    layers = masking.masked_layers(model).values() if masked else []
-    weights = [m.weight for m in layers]
-    masks = [getattr(m, masking.MASK) for m in layers]
+    apply_masks = masking.MaskApplier(model)
+    layers = masking.masked_layers(model).values()
+    weights, bools = [m.weight for m in layers], [getattr(m, masking.MASK) for m in layers]
 
     def step() -> None:
         loss = F.cross_entropy(model(x).float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        if weights:
+        if masks == "applier":
+            apply_masks()
+        elif masks == "bool":
             with torch.no_grad():
-                torch._foreach_mul_(weights, masks)
+                torch._foreach_mul_(weights, bools)
 
     return step
 
@@ -141,7 +148,8 @@ def _masking_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--steps", type=int, default=10, help="timed steps per round")
     parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's)")
 
 
 @section("masking", _masking_arguments)
@@ -156,9 +164,10 @@ def bench_masking(args: argparse.Namespace) -> pd.DataFrame:
     masked = pruning.prune(copy.deepcopy(model), args.density, scope="layerwise")
     hooked = interop.to_torch_prune(masked)
     variants = {
-        "dense": _train_step(copy.deepcopy(model), x, y, masked=False),
-        "masked (ours)": _train_step(masked, x, y, masked=True),
-        "torch.nn.utils.prune hooks": _train_step(hooked, x, y, masked=False),
+        "dense": _train_step(copy.deepcopy(model), x, y, masks=None),
+        "masked (ours)": _train_step(masked, x, y, masks="applier"),
+        "torch.nn.utils.prune hooks": _train_step(hooked, x, y, masks=None),
+        "masked, bool multiply (reference)": _train_step(copy.deepcopy(masked), x, y, masks="bool"),
     }
     print(f"masking: one training step of {args.model} (input {args.input_size}x"
           f"{args.input_size}), batch {args.batch_size}, density {args.density:g}, CPU; "
@@ -168,19 +177,429 @@ def bench_masking(args: argparse.Namespace) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------
+# data: our batched tensor augmentation vs torchvision's PIL transforms in a DataLoader
+# --------------------------------------------------------------------------------------
+
+# CIFAR-10's training-set channel statistics, as a torchvision pipeline normalizes with them.
+_CIFAR_MEAN, _CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+
+
+def _cifar_shaped(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` random uint8 images ``(n, size, size, 3)`` (HWC, as torchvision's CIFAR10 holds
+    them) and labels ``(n,)`` in 0..9: speed does not depend on the pixel values."""
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, size, size, 3), generator=generator, dtype=torch.uint8)
+    return images, torch.randint(0, 10, (n,), generator=generator)
+
+
+def _standardized(images: torch.Tensor) -> torch.Tensor:
+    """uint8 HWC images -> float32 ``(N, 3, H, W)`` standardized, as ``data.load`` stores."""
+    x = images.permute(0, 3, 1, 2).float().div_(255)
+    mean, std = torch.tensor(_CIFAR_MEAN), torch.tensor(_CIFAR_STD)
+    return ((x - mean[None, :, None, None]) / std[None, :, None, None]).contiguous()
+
+
+class _PILImages(torch.utils.data.Dataset):
+    """What ``torchvision.datasets.CIFAR10`` does per item: an HWC uint8 array becomes a PIL
+    image and goes through ``transform`` (the torchvision baseline of the ``data`` section)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform) -> None:
+        self.images, self.labels, self.transform = images.numpy(), labels.tolist(), transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.images[i])), self.labels[i]
+
+
+def _endless(loader: torch.utils.data.DataLoader):
+    """Batches from ``loader``, epoch after epoch."""
+    while True:
+        yield from loader
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--batch-size", type=int, default=128, help="thesis: 128")
+    parser.add_argument("--images", type=int, default=10_000,
+                        help="size of the random CIFAR-shaped (32x32x3) training set")
+    parser.add_argument("--input-size", type=int, default=32, help="image side in pixels")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--batches", type=int, default=10, help="timed batches per round")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed batches first")
+    parser.add_argument("--cores", type=int, default=1,
+                        help="cores per pipeline: torch threads for ours; for torchvision's "
+                        "DataLoader the main process if 1, else that many worker processes")
+    parser.add_argument("--device", default="cpu",
+                        help="where our batches are made (cpu, or cuda: then per core is "
+                        "not meaningful and the torchvision baseline still runs on the CPU)")
+
+
+@section("data", _data_arguments)
+def bench_data(args: argparse.Namespace) -> pd.DataFrame:
+    """Images per second of a training-batch pipeline (flip, 4-px reflect pad, crop):
+    our batched tensor augmentation vs torchvision's PIL transforms in a DataLoader.
+
+    Ours is :class:`pruninglab.data.Batches`: index a random batch of the standardized
+    float32 tensor, then :func:`pruninglab.data.augment` on the whole batch. The baseline is
+    the usual CIFAR-10 recipe: ``RandomCrop(32, padding=4, padding_mode="reflect")``,
+    ``RandomHorizontalFlip()``, ``ToTensor()``, ``Normalize`` per image from uint8 PIL
+    images, collated by a shuffling ``DataLoader``. Each gets ``--cores`` cores; the
+    ``per_core`` columns divide by them.
+    """
+    from . import data as data_module
+    from . import train as training
+
+    if args.cores < 1:
+        raise ValueError(f"--cores must be >= 1, got {args.cores}")
+    device = training.resolve_device(args.device)
+    images, labels = _cifar_shaped(args.images, args.input_size, seed=0)
+    x = _standardized(images).to(device)
+    ours = iter(data_module.Batches(x, labels.to(device), args.batch_size, seed=0, augment=True))
+
+    def ours_step() -> None:
+        next(ours)
+        _sync(device)
+
+    variants: dict[str, Step] = {"ours: batched tensor augmentation": ours_step}
+    cores = {"ours: batched tensor augmentation": args.cores if device.type == "cpu" else None}
+    try:
+        from torchvision import transforms
+    except ModuleNotFoundError:
+        transforms = None
+        print("torchvision is not installed: its PIL pipeline is not measured")
+    if transforms is not None:
+        pipeline = transforms.Compose([
+            transforms.RandomCrop(args.input_size, padding=4, padding_mode="reflect"),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize(_CIFAR_MEAN, _CIFAR_STD),
+        ])  # fmt: skip
+        workers = 0 if args.cores == 1 else args.cores
+        loader = torch.utils.data.DataLoader(
+            _PILImages(images, labels, pipeline), batch_size=args.batch_size, shuffle=True,
+            drop_last=True, num_workers=workers, persistent_workers=workers > 0)  # fmt: skip
+        theirs = _endless(loader)
+        variants["torchvision PIL transforms + DataLoader"] = lambda: next(theirs)
+        cores["torchvision PIL transforms + DataLoader"] = args.cores
+
+    print(f"data: one batch of {args.batch_size} images {args.input_size}x{args.input_size}x3 "
+          f"(flip, 4-px reflect pad, crop), {args.cores} core(s) each, ours on {device}; "
+          f"{args.rounds} rounds x {args.batches} batches, interleaved")  # fmt: skip
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.cores)
+    try:
+        times = interleaved(variants, args.rounds, args.batches, args.warmup)
+    finally:
+        torch.set_num_threads(threads)
+    rows = []
+    for name, t in times.items():
+        median = statistics.median(t)
+        n_cores = cores[name]
+        per_core = args.batch_size / median / n_cores if n_cores else float("nan")
+        rows.append({"variant": name, "median_ms": 1e3 * median, "min_ms": 1e3 * min(t),
+                     "images_per_s": args.batch_size / median, "cores": n_cores,
+                     "images_per_s_per_core": per_core})  # fmt: skip
+    table = pd.DataFrame(rows).set_index("variant")
+    base = "torchvision PIL transforms + DataLoader"
+    if base in table.index:
+        table["speedup_per_core"] = (table["images_per_s_per_core"]
+                                     / table.loc[base, "images_per_s_per_core"])  # fmt: skip
+    return table
+
+
+# --------------------------------------------------------------------------------------
+# train: our fast path (pruninglab.train.Trainer) vs a plain loop fed by a DataLoader
+# --------------------------------------------------------------------------------------
+
+
+class _PlainImages(torch.utils.data.Dataset):
+    """The plain loop's data set: uint8 HWC images; per item, in torch: to float in [0, 1],
+    normalize, flip with probability 1/2, 4-pixel reflect pad and a random crop."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.images, self.labels = images.permute(0, 3, 1, 2).contiguous(), labels
+        self.mean = torch.tensor(_CIFAR_MEAN)[:, None, None]
+        self.std = torch.tensor(_CIFAR_STD)[:, None, None]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = (self.images[i].float() / 255 - self.mean) / self.std
+        if torch.rand(()) < 0.5:
+            x = x.flip(-1)
+        h, w = x.shape[1:]
+        x = F.pad(x[None], (4, 4, 4, 4), mode="reflect")[0]
+        dy, dx = torch.randint(0, 9, (2,)).tolist()
+        return x[:, dy : dy + h, dx : dx + w], self.labels[i]
+
+
+def _plain_loop(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, lr: float,
+                l2: float, batch_size: int, workers: int, device: torch.device):  # fmt: skip
+    """``run(n)``: n steps of the loop most tutorials write. A shuffling ``DataLoader`` with
+    ``workers`` processes over :class:`_PlainImages` (pinned memory on CUDA); fp32, NCHW,
+    eager; SGD with momentum 0.9 and weight decay ``2 * l2`` on every parameter; masks (if
+    any) multiplied in layer by layer; ``loss.item()`` and the batch accuracy read every
+    step (a host synchronisation per step)."""
+    model = model.to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=2 * l2)
+    loader = torch.utils.data.DataLoader(
+        _PlainImages(images, labels), batch_size=batch_size, shuffle=True, drop_last=True,
+        num_workers=workers, pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0)  # fmt: skip
+    batches = _endless(loader)
+    masked = [(m.weight, getattr(m, masking.MASK)) for m in masking.masked_layers(model).values()]
+    totals = {"loss": 0.0, "correct": 0}
+
+    def run(steps: int) -> None:
+        model.train()
+        for _ in range(steps):
+            x, y = next(batches)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                for weight, mask in masked:
+                    weight.mul_(mask)
+            totals["loss"] += loss.item()
+            totals["correct"] += int((logits.argmax(1) == y).sum().item())
+        _sync(device)
+
+    return run
+
+
+def _fast_path(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, name: str,
+               batch_size: int, compile: bool, device: torch.device):  # fmt: skip
+    """``run(n)``: n steps of :class:`pruninglab.train.Trainer` with the thesis's settings
+    for ``name``: the data set standardized and resident on ``device``, batched
+    augmentation there, and on CUDA channels-last, bf16 autocast, optional
+    ``torch.compile``, no host synchronisation per step, masks by one foreach multiply."""
+    import dataclasses
+
+    from . import data as data_module
+    from . import profiles
+    from . import train as training
+
+    x = _standardized(images)
+    data = data_module.Dataset(
+        name="cifar10-shaped random", x_train=x, y_train=labels, x_test=x[:2], y_test=labels[:2],
+        classes=data_module.CIFAR10_CLASSES, mean=torch.tensor(_CIFAR_MEAN),
+        std=torch.tensor(_CIFAR_STD), augment=True).to(device)  # fmt: skip
+    config = profiles.thesis_train_config(name, batch_size=batch_size)
+    config = dataclasses.replace(config, compile=compile)
+    trainer = training.Trainer(model, data, config, seed=0, progress=False)
+
+    def run(steps: int) -> None:
+        trainer.run(steps)  # reads the accumulated loss once, at the end
+        _sync(device)
+
+    return run
+
+
+_TRAIN_SIZES = {  # option: (default, with --quick)
+    "batch_size": (128, 128), "train_size": (50_000, 1_024), "steps": (50, 3),
+    "rounds": (5, 3), "warmup": (20, 2), "workers": (4, 0),
+}  # fmt: skip
+
+
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--models", default="resnet20",
+                        help="comma-separated pruninglab model names, e.g. resnet20,wrn-16-8,vgg19")
+    parser.add_argument("--plain", default="resnet20",
+                        help="comma-separated models whose plain loop is timed too ('' for none)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time our fast path under torch.compile (CUDA only)")
+    parser.add_argument("--density", type=float, default=1.0,
+                        help="train masked models at this density (layerwise magnitude)")
+    parser.add_argument("--input-size", type=int, default=32, help="image side in pixels")
+    parser.add_argument("--quick", action="store_true",
+                        help="CPU-sized defaults: " + ", ".join(
+                            f"{k.replace('_', '-')} {v[1]}" for k, v in _TRAIN_SIZES.items()))
+    for key, (full, _) in _TRAIN_SIZES.items():
+        helps = {"steps": "timed steps per round", "warmup": "untimed steps per variant first",
+                 "train_size": "random CIFAR-shaped training images",
+                 "workers": "the plain loop's DataLoader worker processes"}  # fmt: skip
+        parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=None,
+                            help=f"{helps.get(key, '')} (default {full})".strip())
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's)")
+
+
+@section("train", _train_arguments)
+def bench_train(args: argparse.Namespace) -> pd.DataFrame:
+    """Training steps per second: our fast path (the Trainer) vs a plain fp32 NCHW eager loop
+    fed by a DataLoader with per-image augmentation; seconds per 1,000 iterations.
+
+    Both train the same freshly initialized model on the same random CIFAR-shaped images
+    with the thesis's learning rate and L2 for its family. Each variant first takes
+    ``--warmup`` untimed steps (on CUDA this includes ``torch.compile``'s compilation), then
+    the variants of one model take turns, ``--rounds`` times ``--steps`` steps each; every
+    timed block ends with ``torch.cuda.synchronize()`` on CUDA.
+    """
+    from . import profiles
+    from . import train as training
+
+    sizes = {key: getattr(args, key) if getattr(args, key) is not None
+             else (quick if args.quick else full)
+             for key, (full, quick) in _TRAIN_SIZES.items()}  # fmt: skip
+    device = training.resolve_device(args.device)
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    plain = {n.strip() for n in args.plain.split(",") if n.strip()}
+    for name in [*names, *plain]:
+        if not models.is_known(name):
+            raise ValueError(f"unknown model {name!r}; known: {', '.join(models.names())}")
+    if plain - set(names):
+        raise ValueError(f"--plain names models not in --models: {sorted(plain - set(names))}")
+    if args.compile and device.type != "cuda":
+        raise ValueError("--compile needs --device cuda: the Trainer compiles only on CUDA")
+    if not 0.0 < args.density <= 1.0:
+        raise ValueError(f"--density must lie in (0, 1], got {args.density}")
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        print(f"GPU: {props.name}, {props.total_memory / 2**30:.0f} GiB, "
+              f"CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}")  # fmt: skip
+    print(f"train: {', '.join(names)} on {sizes['train_size']:,} random "
+          f"{args.input_size}x{args.input_size}x3 images, batch {sizes['batch_size']}, "
+          f"density {args.density:g}, {device}; {sizes['rounds']} rounds x {sizes['steps']} "
+          f"steps after {sizes['warmup']} warm-up steps, interleaved per model; plain loop with "
+          f"{sizes['workers']} DataLoader workers")  # fmt: skip
+    images, labels = _cifar_shaped(sizes["train_size"], args.input_size, seed=0)
+    tables = []
+    for name in names:
+        torch.manual_seed(0)
+        model = models.create(name, in_channels=3, num_classes=10, input_size=args.input_size)
+        if args.density < 1.0:
+            pruning.prune(model, args.density, scope="layerwise")
+        config = profiles.thesis_train_config(name)
+        runs = {"fast (ours)": _fast_path(copy.deepcopy(model), images, labels, name,
+                                          sizes["batch_size"], False, device)}  # fmt: skip
+        if args.compile:
+            runs["fast + torch.compile (ours)"] = _fast_path(
+                copy.deepcopy(model), images, labels, name, sizes["batch_size"], True, device)
+        if name in plain:
+            runs["plain loop"] = _plain_loop(copy.deepcopy(model), images, labels,
+                                             config.schedule(0), config.l2, sizes["batch_size"],
+                                             sizes["workers"], device)  # fmt: skip
+        for run in runs.values():
+            run(sizes["warmup"])
+        blocks = {variant: (lambda run=run: run(sizes["steps"])) for variant, run in runs.items()}
+        times = interleaved(blocks, sizes["rounds"], 1, 0)
+        per_step = {variant: [t / sizes["steps"] for t in ts] for variant, ts in times.items()}
+        table = summarize(per_step, baseline=next(iter(per_step)))
+        table = table.drop(columns="ratio")
+        table["s_per_1k_iters"] = table["median_ms"]  # ms per step = s per 1,000 steps
+        table["images_per_s"] = sizes["batch_size"] * 1e3 / table["median_ms"]
+        table["hours_per_thesis_T"] = table["s_per_1k_iters"] * config.steps / 1e3 / 3600
+        if "plain loop" in table.index:
+            table["ratio"] = table["median_ms"] / table.loc["plain loop", "median_ms"]
+            table["speedup"] = 1.0 / table["ratio"]
+        table.insert(0, "model", name)
+        tables.append(table.reset_index().set_index(["model", "variant"]))
+        del runs, blocks, model
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return pd.concat(tables)
+
+
+# --------------------------------------------------------------------------------------
+# sparse: dense vs CSR inference, time and bytes
+# --------------------------------------------------------------------------------------
+
+
+def _floats(text: str, arg: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{arg} must be comma-separated numbers, got {text!r}") from None
+
+
+def _sparse_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--densities", default="0.1,0.05,0.01",
+                        help="kept fractions (0.1 = 90%% sparsity)")
+    parser.add_argument("--batch-sizes", default="1,128", help="images per forward pass")
+    parser.add_argument("--vgg-channels", type=int, default=512,
+                        help="the VGG layer: a 3x3 conv with this many channels in and out")
+    parser.add_argument("--vgg-size", type=int, default=4,
+                        help="its input side in pixels (VGG19's 512-channel stage 4 on CIFAR-10)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5, help="timed forward passes per round")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--index-dtype", choices=("int32", "int64"), default="int32")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's)")
+
+
+@section("sparse", _sparse_arguments)
+def bench_sparse(args: argparse.Namespace) -> pd.DataFrame:
+    """Inference with the kept weights in CSR form vs dense weights holding zeros: latency
+    per forward pass and bytes of the prunable weights, for the thesis MLP and a VGG layer.
+
+    The MLP (784-400-400-400-10) runs whole, each Linear as CSR times the input; the VGG
+    layer is one bias-free 3x3 convolution, as CSR times the unfolded input (im2col).
+    Weights are random, pruned layerwise by magnitude (each layer at the density):
+    the kernels' speed depends on the density and the shape, not on the values.
+    """
+    from . import efficiency
+    from . import train as training
+
+    device = training.resolve_device(args.device)
+    densities = _floats(args.densities, "--densities")
+    batch_sizes = [int(b) for b in _floats(args.batch_sizes, "--batch-sizes")]
+    if any(not 0.0 < d <= 1.0 for d in densities):
+        raise ValueError(f"--densities must lie in (0, 1], got {args.densities!r}")
+    if any(b < 1 for b in batch_sizes):
+        raise ValueError(f"--batch-sizes must be positive, got {args.batch_sizes!r}")
+    index_dtype = {"int32": torch.int32, "int64": torch.int64}[args.index_dtype]
+    c, s = args.vgg_channels, args.vgg_size
+    torch.manual_seed(0)
+    networks = {
+        "mlp 784-400-400-400-10": (models.create("mlp", 1, 10, 28), (1, 28, 28)),
+        f"vgg conv3x3 {c}->{c} @{s}x{s}": (nn.Conv2d(c, c, 3, padding=1, bias=False), (c, s, s)),
+    }
+    print(f"sparse: dense vs CSR ({args.index_dtype} indices) forward pass on {device}, "
+          f"{args.rounds} rounds x {args.repeats} passes, interleaved")  # fmt: skip
+    rows = []
+    for label, (net, shape) in networks.items():
+        net = net.to(device).eval()
+        for density in densities:
+            pruned = pruning.prune(copy.deepcopy(net), density, scope="layerwise")
+            for batch in batch_sizes:
+                x = torch.randn(batch, *shape, device=device)
+                result = efficiency.compare_inference(pruned, x, args.rounds, args.repeats,
+                                                      args.warmup, index_dtype)  # fmt: skip
+                rows.append({"network": label, "sparsity_%": round(100 * (1 - density), 3),
+                             "batch": batch, **result})  # fmt: skip
+    table = pd.DataFrame(rows).set_index(["network", "sparsity_%", "batch"])
+    return table.drop(columns="density")
+
+
+# --------------------------------------------------------------------------------------
 # command line
 # --------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pruninglab.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m pruninglab.bench",
+                                     description=__doc__.split("\n")[0])  # fmt: skip
     sub = parser.add_subparsers(dest="section", required=True)
     for name, (add_arguments, fn) in SECTIONS.items():
         add_arguments(sub.add_parser(name, help=(fn.__doc__ or "").split("\n")[0]))
     sub.add_parser("all", help="every section with its defaults")
     args = parser.parse_args(argv)
 
-    print(machine())
     names = list(SECTIONS) if args.section == "all" else [args.section]
     for name in names:
         add_arguments, fn = SECTIONS[name]
@@ -192,6 +611,7 @@ def main(argv: list[str] | None = None) -> int:
             section_args = args
         if getattr(section_args, "threads", None):
             torch.set_num_threads(section_args.threads)
+        print(machine())
         table = fn(section_args)
         with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 120):
             print(table.to_string())

@@ -62,6 +62,9 @@ __all__ = [
     "run_seeds",
     "level_seed",
     "schedule_trace",
+    "ALGORITHMS",
+    "algorithms",
+    "sgimp_sweep",
 ]
 
 
@@ -221,6 +224,33 @@ def one_shot(
     lottery-ticket pruning."""
     base = sgimp(train_steps, rewind_fraction, target_density)
     return base.replace(one_shot=True, method=f"one_shot({100 * rewind_fraction:g}%)", **kw)
+
+
+ALGORITHMS = ("fine-tuning (Alg. 1)", "weight rewinding (Alg. 2)",
+              "stable weight rewinding (Alg. 3)", "LR rewinding (Alg. 4)")  # fmt: skip
+
+
+def algorithms(train_steps: int, target_density: float, K: float = 0.7,
+               stable_rewind: float = 0.05) -> dict[str, GIMPConfig]:  # fmt: skip
+    """Algorithms 1-4 of Section 3.1 as GIMP configs, labelled as in :data:`ALGORITHMS`.
+    ``stable_rewind`` is Algorithm 3's rewind point as a fraction of T (thesis: 0.1%-7%;
+    at least one step)."""
+    T = train_steps
+    return dict(zip(ALGORITHMS, (
+        finetune(T, target_density, K),
+        weight_rewinding(T, target_density, K),
+        stable_weight_rewinding(T, max(1, round(stable_rewind * T)), target_density, K),
+        lr_rewinding(T, target_density, K),
+    )))  # fmt: skip
+
+
+def sgimp_sweep(train_steps: int, percents, target_density: float,
+                K: float = 0.7) -> dict[str, GIMPConfig]:  # fmt: skip
+    """sGIMP(X%) for each X in ``percents``, labelled ``"sGIMP(X%)"`` (with ``" = LRR"`` for
+    0 and ``" = WR"`` for 100, which are those algorithms' very runs)."""
+    names = {0: " = LRR", 100: " = WR"}
+    return {f"sGIMP({x:g}%){names.get(x, '')}": sgimp(train_steps, x / 100, target_density, K)
+            for x in percents}  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------

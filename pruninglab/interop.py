@@ -66,7 +66,8 @@ def from_torch_prune(model: nn.Module) -> nn.Module:
     out = copy.deepcopy(model, memo)
     for name, module in out.named_modules():
         tensors = _torch_pruned(module)
-        wrong = [t for t in tensors if t != "weight" or not isinstance(module, masking.PRUNABLE_TYPES)]
+        prunable = isinstance(module, masking.PRUNABLE_TYPES)
+        wrong = [t for t in tensors if t != "weight" or not prunable]
         if wrong:
             raise ValueError(
                 f"{name or 'the model'!r} has {', '.join(wrong)} pruned by torch.nn.utils.prune;"
@@ -115,8 +116,9 @@ def to_csr(model: nn.Module, index_dtype: torch.dtype = torch.int32) -> dict[str
         crow = torch.zeros(len(keep) + 1, dtype=torch.int64)
         crow[1:] = counts.cumsum(0)
         col = keep.nonzero()[:, 1]  # row-major order, as CSR wants
-        with warnings.catch_warnings():  # PyTorch's one-time "CSR support is in beta" notice
+        with warnings.catch_warnings():  # PyTorch's one-time notices; invariants ARE checked
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly")
             out[name] = torch.sparse_csr_tensor(
                 crow.to(index_dtype), col.to(index_dtype), weight[keep],
                 size=tuple(weight.shape), check_invariants=True)  # fmt: skip

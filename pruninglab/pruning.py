@@ -65,7 +65,8 @@ def _layers(model: nn.Module, exclude: Iterable[str]) -> dict[str, nn.Module]:
 
 def _check_scores(scores: object, layers: Mapping[str, nn.Module]) -> dict[str, torch.Tensor]:
     if not hasattr(scores, "get"):
-        raise ValueError(f"saliency must return a dict {{layer: scores}}, got {type(scores).__name__}")
+        raise ValueError("saliency must return a dict {layer: scores}, "
+                         f"got {type(scores).__name__}")
     out = {}
     for name, layer in layers.items():
         s = scores.get(name)
@@ -74,7 +75,8 @@ def _check_scores(scores: object, layers: Mapping[str, nn.Module]) -> dict[str, 
             raise ValueError(f"saliency gave {got!r} for layer {name!r}, expected a tensor of "
                              f"shape {tuple(layer.weight.shape)}")  # fmt: skip
         if s.dtype == torch.bool or s.is_complex():
-            raise ValueError(f"saliency scores of layer {name!r} must be real numbers, got {s.dtype}")
+            raise ValueError(
+                f"saliency scores of layer {name!r} must be real numbers, got {s.dtype}")
         if s.is_floating_point() and torch.isnan(s).any():
             raise ValueError(f"saliency returned NaN scores for layer {name!r}")
         out[name] = s.detach()

@@ -51,10 +51,12 @@ def snip(x: torch.Tensor, y: torch.Tensor, n_batches: int = 1, batch_size: int =
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{arg} must be a positive integer, got {value!r}")
     if len(x) != len(y):
-        raise ValueError(f"x and y must hold the same number of examples, got {len(x)} and {len(y)}")
+        raise ValueError(
+            f"x and y must hold the same number of examples, got {len(x)} and {len(y)}")
     if n_batches * batch_size > len(x):
         raise ValueError(
-            f"n_batches * batch_size = {n_batches * batch_size} exceeds the {len(x)} examples given")
+            f"n_batches * batch_size = {n_batches * batch_size} exceeds the {len(x)} "
+            "examples given")
 
     def scores(model: nn.Module, layers: Mapping[str, nn.Module]) -> dict[str, torch.Tensor]:
         weights = [layer.weight for layer in layers.values()]

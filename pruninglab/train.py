@@ -193,8 +193,7 @@ class Trainer:
             if not isinstance(every, int) or every < 1:
                 raise ValueError(f"callback intervals must be positive integers, got {every!r}")
         self._masked = list(masking.masked_layers(self.model).values())
-        weights = [m.weight for m in self._masked]
-        masks = [getattr(m, masking.MASK) for m in self._masked]
+        apply_masks = masking.MaskApplier(self.model)
         self.model.train()
         total_loss = torch.zeros((), device=self.device)
         total_correct = torch.zeros((), device=self.device, dtype=torch.long)
@@ -218,9 +217,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            if weights:
-                with torch.no_grad():
-                    torch._foreach_mul_(weights, masks)
+            apply_masks()
             self.position += 1
             self.steps_done += 1
             with torch.no_grad():  # accumulate on the device: no host sync per step

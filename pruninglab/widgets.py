@@ -275,17 +275,20 @@ def pruning_playground(model: torch.nn.Module, data, density: float = 0.1,
         net, emptied = pruned(density, saliency, scope)
         accuracy = evaluate(net, data.x_test, data.y_test)["accuracy"]
         result.update(density=density, saliency=saliency, scope=scope, accuracy=accuracy,
-                      layers={n: float(m.float().mean()) for n, m in masking.get_masks(net).items()},
+                      layers={n: float(m.float().mean())
+                              for n, m in masking.get_masks(net).items()},
                       emptied=emptied)  # fmt: skip
 
         figure.clear()
         ax_acc, ax_layers = figure.subplots(1, 2)
         xs, ys = zip(*curves[key]) if curves[key] else ((), ())
         ax_acc.plot(xs, [100 * y for y in ys], "o-", color="C0", ms=4, label=f"{saliency}, {scope}")
-        ax_acc.plot([density], [100 * accuracy], "*", color="C3", ms=14, label=f"density {density:.3g}")
+        ax_acc.plot([density], [100 * accuracy], "*", color="C3", ms=14,
+                    label=f"density {density:.3g}")
         ax_acc.axhline(100 * dense_accuracy, color="k", lw=0.8, ls=":", label="unpruned")
         ax_acc.set(xscale="log", xlabel="density (kept / prunable weights)",
-                   ylabel="test accuracy (%)", ylim=(0, 100), title="one-shot pruning, no retraining")
+                   ylabel="test accuracy (%)", ylim=(0, 100),
+                   title="one-shot pruning, no retraining")
         ax_acc.invert_xaxis()
         ax_acc.grid(True, which="both", alpha=0.3)
         ax_acc.legend(fontsize=8)

@@ -13,7 +13,7 @@ def test_masking_section_runs_at_a_tiny_size_and_prints_machine_and_ratios(capsy
     assert bench.main(["masking", *TINY]) == 0
     out = capsys.readouterr().out
     assert "torch " in out and "logical cores" in out
-    for variant in ("dense", "masked (ours)", "torch.nn.utils.prune hooks"):
+    for variant in ("dense", "masked (ours)", "torch.nn.utils.prune hooks", "bool multiply"):
         assert variant in out
     assert "median_ms" in out and "ratio" in out
 
@@ -42,3 +42,58 @@ def test_unknown_section_is_an_argparse_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         bench.main(["nonsense"])
     assert exit_info.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+# ---- data, train and sparse sections (issue: speed; tiny sizes, no timing checks) ----
+
+
+def test_data_section_prints_images_per_second_per_core_for_both_pipelines(capsys):
+    import importlib.util
+
+    args = ["data", "--images", "16", "--batch-size", "4", "--input-size", "8",
+            "--rounds", "1", "--batches", "1", "--warmup", "0"]  # fmt: skip
+    assert bench.main(args) == 0
+    out = capsys.readouterr().out
+    assert "ours: batched tensor augmentation" in out and "images_per_s_per_core" in out
+    if importlib.util.find_spec("torchvision") is not None:
+        assert "torchvision PIL transforms + DataLoader" in out and "speedup_per_core" in out
+
+
+def test_train_section_times_the_fast_path_and_the_plain_loop_on_cpu(capsys):
+    args = ["train", "--device", "cpu", "--models", "resnet8", "--plain", "resnet8",
+            "--input-size", "8", "--batch-size", "4", "--train-size", "16", "--steps", "1",
+            "--rounds", "1", "--warmup", "1", "--workers", "0", "--density", "0.5"]  # fmt: skip
+    assert bench.main(args) == 0
+    out = capsys.readouterr().out
+    for column in ("fast (ours)", "plain loop", "s_per_1k_iters", "speedup"):
+        assert column in out
+
+
+def test_train_section_refuses_compile_on_cpu():
+    with pytest.raises(ValueError, match="--compile needs --device cuda"):
+        bench.main(["train", "--device", "cpu", "--compile", "--quick"])
+
+
+def test_train_section_refuses_a_plain_model_that_is_not_timed():
+    with pytest.raises(ValueError, match="--plain"):
+        bench.main(["train", "--device", "cpu", "--models", "resnet8", "--plain", "resnet20"])
+
+
+def test_sparse_section_prints_dense_and_csr_latency_and_bytes(capsys):
+    args = ["sparse", "--densities", "0.5,0.1", "--batch-sizes", "2", "--vgg-channels", "4",
+            "--vgg-size", "3", "--rounds", "1", "--repeats", "1", "--warmup", "0"]  # fmt: skip
+    assert bench.main(args) == 0
+    out = capsys.readouterr().out
+    for text in ("mlp 784-400-400-400-10", "vgg conv3x3 4->4 @3x3", "csr_ms", "bytes_ratio"):
+        assert text in out
+
+
+def test_importing_bench_loads_no_optional_dependency():
+    import subprocess
+    import sys
+
+    code = ("import sys, pruninglab.bench; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} "
+            "& {'torchvision', 'ipywidgets', 'papermill', 'mlxtend'}))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

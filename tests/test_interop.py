@@ -66,7 +66,8 @@ def test_fold_gives_a_plain_copy_whose_state_dict_holds_zeros_and_loads_into_a_f
     state = plain.state_dict()
     assert not any("mask" in key for key in state)
     kept, _ = masking.count(pruned)
-    assert int(torch.count_nonzero(state["0.weight"])) + int(torch.count_nonzero(state["4.weight"])) == kept
+    nonzero = sum(int(torch.count_nonzero(state[f"{n}.weight"])) for n in ("0", "4"))
+    assert nonzero == kept
     fresh = convnet()
     fresh.load_state_dict(state)  # plain torch, strict
     x = torch.randn(3, 2, 6, 6)
@@ -97,7 +98,9 @@ def test_csr_nbytes_counts_values_columns_and_row_pointers():
 def test_size_report_shows_csr_paying_off_only_at_low_density():
     sparse = prune(convnet(), 0.05, scope="layerwise")
     dense = prune(convnet(), 0.9, scope="layerwise")
-    assert interop.size_report(sparse).loc["total", "ratio"] > 1 > interop.size_report(dense).loc["total", "ratio"]
+    ratio = {name: interop.size_report(net).loc["total", "ratio"]
+             for name, net in (("sparse", sparse), ("dense", dense))}
+    assert ratio["sparse"] > 1 > ratio["dense"]
     report = interop.size_report(sparse)
     assert report.loc["total", "dense_bytes"] == (72 + 320) * 4
     assert report.loc["total", "kept"] == masking.count(sparse)[0]

@@ -174,3 +174,41 @@ def test_functional_forward_uses_the_given_masks_and_sends_gradients_to_them():
     out.sum().backward()
     assert masks["3"].grad is not None and masks["3"].grad.abs().sum() > 0
     assert getattr(model[3], masking.MASK, None) is None  # the module is untouched
+
+
+def test_mask_applier_zeros_pruned_weights_and_follows_masks_changed_later():
+    model = prune(tiny_convnet(), 0.5)
+    apply = masking.MaskApplier(model)
+
+    def perturb_then_apply():
+        with torch.no_grad():
+            for layer in masking.masked_layers(model).values():
+                layer.weight.add_(1.0)
+        apply()
+
+    perturb_then_apply()
+    for layer in masking.masked_layers(model).values():
+        assert torch.equal(layer.weight != 0, getattr(layer, masking.MASK))
+    prune(model, 0.2)  # masks change in place
+    perturb_then_apply()
+    assert int(sum(torch.count_nonzero(m.weight) for m in masking.masked_layers(model).values())) \
+        == masking.count(model)[0]
+    model.to(torch.float64)  # weights change dtype
+    perturb_then_apply()
+    assert all(m.dtype == torch.float64 for m in apply.multipliers)
+    assert masking.count(model)[0] == sum(int(torch.count_nonzero(w)) for w in apply.weights)
+
+
+def test_mask_applier_on_a_model_without_masks_does_nothing():
+    model = tiny_convnet()
+    before = copy.deepcopy(model.state_dict())
+    masking.MaskApplier(model)()
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_mask_applier_survives_masks_removed_after_it_was_made():
+    model = prune(tiny_convnet(), 0.5)
+    apply = masking.MaskApplier(model)
+    masking.remove_masks(model)
+    apply()  # nothing left to multiply, and no error
+    assert apply.weights == []

@@ -40,7 +40,8 @@ def test_global_prune_keeps_exactly_round_density_times_n_weights(density):
 @pytest.mark.parametrize("density", [0.9, 0.5, 0.37, 0.1])
 def test_layerwise_prune_keeps_exactly_round_density_times_n_in_every_layer(density):
     model = prune(mlp(), density, scope="layerwise")
-    assert kept(model) == {"0": round(density * 63), "2": round(density * 45), "4": round(density * 15)}
+    sizes = {"0": 63, "2": 45, "4": 15}
+    assert kept(model) == {name: round(density * n) for name, n in sizes.items()}
 
 
 def test_layerwise_gives_every_layer_the_same_density():
@@ -51,7 +52,8 @@ def test_layerwise_gives_every_layer_the_same_density():
 
 def test_global_prune_keeps_the_largest_magnitudes_across_layers():
     model = mlp()
-    weights = torch.cat([m.weight.detach().abs().flatten() for m in masking.prunable_layers(model).values()])
+    layers = masking.prunable_layers(model).values()
+    weights = torch.cat([m.weight.detach().abs().flatten() for m in layers])
     prune(model, 0.3)
     masks = torch.cat([m.flatten() for m in masking.get_masks(model).values()])
     assert weights[masks].min() > weights[~masks].max()
@@ -62,7 +64,10 @@ def test_weights_already_pruned_stay_pruned_whatever_the_saliency(scope):
     model = prune(mlp(), 0.6, scope=scope, saliency="random")
     first = {n: m.clone() for n, m in masking.get_masks(model).items()}
     # Scores favouring exactly the pruned weights must not revive them.
-    revive = lambda model, layers: {n: (~first[n]).float() for n in layers}
+
+    def revive(model, layers):
+        return {n: (~first[n]).float() for n in layers}
+
     prune(model, 0.3, scope=scope, saliency=revive)
     for name, mask in masking.get_masks(model).items():
         assert not (mask & ~first[name]).any()
@@ -78,7 +83,10 @@ def test_density_above_what_is_left_raises_instead_of_reviving():
 
 def test_ties_are_broken_by_position_so_the_earliest_weights_are_kept():
     model = mlp()
-    ones = lambda model, layers: {n: torch.ones_like(m.weight) for n, m in layers.items()}
+
+    def ones(model, layers):
+        return {n: torch.ones_like(m.weight) for n, m in layers.items()}
+
     prune(model, 70 / 123, saliency=ones)
     assert kept(model) == {"0": 63, "2": 7, "4": 0}  # global: the first 70 in module order
     flat = torch.cat([m.flatten() for m in masking.get_masks(model).values()])
@@ -127,15 +135,18 @@ def test_layerwise_pruning_of_the_same_network_does_not_warn():
 
 def test_a_custom_saliency_function_decides_what_is_kept():
     model = mlp()
-    last = lambda model, layers: {n: torch.full_like(m.weight, float(i))
-                                  for i, (n, m) in enumerate(layers.items())}  # fmt: skip
+
+    def last(model, layers):  # the later the layer, the higher every score
+        return {n: torch.full_like(m.weight, float(i)) for i, (n, m) in enumerate(layers.items())}
+
     prune(model, 15 / 123, saliency=last)
     assert kept(model) == {"0": 0, "2": 0, "4": 15}
 
 
 @pytest.mark.parametrize(("scores", "match"), [
     (lambda model, layers: {n: torch.zeros(2) for n in layers}, "expected a tensor of shape"),
-    (lambda model, layers: {n: torch.full_like(m.weight, math.nan) for n, m in layers.items()}, "NaN"),
+    (lambda model, layers: {n: torch.full_like(m.weight, math.nan) for n, m in layers.items()},
+     "NaN"),
     (lambda model, layers: {}, "layer '0'"),
 ])  # fmt: skip
 def test_bad_saliency_output_raises(scores, match):

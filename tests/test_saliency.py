@@ -46,7 +46,8 @@ def test_snip_works_under_no_grad_and_leaves_grads_and_bn_statistics_alone():
     x, y = torch.randn(32, 5), torch.randint(0, 3, (32,))
     state = {k: v.clone() for k, v in model.state_dict().items()}
     with torch.no_grad():
-        scores = saliency.snip(x, y, n_batches=4, batch_size=8)(model, masking.prunable_layers(model))
+        fn = saliency.snip(x, y, n_batches=4, batch_size=8)
+        scores = fn(model, masking.prunable_layers(model))
     assert scores["0"].abs().sum() > 0
     assert all(p.grad is None for p in model.parameters())
     for key, value in model.state_dict().items():

@@ -1,0 +1,112 @@
+"""pruninglab.efficiency: MAC counts by forward hooks, CSR layers, dense vs CSR comparison."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from pruninglab import efficiency, interop, masking, models, pruning
+
+
+def test_macs_counts_each_conv_weight_once_per_output_position():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 4, 3, stride=2))
+    table = efficiency.macs(model, (3, 9, 9))
+    assert table.loc["0", "uses"] == 81 and table.loc["1", "uses"] == 16  # 9x9, then 4x4
+    assert table.loc["0", "dense_macs"] == 81 * 8 * 3 * 9
+    assert table.loc["1", "dense_macs"] == 16 * 4 * 8 * 9
+    assert table.loc["total", "dense_macs"] == 81 * 216 + 16 * 288
+
+
+def test_macs_of_a_linear_layer_equal_its_kept_weights():
+    model = pruning.prune(models.create("lenet300", 1, 10, 28), 0.2, scope="layerwise")
+    table = efficiency.macs(model, (1, 28, 28))
+    kept, total = masking.count(model)
+    assert table.loc["total", "kept_macs"] == kept
+    assert table.loc["total", "dense_macs"] == total
+    assert table.loc["total", "macs_fraction"] == pytest.approx(kept / total)
+
+
+def test_macs_counts_only_the_weights_the_mask_keeps():
+    torch.manual_seed(0)
+    model = pruning.prune(models.create("convnet", 1, 10, 8), 0.3, scope="layerwise")
+    table = efficiency.macs(model, (1, 8, 8)).drop(index="total")
+    masks = masking.get_masks(model)
+    for name, row in table.iterrows():
+        assert row["kept"] == int(masks[name].sum())
+        assert row["kept_macs"] == row["uses"] * row["kept"]
+
+
+def test_global_pruning_keeps_more_work_than_weights_when_early_convs_are_spared():
+    # magnitude at init: wide late layers have small weights and lose more of them, and
+    # the early layers they spare run on large feature maps
+    torch.manual_seed(0)
+    model = pruning.prune(models.create("resnet8", 3, 10, 32), 0.2, scope="global")
+    total = efficiency.macs(model, (3, 32, 32)).loc["total"]
+    assert total["macs_fraction"] > total["density"]
+
+
+def test_macs_densities_replace_the_masks():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(10, 20), nn.Linear(20, 5))
+    table = efficiency.macs(model, (10,), densities={"1": 0.25})
+    assert table.loc["1", "kept"] == 50 and table.loc["2", "kept"] == 100  # unmasked: dense
+
+
+def test_macs_rejects_densities_for_unknown_layers():
+    with pytest.raises(ValueError, match="nonexistent"):
+        efficiency.macs(nn.Linear(4, 2), (4,), densities={"nonexistent": 0.5})
+
+
+def test_macs_leaves_the_model_in_training_mode():
+    model = models.create("mlp-bn", 1, 10, 8)
+    efficiency.macs(model, (1, 8, 8))  # batch of one: BatchNorm1d would fail in train mode
+    assert model.training
+
+
+@pytest.mark.parametrize("name", ["mlp", "resnet8", "convnet"])
+def test_to_sparse_gives_the_outputs_of_the_dense_model(name):
+    torch.manual_seed(0)
+    model = pruning.prune(models.create(name, 3, 10, 16), 0.1, scope="layerwise").eval()
+    sparse = efficiency.to_sparse(model)
+    x = torch.randn(3, 3, 16, 16)
+    torch.testing.assert_close(sparse(x), model(x), atol=1e-4, rtol=1e-4)
+    kinds = {type(m) for m in sparse.modules()}
+    assert not kinds & {nn.Linear, nn.Conv2d}
+
+
+def test_to_sparse_stores_only_the_kept_weights_and_leaves_the_model_alone():
+    model = pruning.prune(models.create("lenet300", 1, 10, 28), 0.05, scope="layerwise")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    sparse = efficiency.to_sparse(model)
+    assert sparse.hidden[0].weight.values().numel() == int(model.hidden[0].pruning_mask.sum())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert isinstance(model.hidden[0], nn.Linear)
+
+
+def test_to_sparse_of_a_single_conv_layer_is_a_sparse_conv():
+    conv = nn.Conv2d(4, 6, 3, padding=1, stride=2)
+    masking.add_masks(conv)
+    pruning.prune(conv, 0.5)
+    sparse = efficiency.to_sparse(conv)
+    x = torch.randn(2, 4, 7, 7)
+    assert isinstance(sparse, efficiency.SparseConv2d)
+    torch.testing.assert_close(sparse(x), conv(x), atol=1e-5, rtol=1e-5)
+
+
+def test_sparse_conv_rejects_grouped_convolutions():
+    conv = nn.Conv2d(4, 4, 3, groups=2)
+    weight = conv.weight.detach().flatten(1).to_sparse_csr()
+    with pytest.raises(ValueError, match="groups=2"):
+        efficiency.SparseConv2d(weight, None, conv)
+
+
+def test_compare_inference_reports_times_and_the_bytes_of_size_report():
+    model = pruning.prune(models.create("lenet300", 1, 10, 8), 0.1, scope="layerwise")
+    result = efficiency.compare_inference(model, torch.randn(2, 1, 8, 8), rounds=1, repeats=1,
+                                          warmup=0)  # fmt: skip
+    sizes = interop.size_report(model).loc["total"]
+    assert result["dense_bytes"] == sizes["dense_bytes"]
+    assert result["csr_bytes"] == sizes["csr_bytes"]
+    assert result["dense_ms"] > 0 and result["csr_ms"] > 0
+    assert result["speedup"] == pytest.approx(result["dense_ms"] / result["csr_ms"])
+    assert model.training
