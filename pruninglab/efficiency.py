@@ -9,8 +9,12 @@
 * :func:`to_sparse` -- a copy of a model whose masked Linear/Conv2d layers compute with
   their weights in sparse CSR form (:class:`SparseLinear`, :class:`SparseConv2d`), so that
   the kept weights are the only ones stored and multiplied.
+* :func:`macs_at_levels` -- the same count for every level of a pruning run, from the
+  per-layer densities its records keep.
 * :func:`compare_inference` -- dense vs CSR forward latency (milliseconds, interleaved
-  timing) and the bytes of the prunable weights in each form.
+  timing) and the bytes of the prunable weights in each form; :func:`inference_table`
+  repeats it over densities and batch sizes.
+* :func:`table_1_1` -- the thesis's Table 1.1 beside our models' parameter counts.
 
 What the counts do *not* say, and the measurements show (thesis Section 2.4.1: hardware
 favours structure): a CSR kernel does irregular memory access and stores an index per
@@ -30,9 +34,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import interop, masking
+from . import interop, masking, models, pruning
 
-__all__ = ["SparseConv2d", "SparseLinear", "compare_inference", "macs", "to_sparse"]
+__all__ = ["SparseConv2d", "SparseLinear", "compare_inference", "inference_table", "macs",
+           "macs_at_levels", "table_1_1", "to_sparse"]
 
 
 @torch.no_grad()
@@ -257,3 +262,89 @@ def compare_inference(model: nn.Module, x: torch.Tensor, rounds: int = 10, repea
             "speedup": float(table.loc["dense", "median_ms"] / table.loc["csr", "median_ms"]),
             "dense_bytes": int(sizes["dense_bytes"]), "csr_bytes": int(sizes["csr_bytes"]),
             "bytes_ratio": float(sizes["ratio"])}  # fmt: skip
+
+
+def inference_table(model: nn.Module, input_shape: Sequence[int], densities: Sequence[float],
+                    batch_sizes: Sequence[int] = (1,), rounds: int = 5, repeats: int = 5,
+                    warmup: int = 2, index_dtype: torch.dtype = torch.int32,
+                    scope: str = "layerwise") -> pd.DataFrame:  # fmt: skip
+    """:func:`compare_inference` of ``model`` pruned to each density, at each batch size.
+
+    Args:
+        model: the network (left untouched); each density prunes a copy by magnitude with
+            ``scope`` (``"layerwise"``: every layer at the density).
+        input_shape: one example's shape, e.g. ``(1, 28, 28)``; inputs are random normal
+            on the model's device (speed does not depend on the values).
+        densities: kept fractions in (0, 1] (0.05 = 95% sparsity).
+        batch_sizes: examples per forward pass.
+
+    Returns:
+        One row per (``sparsity_%``, ``batch``) with the columns of
+        :func:`compare_inference` (milliseconds and bytes).
+    """
+    if any(not 0.0 < d <= 1.0 for d in densities):
+        raise ValueError(f"densities must lie in (0, 1], got {list(densities)!r}")
+    if any(not isinstance(b, int) or b < 1 for b in batch_sizes):
+        raise ValueError(f"batch_sizes must be positive integers, got {list(batch_sizes)!r}")
+    device = next(model.parameters()).device
+    rows = []
+    for density in densities:
+        pruned = pruning.prune(copy.deepcopy(model), density, scope=scope)
+        for batch in batch_sizes:
+            x = torch.randn(batch, *input_shape, device=device)
+            result = compare_inference(pruned, x, rounds, repeats, warmup, index_dtype)
+            rows.append({"sparsity_%": round(100 * (1 - density), 3), "batch": batch,
+                         **result})  # fmt: skip
+    return pd.DataFrame(rows).set_index(["sparsity_%", "batch"])
+
+
+def macs_at_levels(model: nn.Module, input_shape: Sequence[int],
+                   results: pd.DataFrame) -> pd.DataFrame:  # fmt: skip
+    """:func:`macs` totals for every row of a pruning run's results.
+
+    Args:
+        model: the architecture the run trained (any weights; its masks are not used).
+        input_shape: one example's shape, e.g. ``(3, 32, 32)``.
+        results: rows with the per-layer mask densities, either as a ``layers`` column of
+            dicts (:func:`pruninglab.gimp.run`) or as ``layers.<name>`` columns
+            (:func:`pruninglab.runs.load`).
+
+    Returns:
+        ``results``' index with columns ``density`` (kept / weights), ``kept``,
+        ``dense_macs``, ``kept_macs`` and ``macs_fraction`` (per example).
+    """
+    flat = [c for c in results.columns if c.startswith("layers.")]
+    if "layers" not in results.columns and not flat:
+        raise ValueError("results need a 'layers' column or 'layers.<name>' columns "
+                         "(per-layer densities, as gimp.run and runs.load give them)")  # fmt: skip
+    rows = []
+    for index, row in results.iterrows():
+        if "layers" in results.columns and isinstance(row["layers"], dict):
+            densities = row["layers"]
+        else:
+            densities = {c[len("layers."):]: row[c] for c in flat if pd.notna(row[c])}
+        total = macs(model, input_shape, densities).loc["total"]
+        rows.append({"index": index, "density": total["density"], "kept": int(total["kept"]),
+                     "dense_macs": int(total["dense_macs"]), "kept_macs": int(total["kept_macs"]),
+                     "macs_fraction": total["macs_fraction"]})  # fmt: skip
+    return pd.DataFrame(rows).set_index("index").rename_axis(results.index.name)
+
+
+def table_1_1() -> pd.DataFrame:
+    """Table 1.1 of the thesis beside our models (built on the ``meta`` device: no memory).
+
+    Returns:
+        Indexed by model name: ``thesis_parameters`` and ``thesis_accuracy_%`` (dense
+        CIFAR-10 test accuracy) from the thesis, ``parameters`` (ours, trainable, as Table
+        1.1 counts them) and ``kernel_weights`` (ours: the prunable Conv/Linear weights, the
+        x axis of Figure 1.1).
+    """
+    rows = []
+    for name, (params, accuracy) in models.TABLE_1_1.items():
+        with torch.device("meta"):
+            model = models.create(name, in_channels=3, num_classes=10, input_size=32)
+        kernels = sum(m.weight.numel() for m in masking.prunable_layers(model).values())
+        rows.append({"model": name, "thesis_parameters": params, "thesis_accuracy_%": accuracy,
+                     "parameters": models.count_parameters(model),
+                     "kernel_weights": kernels})  # fmt: skip
+    return pd.DataFrame(rows).set_index("model")

@@ -210,3 +210,207 @@ def weight_histogram(model: nn.Module, ax=None, bins: int = 100, label: str | No
     if label:
         ax.legend(fontsize="small")
     return ax
+
+
+# --------------------------------------------------------------------------------------
+# Training Optimal Masks (Section 3.3.1), mask modifications (Figure 3.11), compute
+# --------------------------------------------------------------------------------------
+
+
+def _threshold_edge(counts: np.ndarray, bins: np.ndarray, density: float) -> float:
+    """The bin edge above which (about) ``density`` of the histogram's values lie."""
+    above = np.cumsum(counts[::-1])[::-1]  # values in this bin or higher
+    k = int(np.searchsorted(-above, -density * counts.sum(), side="right"))
+    return float(bins[max(0, k - 1)])
+
+
+def logit_histograms(history: Sequence[Mapping], bins: Sequence[float] | None = None,
+                     target_density: float | None = None, columns: int = 5,
+                     axes=None):  # fmt: skip
+    """Histograms of the mask logits ``b`` during mask training, one panel per recorded
+    step, counts on a log axis (Training Optimal Masks, Section 3.3.1).
+
+    Args:
+        history: the ``history`` of :func:`pruninglab.tom.run`'s ``masks`` row: dicts with
+            ``step``, ``expected_density`` and ``histogram`` (counts over ``bins``).
+        bins: the bin edges (default :data:`pruninglab.tom.HIST_BINS`, [-15, 15]).
+        target_density: if given, each panel marks the bin edge above which that share of
+            the logits lies -- where the top-t evaluation mask cuts.
+        columns: panels per row.
+        axes: a flat sequence of at least ``len(history)`` Axes (default: a new figure).
+
+    Returns:
+        The Axes used, one per step.
+    """
+    if bins is None:
+        from .tom import HIST_BINS as bins
+    bins = np.asarray(bins, dtype=float)
+    if not history:
+        raise ValueError("history is empty: the masks phase recorded no steps")
+    n = len(history)
+    if axes is None:
+        rows = -(-n // columns)
+        width = min(n, columns)
+        _, grid = plt.subplots(rows, width, figsize=(2.4 * width, 2.1 * rows), sharex=True,
+                               sharey=True, squeeze=False, layout="constrained")  # fmt: skip
+        axes = grid.flatten()
+        for ax in axes[n:]:
+            ax.set_visible(False)
+    axes = list(axes)[:n]
+    for ax, point in zip(axes, history):
+        counts = np.asarray(point["histogram"], dtype=float)
+        if len(counts) != len(bins) - 1:
+            raise ValueError(f"a histogram has {len(counts)} counts but bins has {len(bins)} edges")
+        ax.stairs(np.where(counts > 0, counts, np.nan), bins, fill=True, alpha=0.7)
+        ax.set_yscale("log")
+        if target_density is not None:
+            ax.axvline(_threshold_edge(counts, bins, target_density), color="C3", lw=1, ls="--")
+        ax.set_title(f"step {point['step']}: E[density] {point['expected_density']:.3f}",
+                     fontsize="small")  # fmt: skip
+        ax.tick_params(labelsize="x-small")
+    axes[0].set_ylabel("count (log)")
+    axes[-1].set_xlabel("logit b")
+    return axes
+
+
+def mask_training(history: Sequence[Mapping], target_density: float | None = None, ax=None):
+    """Expected density ``mean(sigmoid(b))`` (left, log axis) and the test accuracy of the
+    top-t mask on the frozen weights (right) against mask-training step.
+
+    Returns:
+        ``(ax, twin)``: the density Axes and the accuracy Axes.
+    """
+    ax = _ax(ax)
+    frame = pd.DataFrame(list(history))
+    ax.plot(frame["step"], frame["expected_density"], "o-", color="C0", ms=3,
+            label="expected density E[σ(b)]")  # fmt: skip
+    if target_density is not None:
+        ax.axhline(target_density, color="C0", ls=":", lw=1,
+                   label=f"target t = {target_density:.3g}")  # fmt: skip
+    ax.set_yscale("log")
+    ax.set_xlabel("mask-training step")
+    ax.set_ylabel("expected density", color="C0")
+    twin = ax.twinx()
+    twin.plot(frame["step"], 100 * frame["test_accuracy"], "s-", color="C1", ms=3,
+              label="test accuracy, top-t mask")  # fmt: skip
+    twin.set_ylabel("test accuracy (%), frozen weights", color="C1")
+    lines = ax.get_lines() + twin.get_lines()
+    ax.legend(lines, [line.get_label() for line in lines], fontsize="small", loc="center right")
+    ax.grid(True, alpha=0.3)
+    return ax, twin
+
+
+def accuracy_vs_compute(table: pd.DataFrame, axes=None,
+                        reference: Mapping[str, float] | None = None):  # fmt: skip
+    """One panel per density: each method's accuracy (mean ± std, %) against the training
+    steps it needed, in units of T (a table of :func:`pruninglab.tom.compute_table`).
+
+    Args:
+        table: columns ``method, density, accuracy, std, steps / T``.
+        axes: one Axes per density (default: a new row of panels).
+        reference: optional ``{label: accuracy %}`` drawn as dotted horizontal lines on
+            every panel (e.g. the dense network).
+
+    Returns:
+        The Axes, one per density (highest density first).
+    """
+    densities = sorted(table["density"].unique(), reverse=True)
+    if axes is None:
+        _, axes = plt.subplots(1, len(densities), figsize=(4.2 * len(densities), 3.6),
+                               sharey=True, squeeze=False, layout="constrained")  # fmt: skip
+        axes = axes[0]
+    methods = list(dict.fromkeys(table["method"]))
+    colors = {m: f"C{i % 10}" for i, m in enumerate(methods)}
+    for ax, density in zip(axes, densities):
+        part = table[table["density"] == density]
+        for _, row in part.iterrows():
+            ax.errorbar(row["steps / T"], row["accuracy"], yerr=np.nan_to_num(row["std"]), fmt="o",
+                        color=colors[row["method"]], label=row["method"], capsize=3)  # fmt: skip
+        for label, value in (reference or {}).items():
+            ax.axhline(value, color="k", lw=0.8, ls=":", label=label)
+        ax.set_xscale("log")
+        ticks = sorted(part["steps / T"].unique())
+        ax.set_xticks(ticks, [f"{t:.3g}" for t in ticks], fontsize="small")
+        ax.minorticks_off()
+        ax.set_xlabel("training steps / T (log)")
+        ax.set_title(f"density {density:.3g} ({1 / density:.0f}x compression)", fontsize="medium")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("test accuracy (%)")
+    axes[-1].legend(fontsize="x-small", loc="lower right")
+    return list(axes)
+
+
+def mask_panels(models: Mapping[str, nn.Module], layer: str | None = None, crop: int = 20,
+                origin: tuple[int, int] = (0, 0), image_shape: tuple[int, int] | None = None,
+                axes=None):  # fmt: skip
+    """Figure 3.11 for real networks: one column per model (e.g. a ticket before and after
+    each modification of Table 3.1), showing one masked layer.
+
+    Row 1: a ``crop x crop`` block of the layer's weight matrix (rows: output units,
+    columns: inputs) starting at ``origin``; kept weights in a diverging colour map, pruned
+    ones light grey. Row 2 (with ``image_shape``, for a first
+    layer on images): how many kept weights leave each input pixel, as an image -- a
+    lottery ticket's mask concentrates on the pixels that matter, a shuffled one does not.
+
+    Args:
+        models: ``{label: masked model}``.
+        layer: the masked layer's name (default: the first).
+        crop: side of the weight block drawn.
+        origin: ``(row, column)`` of the block's top-left corner (for a first layer on
+            images, column ``r * W + c`` is pixel ``(r, c)``).
+        image_shape: ``(H, W)`` of the input, with ``H * W`` equal to the layer's inputs.
+        axes: a ``(rows, len(models))`` array of Axes (default: a new figure).
+
+    Returns:
+        The Axes array.
+    """
+    if not models:
+        raise ValueError("models is empty")
+    rows = 2 if image_shape is not None else 1
+    if axes is None:
+        _, axes = plt.subplots(rows, len(models), figsize=(2.3 * len(models), 2.4 * rows),
+                               squeeze=False, layout="constrained")  # fmt: skip
+    axes = np.asarray(axes).reshape(rows, len(models))
+    blocks, coverage = {}, {}
+    for label, model in models.items():
+        layers = masking.masked_layers(model)
+        if not layers:
+            raise ValueError(f"model {label!r} has no masks")
+        name = layer or next(iter(layers))
+        if name not in layers:
+            raise ValueError(f"layer must be one of {list(layers)}, got {name!r}")
+        weight = layers[name].weight.detach().cpu().flatten(1)
+        mask = getattr(layers[name], masking.MASK).detach().cpu().flatten(1)
+        r, c = origin
+        if not (0 <= r < weight.shape[0] and 0 <= c < weight.shape[1]):
+            raise ValueError(f"origin must lie within the layer's {tuple(weight.shape)} weight "
+                             f"matrix, got {origin!r}")  # fmt: skip
+        block = torch.where(mask, weight, torch.nan)[r:r + crop, c:c + crop]
+        blocks[label] = block.numpy()
+        if image_shape is not None:
+            if weight.shape[1] != image_shape[0] * image_shape[1]:
+                raise ValueError(f"image_shape {image_shape} does not match the layer's "
+                                 f"{weight.shape[1]} inputs")  # fmt: skip
+            coverage[label] = mask.sum(0).reshape(image_shape).numpy()
+    scale = max(float(np.nanpercentile(np.abs(b), 95)) if np.isfinite(b).any() else 1.0
+                for b in blocks.values())  # fmt: skip
+    cmap = plt.get_cmap("coolwarm").with_extremes(bad="0.9")
+    top = max((float(c.max()) for c in coverage.values()), default=1.0)
+    for j, label in enumerate(models):
+        ax = axes[0, j]
+        ax.imshow(blocks[label], cmap=cmap, vmin=-scale, vmax=scale, interpolation="nearest")
+        ax.set_title(label, fontsize="small")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if rows == 2:
+            ax = axes[1, j]
+            ax.imshow(coverage[label], cmap="viridis", vmin=0, vmax=top, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].set_ylabel(f"weights {crop}x{crop}\n(grey: pruned)", fontsize="small")
+    if rows == 2:
+        axes[1, 0].set_ylabel("kept weights\nper input pixel", fontsize="small")
+    return axes
+
+
+__all__ += ["logit_histograms", "mask_training", "accuracy_vs_compute", "mask_panels"]

@@ -158,14 +158,7 @@ def run(
     if data is None:
         data = setup.load_data(resolve_device(device))
     T = setup.train.steps
-    ticket_config = gimp.weight_rewinding(T, density, K)
-    gimp.run(setup, ticket_config, data=data, store=store, progress=progress)
-    ticket_run = runs.RunDir.open("gimp", {"kind": "gimp", "setup": setup.to_dict(),
-                                           "method": ticket_config.to_dict()}, store)  # fmt: skip
-    last = len(ticket_config.densities()) - 1
-    ticket = ticket_run.load_checkpoint(last)
-    if ticket is None:
-        raise RuntimeError(f"the ticket's checkpoint {last} is missing in {ticket_run.path}")
+    ticket_config, ticket, last = _ticket_state(setup, density, K, data, store, progress)
 
     rows = []
     for name in tqdm(names, desc="modifications", disable=not progress, leave=False):
@@ -193,3 +186,106 @@ def run(
             run_dir.write_record(0, record)
         rows.append({**record, "seed": setup.seed})
     return pd.DataFrame(rows)
+
+
+def _ticket_state(setup: Setup, density: float, K: float, data: Dataset, store, progress: bool):
+    """Run (or fetch) the weight-rewinding run; return its config, the ticket's checkpoint
+    (the state its last level trains from) and that level's index."""
+    ticket_config = gimp.weight_rewinding(setup.train.steps, density, K)
+    gimp.run(setup, ticket_config, data=data, store=store, progress=progress)
+    ticket_run = runs.RunDir.open("gimp", {"kind": "gimp", "setup": setup.to_dict(),
+                                           "method": ticket_config.to_dict()}, store)  # fmt: skip
+    last = len(ticket_config.densities()) - 1
+    state = ticket_run.load_checkpoint(last)
+    if state is None:
+        raise RuntimeError(f"the ticket's checkpoint {last} is missing in {ticket_run.path}")
+    return ticket_config, state, last
+
+
+def ticket(
+    setup: Setup,
+    density: float = 0.04,
+    K: float = 0.7,
+    data: Dataset | None = None,
+    store: str | None = None,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+) -> nn.Module:
+    """The lottery ticket :func:`run` modifies: ``setup``'s model with the initial weights
+    under weight rewinding's final mask (from the run store; pruned first if missing).
+    Apply a modification to a copy to see it (Figure 3.11)::
+
+        net = shuffle.ticket(setup, data=data)
+        shuffled = shuffle.MODIFICATIONS["shuffle masks and weights (B)"](copy.deepcopy(net), 0)
+    """
+    if data is None:
+        data = setup.load_data(resolve_device(device))
+    _, state, _ = _ticket_state(setup, density, K, data, store, progress)
+    model = setup.build_model(data).to(data.device)
+    masking.add_masks(model)
+    masking.load_state_dict(model, state["model"])
+    return model
+
+
+def summarize(results: pd.DataFrame, metric: str = "test_accuracy") -> pd.DataFrame:
+    """Table 3.1 from :func:`run`'s rows (one data set, any number of seeds).
+
+    Returns:
+        One row per modification (in :data:`MODIFICATIONS` order), indexed by name, with
+        ``mean`` and ``std`` (sample std over seeds; NaN for one seed) in %, ``seeds``,
+        ``difference`` (``mean`` minus the unmodified ticket's ``mean``, points), ``rank``
+        (1 = most accurate), and the thesis's ``thesis mean``, ``thesis std``,
+        ``thesis difference`` and ``thesis rank`` (MNIST, :data:`THESIS_TABLE_3_1`).
+    """
+    missing = {"modification", "seed", metric} - set(results)
+    if missing:
+        raise ValueError(f"results lacks the columns {sorted(missing)}; pass shuffle.run's rows")
+    g = results.groupby("modification")
+    table = pd.DataFrame({"mean": 100 * g[metric].mean(), "std": 100 * g[metric].std(),
+                          "seeds": g["seed"].nunique()})  # fmt: skip
+    table = table.reindex([n for n in MODIFICATIONS if n in table.index])
+    if "none" not in table.index:
+        raise ValueError("results must include the unmodified ticket ('none')")
+    table["difference"] = table["mean"] - table.loc["none", "mean"]
+    table["rank"] = table["mean"].rank(ascending=False, method="min").astype(int)
+    thesis = pd.DataFrame(THESIS_TABLE_3_1, index=["thesis mean", "thesis std"]).T
+    thesis["thesis difference"] = thesis["thesis mean"] - THESIS_TABLE_3_1["none"][0]
+    thesis["thesis rank"] = thesis["thesis mean"].rank(ascending=False, method="min").astype(int)
+    table = table.join(thesis)
+    table.index.name = "modification"
+    return table
+
+
+def claims(summary: pd.DataFrame) -> dict[str, bool | None]:
+    """Section 3.3.2's reading of Table 3.1, checked on a :func:`summarize` table with all
+    five rows. ``None`` means the data cannot decide (a spread needs two seeds or more).
+
+    Claims:
+        * every modification lowers the accuracy;
+        * keeping the topology (A, reinitialize) beats changing it (B, shuffle masks and
+          reinitialize): the worse of the first two beats the better of the last two;
+        * with a changed topology, keeping the weight values (B) beats reinitializing;
+        * shuffling within the masks and reinitializing do not differ significantly (their
+          means lie within two standard errors of the difference);
+        * the order of the five rows is the thesis's.
+    """
+    names = list(MODIFICATIONS)
+    if list(summary.index) != names:
+        raise ValueError(f"summary must hold the rows {names}, got {list(summary.index)}")
+    m = summary["mean"]
+    a, r, b, s = names[1:]
+    se = ((summary.loc[a, "std"] ** 2 / summary.loc[a, "seeds"])
+          + (summary.loc[r, "std"] ** 2 / summary.loc[r, "seeds"])) ** 0.5  # fmt: skip
+    return {
+        "every modification lowers the accuracy": bool((m[names[1:]] < m["none"]).all()),
+        "keeping the topology beats changing it": bool(min(m[a], m[r]) > max(m[b], m[s])),
+        "with a changed topology, keeping the values (B) beats reinitializing":
+            bool(m[b] > m[s]),
+        "shuffling within masks and reinitializing do not differ significantly":
+            None if pd.isna(se) else bool(abs(m[a] - m[r]) <= 2 * se),
+        "the order of the five rows is the thesis's":
+            bool((summary["rank"] == summary["thesis rank"]).all()),
+    }  # fmt: skip
+
+
+__all__ += ["ticket", "summarize", "claims"]

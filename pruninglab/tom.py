@@ -352,3 +352,72 @@ def _metrics(model: nn.Module, data: Dataset) -> dict:
             r = evaluate(model, x, y)
             out[f"{split}_loss"], out[f"{split}_accuracy"] = r["loss"], r["accuracy"]
     return out
+
+
+# --------------------------------------------------------------------------------------
+# Accuracy beside compute (Section 3.3.1 and Figure 3.10; notebook 07)
+# --------------------------------------------------------------------------------------
+
+# Section 3.3.1: the MLP of Table 3.1 on MNIST at 96 % sparsity, test accuracy (%) mean and
+# std: Training Optimal Masks against iterative pruning (weight rewinding, Table 3.1's "none").
+THESIS_MNIST: dict[str, tuple[float, float]] = {"tom": (98.639, 0.039),
+                                                "iterative": (98.624, 0.039)}  # fmt: skip
+
+
+def cumulative_steps(records: pd.DataFrame) -> pd.DataFrame:
+    """GIMP records with ``total_steps``: the training steps a run spent up to and including
+    each level -- its compute if it stopped there. Level ``i`` of weight rewinding costs
+    ``(i + 1) T``; a one-shot run's pruned level costs ``2 T``.
+
+    Args:
+        records: whole runs of :func:`pruninglab.gimp.run` (or several concatenated), each
+            run's rows in level order starting at level 0, with a ``steps`` column.
+
+    Returns:
+        A copy with the ``total_steps`` column.
+    """
+    missing = {"level", "steps"} - set(records)
+    if missing:
+        raise ValueError(f"records lacks the columns {sorted(missing)}; pass gimp.run's records")
+    if len(records) and records["level"].iloc[0] != 0:
+        raise ValueError("records must hold whole runs, each starting at level 0, got first "
+                         f"level {records['level'].iloc[0]!r}")  # fmt: skip
+    run_id = (records["level"] == 0).cumsum()
+    out = records.copy()
+    out["total_steps"] = records.groupby(run_id)["steps"].cumsum()
+    return out
+
+
+def compute_table(results: pd.DataFrame, train_steps: int, metric: str = "test_accuracy",
+                  digits: int = 3) -> pd.DataFrame:  # fmt: skip
+    """Accuracy beside the compute that bought it: one row per method and density.
+
+    Args:
+        results: rows with ``method``, ``seed``, ``density``, ``total_steps`` and ``metric``
+            (a fraction) -- TOM's ``final`` rows, :func:`pruninglab.at_init.run` rows, GIMP
+            rows after :func:`cumulative_steps`, concatenated.
+        train_steps: T, the unit of the ``steps / T`` column.
+        metric: the accuracy column.
+        digits: densities that agree to this many significant digits are one density (the
+            same target reached by different methods differs only in the last digits).
+
+    Returns:
+        Columns ``method, density, accuracy`` (mean over seeds, %), ``std`` (%, sample std;
+        NaN for one seed), ``seeds``, ``steps`` (training steps, forward-backward passes) and
+        ``steps / T``; sorted by density (highest first), then steps.
+    """
+    missing = {"method", "seed", "density", "total_steps", metric} - set(results)
+    if missing:
+        raise ValueError(f"results lacks the columns {sorted(missing)}")
+    if isinstance(train_steps, bool) or not isinstance(train_steps, int) or train_steps < 1:
+        raise ValueError(f"train_steps must be a positive integer, got {train_steps!r}")
+    frame = results.assign(density=results["density"].map(lambda d: float(f"{d:.{digits}g}")))
+    g = frame.groupby(["method", "density"], sort=False)
+    table = pd.DataFrame({"accuracy": 100 * g[metric].mean(), "std": 100 * g[metric].std(),
+                          "seeds": g["seed"].nunique(),
+                          "steps": g["total_steps"].mean()}).reset_index()  # fmt: skip
+    table["steps / T"] = table["steps"] / train_steps
+    return table.sort_values(["density", "steps"], ascending=[False, True], ignore_index=True)
+
+
+__all__ += ["THESIS_MNIST", "cumulative_steps", "compute_table"]

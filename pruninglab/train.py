@@ -50,7 +50,8 @@ class TrainConfig:
         augment: augment training batches; ``None`` follows the data set.
         amp: bf16 autocast on CUDA (ignored on CPU).
         channels_last: NHWC memory layout on CUDA for conv nets (ignored on CPU).
-        compile: wrap the model in ``torch.compile`` (CUDA only).
+        compile: wrap the model in ``torch.compile(mode="reduce-overhead")``: compiled and
+            replayed as CUDA graphs (CUDA only).
     """
 
     schedule: Schedule
@@ -151,7 +152,9 @@ class Trainer:
             self.model.to(memory_format=torch.channels_last)
         self.forward = self.model
         if self.config.compile and self.cuda:
-            self.forward = torch.compile(self.model)
+            # CUDA graphs: ResNet-20 is launch-bound on a big GPU, and the default mode
+            # left it as slow as eager (python -m pruninglab.bench train --compile).
+            self.forward = torch.compile(self.model, mode="reduce-overhead")
         augment = self.data.augment if self.config.augment is None else self.config.augment
         self.batches = iter(Batches(self.data.x_train, self.data.y_train,
                                     self.config.batch_size, self.seed, augment))  # fmt: skip

@@ -385,3 +385,100 @@ def rewind_explorer(setup, data, target_density: float, percents=(0, 25, 50, 75,
     explorer = Explorer({"percent": slider}, draw, Figure(figsize=(7, 4), layout="constrained"))
     explorer.runs = fetched
     return explorer
+
+
+# --------------------------------------------------------------------------------------
+# BN settings and iterative pruning (thesis Section 3.3.3, Figure 3.12; notebook 09)
+# --------------------------------------------------------------------------------------
+
+# eps values the explorer offers: the thesis's two (1e-5, 1e-3) and their neighbours.
+BN_EPS_VALUES = (1e-5, 1e-4, 1e-3, 1e-2)
+
+
+def bn_pruning_explorer(setup, data, config, tf_momentum: float = 0.99, eps: float = 1e-3,
+                        momenta=BN_TF_MOMENTA, eps_values=BN_EPS_VALUES,
+                        settings: Mapping[str, tuple[float, float]] | None = None,
+                        compute: bool = True, store=None,
+                        progress: bool = False) -> Explorer:  # fmt: skip
+    """Controls for BN's momentum (TensorFlow's convention, PyTorch's value beside it) and
+    eps that fetch the GIMP run with that setting from the run store -- or, with
+    ``compute``, train it once when missing -- and redraw its test accuracy against
+    compression beside the thesis's two settings (Figure 3.12: mu=0.99, eps=1e-3 and
+    mu=0.997, eps=1e-5), drawn dashed when the store holds them.
+
+    Args:
+        setup: a :class:`~pruninglab.config.Setup` whose model has BN layers; its
+            ``bn_momentum``/``bn_eps`` are replaced by the controls' values.
+        data: the loaded data set for ``setup``.
+        config: the GIMP config (iterative pruning to high sparsity).
+        tf_momentum, eps: the controls' starting values (one of ``momenta`` /
+            ``eps_values``).
+        settings: the reference settings ``{label: (tf_momentum, eps)}`` (default
+            :data:`pruninglab.bn.THESIS_SETTINGS`).
+        compute: train a run that is not in the store (else the figure says it is missing).
+        store: run-store root (``None``: the default).
+        progress: progress bars while training.
+
+    Attributes of the returned explorer: ``runs`` (``{(tf_momentum, eps): DataFrame}``
+    fetched or trained so far).
+    """
+    from . import bn, gimp, plots
+
+    momenta, eps_values = tuple(momenta), tuple(eps_values)
+    if tf_momentum not in momenta:
+        raise ValueError(f"tf_momentum must be one of {momenta}, got {tf_momentum!r}")
+    if eps not in eps_values:
+        raise ValueError(f"eps must be one of {eps_values}, got {eps!r}")
+    if not any(isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d))
+               for m in setup.build_model(data).modules()):  # fmt: skip
+        raise ValueError(f"setup's model {setup.model!r} has no BatchNorm layers")
+    settings = dict(settings or bn.THESIS_SETTINGS)
+    fetched: dict = {}
+
+    def variant(momentum: float, eps: float):
+        return setup.replace(bn_momentum=models.tf_to_torch_momentum(momentum), bn_eps=eps)
+
+    def draw(figure: Figure, momentum: float, eps: float) -> None:
+        torch_momentum = models.tf_to_torch_momentum(momentum)
+        chosen = f"μ={momentum:g} (PyTorch {torch_momentum:g}), eps={eps:.0e}"
+        run = gimp.run(variant(momentum, eps), config, data=data, store=store, progress=progress,
+                       fetch_only=not compute)  # fmt: skip
+        figure.clear()
+        ax = figure.add_subplot()
+        for i, (label, (m, e)) in enumerate(settings.items()):  # after training: may be it
+            ref = gimp.run(variant(m, e), config, data=data, store=store, progress=False,
+                           fetch_only=True)  # fmt: skip
+            if ref is not None:
+                ax.plot(ref["compression"], 100 * ref["test_accuracy"], ls="--", marker="x",
+                        ms=4, color=f"{0.25 + 0.35 * i:.2f}",
+                        label=f"thesis setting {label}")  # fmt: skip
+        if run is None:
+            ax.set_title(f"{chosen}: not in the run store", fontsize="medium")
+            if ax.get_lines():
+                ax.legend(fontsize="small")
+            return
+        fetched[(momentum, eps)] = run
+        title = f"{config.method}, {setup.model}: {chosen}"
+        plots.accuracy_vs_compression(run.assign(method=chosen), ax=ax, title=title)
+
+    style = {"description_width": "initial"}
+    layout = widgets.Layout(width="360px")
+    controls = {
+        "momentum": widgets.SelectionSlider(
+            options=[(_momentum_label(m), m) for m in momenta], value=tf_momentum,
+            description="TF momentum μ", style=style, layout=layout, continuous_update=False),
+        "eps": widgets.SelectionSlider(options=[(f"{e:.0e}", e) for e in eps_values], value=eps,
+                                       description="eps", style=style,
+                                       continuous_update=False),  # fmt: skip
+    }
+    header = widgets.HTML(
+        "BN settings and iterative pruning (thesis Section 3.3.3, Figure 3.12). μ in "
+        "TensorFlow's convention (the weight of the old running value); PyTorch's momentum "
+        "is 1 − μ. eps is added to the variance in training and in evaluation.")
+    figure = Figure(figsize=(7.5, 4.2), layout="constrained")
+    explorer = Explorer(controls, draw, figure, header)
+    explorer.runs = fetched
+    return explorer
+
+
+__all__ += ["BN_EPS_VALUES", "bn_pruning_explorer"]

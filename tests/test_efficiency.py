@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -110,3 +111,38 @@ def test_compare_inference_reports_times_and_the_bytes_of_size_report():
     assert result["dense_ms"] > 0 and result["csr_ms"] > 0
     assert result["speedup"] == pytest.approx(result["dense_ms"] / result["csr_ms"])
     assert model.training
+
+
+def test_inference_table_has_a_row_per_sparsity_and_batch_and_leaves_the_model_dense():
+    model = models.create("lenet300", 1, 10, 8)
+    table = efficiency.inference_table(model, (1, 8, 8), [0.5, 0.1], batch_sizes=[1, 3],
+                                       rounds=1, repeats=1, warmup=0)  # fmt: skip
+    assert list(table.index) == [(50.0, 1), (50.0, 3), (90.0, 1), (90.0, 3)]
+    assert table.loc[(90.0, 1), "density"] == pytest.approx(0.1, abs=1e-3)
+    assert not masking.masked_layers(model)  # pruned copies, not the model
+
+
+def test_inference_table_rejects_a_density_above_one():
+    with pytest.raises(ValueError, match="densities"):
+        efficiency.inference_table(nn.Linear(4, 2), (4,), [1.5])
+
+
+def test_macs_at_levels_reads_gimp_records_and_run_store_columns_alike():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(10, 20), nn.Linear(20, 5))
+    records = pd.DataFrame({"layers": [{"1": 1.0, "2": 1.0}, {"1": 0.5, "2": 0.2}]})
+    flat = pd.DataFrame({"layers.1": [1.0, 0.5], "layers.2": [1.0, 0.2]})
+    a = efficiency.macs_at_levels(model, (10,), records)
+    b = efficiency.macs_at_levels(model, (10,), flat)
+    assert list(a["kept_macs"]) == [300, 120] and a.equals(b)
+
+
+def test_macs_at_levels_needs_per_layer_densities():
+    with pytest.raises(ValueError, match="layers"):
+        efficiency.macs_at_levels(nn.Linear(4, 2), (4,), pd.DataFrame({"density": [1.0]}))
+
+
+def test_table_1_1_reproduces_the_thesis_parameter_counts_except_wrn_16_4():
+    table = efficiency.table_1_1()
+    same = table["parameters"] == table["thesis_parameters"]
+    assert list(table.index[~same]) == ["wrn-16-4"]
+    assert (table["kernel_weights"] < table["parameters"]).all()

@@ -71,3 +71,66 @@ def test_an_explorer_passes_control_values_to_draw():
     slider.value = 4
     assert seen == [1, 4]
     assert list(explorer.figure.axes[0].get_lines()[0].get_ydata()) == [0, 4]
+
+
+# --------------------------------------------------------------------------------------
+# bn_pruning_explorer (notebook 09)
+# --------------------------------------------------------------------------------------
+
+
+def _gimp_runs(store):
+    import json
+
+    # runs that trained at least one level (a fetch that finds nothing leaves an empty folder)
+    return [json.loads((path / "config.json").read_text())
+            for path in sorted(store.glob("gimp-*")) if (path / "record_000.json").is_file()]
+
+
+def test_bn_pruning_explorer_trains_each_bn_setting_once_and_redraws(tmp_path):
+    from pruninglab import data as data_module
+    from pruninglab import gimp, schedules
+    from pruninglab.config import Setup
+    from pruninglab.train import TrainConfig
+
+    digits = data_module.load("digits")
+    setup = Setup("mlp-bn", "digits", TrainConfig(schedules.resnet(10), batch_size=32))
+    config = gimp.lr_rewinding(10, 0.5)
+    explorer = widgets.bn_pruning_explorer(setup, digits, config, store=tmp_path)
+    assert set(explorer.controls) == {"momentum", "eps"}
+    assert list(explorer.runs) == [(0.99, 1e-3)]
+    stored = _gimp_runs(tmp_path)
+    assert [(c["setup"]["bn_momentum"], c["setup"]["bn_eps"]) for c in stored] == [(0.01, 1e-3)]
+
+    before = explorer.image.value
+    explorer.controls["momentum"].value = 0.997
+    explorer.controls["eps"].value = 1e-5  # now both of the thesis's settings are stored
+    assert set(explorer.runs) == {(0.99, 1e-3), (0.997, 1e-3), (0.997, 1e-5)}
+    assert explorer.image.value != before
+    ax = explorer.figure.axes[0]
+    assert "PyTorch 0.003" in ax.get_title()
+    assert len(explorer.runs[(0.997, 1e-5)]) == len(config.densities())
+    assert sum(line.get_label().startswith("thesis setting") for line in ax.get_lines()) == 2
+
+    # without compute, a setting that is not stored is reported, not trained
+    fetch_only = widgets.bn_pruning_explorer(setup, digits, config, tf_momentum=0.9, eps=1e-2,
+                                             compute=False, store=tmp_path)  # fmt: skip
+    assert "not in the run store" in fetch_only.figure.axes[0].get_title()
+    assert fetch_only.runs == {} and len(_gimp_runs(tmp_path)) == 3
+    fetch_only.controls["momentum"].value = 0.99
+    fetch_only.controls["eps"].value = 1e-3  # stored: drawn at once
+    assert list(fetch_only.runs) == [(0.99, 1e-3)]
+    assert fetch_only.runs[(0.99, 1e-3)]["test_accuracy"].tolist() == \
+        explorer.runs[(0.99, 1e-3)]["test_accuracy"].tolist()  # fmt: skip
+
+
+def test_bn_pruning_explorer_needs_a_model_with_bn_and_offered_values(digits):
+    from pruninglab import gimp, schedules
+    from pruninglab.config import Setup
+    from pruninglab.train import TrainConfig
+
+    setup = Setup("mlp", "digits", TrainConfig(schedules.resnet(10), batch_size=32))
+    with pytest.raises(ValueError, match="BatchNorm"):
+        widgets.bn_pruning_explorer(setup, digits, gimp.lr_rewinding(10, 0.5), compute=False)
+    with pytest.raises(ValueError, match="eps"):
+        widgets.bn_pruning_explorer(setup.replace(model="mlp-bn"), digits,
+                                    gimp.lr_rewinding(10, 0.5), eps=0.5, compute=False)  # fmt: skip
