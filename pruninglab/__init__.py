@@ -2,11 +2,15 @@
 following Mikler (2021), *On Pruning Methods for Neural Networks*.
 
 Modules (one idea each): ``models``, ``data``, ``schedules``, ``train``, ``masking``,
-``saliency``, ``pruning``, ``gimp``, ``runs``, ``config``, ``profiles``, ``notebooks``.
+``saliency``, ``pruning``, ``interop``, ``gimp``, ``tom``, ``shuffle``, ``bn``, ``at_init``,
+``runs``, ``config``, ``profiles``, ``plots``, ``efficiency``, ``reproduction``, ``basics``;
+``notebooks``, ``widgets`` and ``bench`` load on first use.
 """
 
 from . import (  # noqa: F401
+    at_init,
     basics,
+    bn,
     config,
     data,
     efficiency,
@@ -17,9 +21,12 @@ from . import (  # noqa: F401
     plots,
     profiles,
     pruning,
+    reproduction,
     runs,
     saliency,
     schedules,
+    shuffle,
+    tom,
     train,
 )
 

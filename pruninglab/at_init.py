@@ -16,7 +16,7 @@ from .data import Dataset
 from .pruning import check_density, prune
 from .saliency import random as random_saliency
 from .saliency import snip
-from .train import Trainer, evaluate, resolve_device
+from .train import Trainer, evaluate_splits, resolve_device
 
 __all__ = ["run", "CRITERIA"]
 
@@ -42,12 +42,16 @@ def run(
         n_batches: SNIP's batches (of the training batch size).
 
     Returns:
-        One row: ``method``, ``seed``, ``density``, ``test_accuracy``, ``test_loss``,
-        ``train_accuracy``, ``total_steps`` (= T) and ``seconds``.
+        One row: ``method``, ``seed``, ``density``, ``compression``, ``kept``, ``total``
+        (:func:`pruninglab.masking.summary`), ``test_accuracy``, ``test_loss``,
+        ``train_accuracy`` (first 10,000 training images), ``total_steps`` (= T) and
+        ``seconds``.
     """
     density = check_density(density)
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+    if isinstance(n_batches, bool) or not isinstance(n_batches, int) or n_batches < 1:
+        raise ValueError(f"n_batches must be a positive integer, got {n_batches!r}")
     if data is None:
         data = setup.load_data(resolve_device(device))
     setup.check_data(data)
@@ -65,12 +69,10 @@ def run(
         prune(model, density, saliency=saliency)
         Trainer(model, data, setup.train, seed=setup.seed, progress=progress,
                 desc=f"{criterion} @ {density:.3g}").run(setup.train.steps)  # fmt: skip
-        test = evaluate(model, data.x_test, data.y_test)
-        train = evaluate(model, data.x_train[:10_000], data.y_train[:10_000])
-        kept, total = masking.count(model)
-        record = {"density": kept / total, "compression": total / kept if kept else float("inf"),
-                  "kept": kept, "total": total, "test_accuracy": test["accuracy"],
-                  "test_loss": test["loss"], "train_accuracy": train["accuracy"],
-                  "total_steps": setup.train.steps, "seconds": time.perf_counter() - tic}  # fmt: skip
+        scores = evaluate_splits(model, data, splits=("test", "train"))
+        record = {**masking.summary(model), "test_accuracy": scores["test_accuracy"],
+                  "test_loss": scores["test_loss"], "train_accuracy": scores["train_accuracy"],
+                  "total_steps": setup.train.steps,
+                  "seconds": time.perf_counter() - tic}  # fmt: skip
         run_dir.write_record(0, record)
     return pd.DataFrame([{"method": f"{criterion} at init", "seed": setup.seed, **record}])

@@ -42,7 +42,19 @@ from torch import nn
 
 from . import interop, masking, models, pruning
 
-__all__ = ["SECTIONS", "bench_masking", "interleaved", "machine", "main", "section", "summarize"]
+__all__ = [
+    "SECTIONS",
+    "Step",
+    "bench_data",
+    "bench_masking",
+    "bench_sparse",
+    "bench_train",
+    "interleaved",
+    "machine",
+    "main",
+    "section",
+    "summarize",
+]
 
 Step = Callable[[], None]
 SECTIONS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],

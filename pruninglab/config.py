@@ -33,6 +33,8 @@ class Setup:
         val_size, train_size: passed to :func:`pruninglab.data.load`.
         bn_momentum, bn_eps: BN settings in PyTorch's convention (``None``: the family's
             thesis values; see :data:`pruninglab.models.BN_SETTINGS`).
+        init: weight initialization, ``"torch"`` or ``"keras"``
+            (:func:`pruninglab.models.init_layer`).
     """
 
     model: str
@@ -43,12 +45,15 @@ class Setup:
     train_size: int | None = None
     bn_momentum: float | None = None
     bn_eps: float | None = None
+    init: str = "torch"
 
     def __post_init__(self) -> None:
         if self.dataset not in data_module.names():
             raise ValueError(f"dataset must be one of {data_module.names()}, got {self.dataset!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        if self.init not in models.INITS:
+            raise ValueError(f"init must be one of {models.INITS}, got {self.init!r}")
         if not models.is_known(self.model):
             models.create(self.model)  # raises the error that lists the known names
 
@@ -66,7 +71,8 @@ class Setup:
         torch.manual_seed(self.seed)
         return models.create(self.model, in_channels=data.in_channels,
                              num_classes=data.num_classes, input_size=data.input_size,
-                             bn_momentum=self.bn_momentum, bn_eps=self.bn_eps)  # fmt: skip
+                             bn_momentum=self.bn_momentum, bn_eps=self.bn_eps,
+                             init=self.init)  # fmt: skip
 
     def check_data(self, data: data_module.Dataset) -> None:
         """Raise ``ValueError`` if ``data`` was not loaded for this setup."""

@@ -37,7 +37,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Dataset", "Batches", "augment", "load", "names", "DEBIAN_FASHION_MNIST"]
+__all__ = [
+    "Dataset",
+    "Batches",
+    "augment",
+    "load",
+    "names",
+    "default_root",
+    "read_idx",
+    "DEBIAN_FASHION_MNIST",
+    "DIGIT_CLASSES",
+    "FASHION_CLASSES",
+    "CIFAR10_CLASSES",
+]
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -112,7 +124,8 @@ class Dataset:
         val = 0 if self.x_val is None else len(self.x_val)
         return (f"Dataset({self.name!r}: train {tuple(self.x_train.shape)}, val {val}, "
                 f"test {tuple(self.x_test.shape)}, {self.num_classes} classes, "
-                f"augment={self.augment}, device={self.device}, source={self.source!r})")  # fmt: skip
+                f"augment={self.augment}, device={self.device}, "
+                f"source={self.source!r})")  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ from . import masking, runs
 from .config import Setup
 from .data import Dataset
 from .pruning import prune
-from .train import Callback, Trainer, evaluate, resolve_device
+from .train import Callback, Trainer, evaluate_splits, resolve_device
 
 __all__ = [
     "GIMPConfig",
@@ -61,6 +61,7 @@ __all__ = [
     "run",
     "run_seeds",
     "level_seed",
+    "run_config",
     "schedule_trace",
     "ALGORITHMS",
     "algorithms",
@@ -106,7 +107,8 @@ class GIMPConfig:
             isinstance(self.retrain_steps, bool) or not isinstance(self.retrain_steps, int)
             or self.retrain_steps < 0
         ):  # fmt: skip
-            raise ValueError(f"retrain_steps must be a non-negative integer, got {self.retrain_steps!r}")
+            raise ValueError(
+                f"retrain_steps must be a non-negative integer, got {self.retrain_steps!r}")
         k = self.density_multiplier
         if isinstance(k, bool) or not isinstance(k, (int, float)) or not 0.5 <= k < 1.0:
             raise ValueError(f"density_multiplier (K) must lie in [0.5, 1), got {k!r}")
@@ -185,8 +187,10 @@ def stable_weight_rewinding(
 ) -> GIMPConfig:
     """Algorithm 3: rewind weights and schedule to step ``rewind_to`` (thesis: 0.1%-7% of T)
     and retrain ``T - rewind_to`` steps."""
-    if isinstance(rewind_to, bool) or not isinstance(rewind_to, int) or not 0 <= rewind_to <= train_steps:
-        raise ValueError(f"rewind_to must be an integer in [0, train_steps={train_steps}], got {rewind_to!r}")
+    if (isinstance(rewind_to, bool) or not isinstance(rewind_to, int)
+            or not 0 <= rewind_to <= train_steps):  # fmt: skip
+        raise ValueError(
+            f"rewind_to must be an integer in [0, train_steps={train_steps}], got {rewind_to!r}")
     n = train_steps - rewind_to
     return GIMPConfig(train_steps, target_density, K, n, n, n,
                       method=f"stable_weight_rewinding({rewind_to})", **kw)  # fmt: skip
@@ -258,6 +262,11 @@ def sgimp_sweep(train_steps: int, percents, target_density: float,
 # --------------------------------------------------------------------------------------
 
 
+def run_config(setup: Setup, config: GIMPConfig) -> dict:
+    """The dict the run store keys a GIMP run by (its hash names the run's folder)."""
+    return {"kind": "gimp", "setup": setup.to_dict(), "method": config.to_dict()}
+
+
 def level_seed(seed: int, level: int) -> int:
     """The batch-stream seed of ``level``: each level's data order depends only on the run's
     seed and the level, so a resumed run sees the same batches as an uninterrupted one."""
@@ -266,24 +275,16 @@ def level_seed(seed: int, level: int) -> int:
 
 def _record(level: int, target: float, model: nn.Module, data: Dataset, fit: dict,
             start: int, rewind_point: int, seconds: float) -> dict:  # fmt: skip
-    kept, total = masking.count(model)
-    n_train = min(len(data.x_train), 10_000)
-    record = {
-        "level": level, "target_density": target, "density": kept / total,
-        "compression": total / kept if kept else math.inf, "kept": kept, "total": total,
+    """One level's record: the densities, where the level read the schedule, its running
+    training metrics, :func:`pruninglab.train.evaluate_splits` and each layer's density."""
+    return {
+        "level": level, "target_density": target, **masking.summary(model),
         "steps": fit["steps"], "position_start": start, "position_end": fit["position"],
         "rewind_point": rewind_point, "seconds": seconds,
         "train_loss_running": fit["loss"], "train_accuracy_running": fit["accuracy"],
+        **evaluate_splits(model, data),
+        "layers": {name: float(m.float().mean()) for name, m in masking.get_masks(model).items()},
     }  # fmt: skip
-    for split, (x, y) in {"test": (data.x_test, data.y_test),
-                          "train": (data.x_train[:n_train], data.y_train[:n_train]),
-                          "val": (data.x_val, data.y_val)}.items():  # fmt: skip
-        if x is not None:
-            result = evaluate(model, x, y)
-            record[f"{split}_loss"], record[f"{split}_accuracy"] = result["loss"], result["accuracy"]
-    record["layers"] = {name: float(m.float().mean())
-                        for name, m in masking.get_masks(model).items()}  # fmt: skip
-    return record
 
 
 def _checkpoint(model: nn.Module, position: int) -> dict:
@@ -319,13 +320,20 @@ def run(
             finished run (for widgets that must answer at once).
 
     Returns:
-        One row per level (see :func:`_record` for the columns), plus ``method`` and
-        ``seed``.
+        One row per level: ``method``, ``seed``, ``level``, ``target_density``, the
+        columns of :func:`pruninglab.masking.summary` (``density``, ``compression``,
+        ``kept``, ``total``), ``steps``, ``position_start``, ``position_end``,
+        ``rewind_point``, ``seconds``, ``train_loss_running`` and
+        ``train_accuracy_running`` (means over the level's augmented batches), the columns
+        of :func:`pruninglab.train.evaluate_splits` (``test_*``, ``train_*``, ``val_*``
+        with a validation split) and ``layers`` (``{layer: density}``).
     """
     if data is None:
         data = setup.load_data(resolve_device(device))
     setup.check_data(data)
-    store_config = {"kind": "gimp", "setup": setup.to_dict(), "method": config.to_dict()}
+    store_config = run_config(setup, config)
+    if fetch_only and not runs.RunDir.path_for("gimp", store_config, store).is_dir():
+        return None  # not even started: do not create an empty folder
     run_dir = runs.RunDir.open("gimp", store_config, store)
     densities = config.densities()
 

@@ -20,6 +20,7 @@ runs a model with its weights multiplied by any masks without touching the modul
 from __future__ import annotations
 
 import fnmatch
+import math
 from collections.abc import Iterable, Mapping
 
 import torch
@@ -41,6 +42,7 @@ __all__ = [
     "prunable_layers",
     "remove_masks",
     "set_masks",
+    "summary",
 ]
 
 MASK = "pruning_mask"
@@ -215,6 +217,21 @@ def density(model: nn.Module) -> float:
     """Fraction of masked-layer weights that are kept (1.0 for a model without masks)."""
     kept, total = count(model)
     return kept / total if total else 1.0
+
+
+def summary(model: nn.Module) -> dict[str, float | int]:
+    """The masked layers' totals as the flat record the experiments store:
+    ``{"density", "compression", "kept", "total"}`` (compression = total / kept, ``inf``
+    when nothing is kept).
+
+    Raises:
+        ValueError: ``model`` has no masks (:func:`add_masks` first).
+    """
+    kept, total = count(model)
+    if not total:
+        raise ValueError("model has no masked layers; call add_masks(model) first")
+    return {"density": kept / total, "compression": total / kept if kept else math.inf,
+            "kept": kept, "total": total}  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------

@@ -26,6 +26,9 @@ __all__ = [
     "create",
     "names",
     "is_known",
+    "INITS",
+    "init_layer",
+    "initialize",
     "count_parameters",
     "tf_to_torch_momentum",
     "torch_to_tf_momentum",
@@ -292,6 +295,41 @@ def _family(name: str) -> str:
     return "other"
 
 
+INITS = ("torch", "keras")
+
+
+@torch.no_grad()
+def init_layer(layer: nn.Module, init: str = "torch") -> None:
+    """Draw a Conv/Linear layer's weight and bias afresh (from the global RNG).
+
+    Args:
+        init: ``"torch"`` -- the layer's own ``reset_parameters`` (PyTorch's default:
+            Kaiming-uniform with ``a=sqrt(5)``, std ``1/sqrt(3 fan_in)``); ``"keras"`` --
+            Glorot-uniform kernel (std ``sqrt(2/(fan_in + fan_out))``) and zero bias, the
+            default of Keras's ``Dense`` and ``Conv2D``: what a TensorFlow implementation
+            such as the thesis's gets unless it says otherwise (Section 3.4 does not).
+    """
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    if init == "torch":
+        layer.reset_parameters()
+        return
+    nn.init.xavier_uniform_(layer.weight)
+    if layer.bias is not None:
+        layer.bias.zero_()
+
+
+def initialize(model: nn.Module, init: str = "torch") -> nn.Module:
+    """Re-draw every Conv/Linear layer of ``model`` with :func:`init_layer` and remember the
+    scheme as ``model.pruninglab_init`` (so that reinitialization experiments draw from the
+    model's own initializer). Returns ``model``."""
+    for layer in model.modules():
+        if isinstance(layer, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            init_layer(layer, init)
+    model.pruninglab_init = init
+    return model
+
+
 def create(
     name: str,
     in_channels: int = 3,
@@ -299,6 +337,7 @@ def create(
     input_size: int = 32,
     bn_momentum: float | None = None,
     bn_eps: float | None = None,
+    init: str = "torch",
 ) -> nn.Module:
     """Build a freshly initialized model by name.
 
@@ -310,6 +349,8 @@ def create(
         bn_momentum: BN momentum in PyTorch's convention; ``None`` takes the thesis's value
             for the family (``BN_SETTINGS``) or PyTorch's default 0.1 for ``convnet``.
         bn_eps: BN epsilon; ``None`` as for ``bn_momentum``.
+        init: ``"torch"`` (PyTorch's layer defaults) or ``"keras"`` (Glorot-uniform, zero
+            biases); see :func:`init_layer`.
 
     Returns:
         An ``nn.Module`` mapping ``(N, in_channels, input_size, input_size)`` to
@@ -320,7 +361,8 @@ def create(
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{arg} must be a positive integer, got {value!r}")
     if bn_momentum is not None and not 0.0 <= bn_momentum <= 1.0:
-        raise ValueError(f"bn_momentum must lie in [0, 1] (PyTorch convention), got {bn_momentum!r}")
+        raise ValueError(
+            f"bn_momentum must lie in [0, 1] (PyTorch convention), got {bn_momentum!r}")
     if bn_eps is not None and not bn_eps > 0.0:
         raise ValueError(f"bn_eps must be positive, got {bn_eps!r}")
 
@@ -330,13 +372,19 @@ def create(
         "bn_momentum": defaults["bn_momentum"] if bn_momentum is None else bn_momentum,
         "bn_eps": defaults["bn_eps"] if bn_eps is None else bn_eps,
     }
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
     builder = _builder(key)
     if builder is None:
         raise ValueError(
             f"unknown model name {name!r}; known names: {', '.join(names())} "
             "(or resnet<6n+2>, wrn-<6n+4>-<k>)"
         )
-    return builder(in_channels, num_classes, input_size, bn)
+    model = builder(in_channels, num_classes, input_size, bn)
+    if init == "torch":  # the layers initialized themselves this way on construction
+        model.pruninglab_init = init
+        return model
+    return initialize(model, init)
 
 
 Builder = Callable[[int, int, int, dict], nn.Module]

@@ -59,7 +59,7 @@ class Context:
 
     def __str__(self) -> str:
         return (f"pruninglab {self.profile.name} profile: {self.model} on {self.dataset}, "
-                f"device {self.device}, seed {self.seed}, T={self.profile.train_steps} "
+                f"device {self.device}, seed {self.seed}, T={self.profile.steps_for(self.model)} "
                 f"steps; runs stored in {self.store}")  # fmt: skip
 
 
@@ -131,14 +131,15 @@ def execute(notebooks: list[Path], out_dir: Path, parameters: dict,
                 str(path), str(out_dir / path.name), parameters=parameters, kernel_name="python3",
                 cwd=str(path.parent), progress_bar=False, execution_timeout=timeout)  # fmt: skip
         except Exception as err:  # papermill raises PapermillExecutionError with the traceback
-            error = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
+            lines = str(err).strip().splitlines()
+            error = f"{type(err).__name__}: {lines[-1] if lines else ''}"
         results.append((path.name, time.perf_counter() - tic, error))
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pruninglab.notebooks",
-                                     description="Run pruninglab's notebooks headless.")  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m pruninglab.notebooks", description="Run pruninglab's notebooks headless.")
     sub = parser.add_subparsers(dest="command", required=True)
     run_p = sub.add_parser("run", help="execute notebooks in order with papermill")
     run_p.add_argument("select", nargs="*", help="notebook name prefixes (e.g. 00 05); default all")

@@ -1,12 +1,25 @@
-"""The thesis's figures as functions of run records (matplotlib; each returns its Axes).
+"""The thesis's figures as functions of run records (matplotlib; each returns the Axes it
+drew on).
 
 * :func:`accuracy_vs_compression` -- Figures 3.1-3.9: test accuracy against compression
   ratio on a log axis; median over seeds with the min-max spread shaded.
 * :func:`accuracy_vs_parameters` -- Figure 1.1: accuracy against remaining parameters.
 * :func:`lr_schedule` -- Figure 3.13: learning rate against iteration.
+* :func:`rewinding_trace` -- the learning rate each GIMP config trains with, level after
+  level: schedule rewinding at a glance.
 * :func:`layer_densities` -- per-layer density bars (Figure 2.9's point).
 * :func:`learning_curves` -- loss/accuracy against step from training callbacks.
 * :func:`weight_histogram` -- the distribution of (unpruned) weights.
+* :func:`logit_histograms` -- Training Optimal Masks: histograms of the mask logits during
+  mask training (Section 3.3.1).
+* :func:`mask_training` -- Training Optimal Masks: expected density and the top-t mask's
+  accuracy against mask-training step.
+* :func:`accuracy_vs_compute` -- accuracy against the training steps a method needed
+  (Section 3.3.1, Figure 3.10).
+* :func:`mask_panels` -- Figure 3.11 for real networks: a masked layer's weights and mask
+  per model.
+
+:func:`summarize` is the median/min/max table behind :func:`accuracy_vs_compression`.
 """
 
 from __future__ import annotations
@@ -30,6 +43,10 @@ __all__ = [
     "layer_densities",
     "learning_curves",
     "weight_histogram",
+    "logit_histograms",
+    "mask_training",
+    "accuracy_vs_compute",
+    "mask_panels",
     "summarize",
 ]
 
@@ -73,7 +90,8 @@ def accuracy_vs_compression(
     ax = _ax(ax)
     stats = summarize(df, by=by, y=metric)
     for label, part in stats.groupby(by, sort=False):
-        line, = ax.plot(part["compression"], 100 * part["median"], marker="o", ms=3, label=str(label))
+        (line,) = ax.plot(part["compression"], 100 * part["median"], marker="o", ms=3,
+                          label=str(label))
         if (part["n"] > 1).any():
             ax.fill_between(part["compression"], 100 * part["low"], 100 * part["high"],
                             color=line.get_color(), alpha=0.2, lw=0)  # fmt: skip
@@ -179,11 +197,13 @@ def layer_densities(source: nn.Module | Mapping[str, float] | Mapping[str, Mappi
 def learning_curves(history: pd.DataFrame | Sequence[Mapping], x: str = "step",
                     ys: Sequence[str] = ("loss",), ax=None, title: str | None = None):  # fmt: skip
     """Lines of the ``ys`` columns of ``history`` (rows from training callbacks) against ``x``."""
-    ax = _ax(ax)
     frame = pd.DataFrame(history)
+    missing = [c for c in (x, *ys) if c not in frame]
+    if missing:
+        raise ValueError(f"history has no column(s) {missing}; it has {list(frame.columns)}")
+    ax = _ax(ax)
     for y in ys:
-        if y in frame:
-            ax.plot(frame[x], frame[y], label=y)
+        ax.plot(frame[x], frame[y], label=y)
     ax.set_xlabel(x)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
@@ -411,6 +431,3 @@ def mask_panels(models: Mapping[str, nn.Module], layer: str | None = None, crop:
     if rows == 2:
         axes[1, 0].set_ylabel("kept weights\nper input pixel", fontsize="small")
     return axes
-
-
-__all__ += ["logit_histograms", "mask_training", "accuracy_vs_compute", "mask_panels"]

@@ -23,14 +23,21 @@ from .train import TrainConfig
 __all__ = ["Profile", "PROFILES", "get", "resolve", "thesis_train_config"]
 
 
-def thesis_train_config(model: str, steps: int | None = None, batch_size: int = 128) -> TrainConfig:
+def _family(model: str) -> str:
+    return "wrn" if model.startswith("wrn") else "vgg" if model.startswith("vgg") else "resnet"
+
+
+def thesis_train_config(model: str, steps: int | None = None, batch_size: int = 128,
+                        compile: bool = False) -> TrainConfig:  # fmt: skip
     """Section 3.4's hyperparameters for ``model``'s family, optionally scaled to ``steps``:
     ResNets 72k iterations, LR 0.1 /10 at 50% and 75%, L2 1e-4; VGG 80k, LR 0.1 /5 at 40%,
     60%, 80%, L2 1e-4; WRN 80k, LR 0.2 /5 at the same points, L2 2e-4. Other models (MLPs,
-    the small conv net) use the ResNet shape."""
-    family = "wrn" if model.startswith("wrn") else "vgg" if model.startswith("vgg") else "resnet"
+    the small conv net) use the ResNet shape. ``compile`` turns on ``torch.compile`` (it
+    only acts on CUDA)."""
+    family = _family(model)
     l2 = 2e-4 if family == "wrn" else 1e-4
-    return TrainConfig(schedules.preset(family, steps), batch_size=batch_size, l2=l2)
+    return TrainConfig(schedules.preset(family, steps), batch_size=batch_size, l2=l2,
+                       compile=compile)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,9 @@ class Profile:
         density_multiplier: K, the density kept per pruning step (thesis: 0.7).
         seeds: replicates for plots with a spread.
         eval_every: steps between live-curve points.
+        thesis_lengths: T follows the model's family as in Section 3.4 (72,000 for ResNets,
+            80,000 for VGG and WRN) instead of ``train_steps``.
+        compile: train with ``torch.compile`` (CUDA only; the full profile's fast path).
     """
 
     name: str
@@ -56,15 +66,24 @@ class Profile:
     density_multiplier: float
     seeds: tuple[int, ...]
     eval_every: int
+    thesis_lengths: bool = False
+    compile: bool = False
+
+    def steps_for(self, model: str | None = None) -> int:
+        """T for ``model`` (default: the profile's model) in this profile."""
+        if self.thesis_lengths:
+            return schedules.preset(_family(model or self.model)).steps
+        return self.train_steps
 
     def setup(self, model: str | None = None, dataset: str | None = None, seed: int = 0,
               train_steps: int | None = None, **changes) -> Setup:  # fmt: skip
         """A :class:`~pruninglab.config.Setup` with this profile's defaults; any argument
         overrides them (``changes`` go to ``Setup``: ``bn_momentum``, ``val_size``, ...)."""
         model = model or self.model
-        steps = self.train_steps if train_steps is None else train_steps  # 0 is an error
-        train = thesis_train_config(model, steps, self.batch_size)
-        return Setup(model=model, dataset=dataset or self.dataset, train=train, seed=seed, **changes)
+        steps = self.steps_for(model) if train_steps is None else train_steps  # 0 is an error
+        train = thesis_train_config(model, steps, self.batch_size, self.compile)
+        return Setup(model=model, dataset=dataset or self.dataset, train=train, seed=seed,
+                     **changes)
 
     def replace(self, **changes) -> Profile:
         return dataclasses.replace(self, **changes)
@@ -78,7 +97,7 @@ PROFILES: dict[str, Profile] = {
                      eval_every=50),
     "full": Profile("full", "cifar10", "resnet20", train_steps=72_000, batch_size=128,
                     target_density=0.001, density_multiplier=0.7, seeds=(0, 1, 2),
-                    eval_every=2_000),
+                    eval_every=2_000, thesis_lengths=True, compile=True),
 }  # fmt: skip
 
 

@@ -68,10 +68,10 @@ def _atomic_write_bytes(path: Path, payload: bytes) -> None:
 
 
 def _environment() -> dict:
-    env = {"torch": torch.__version__, "python": platform.python_version(),
-           "platform": platform.platform(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-           "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}  # fmt: skip
-    return env
+    cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"torch": torch.__version__, "python": platform.python_version(),
+            "platform": platform.platform(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "cuda": cuda}  # fmt: skip
 
 
 class RunDir:
@@ -81,11 +81,16 @@ class RunDir:
         self.path = Path(path)
         self.config = config
 
+    @staticmethod
+    def path_for(kind: str, config: dict, root: str | os.PathLike | None = None) -> Path:
+        """Where the run of ``kind`` with ``config`` lives under ``root`` (it may not exist)."""
+        root = Path(root) if root is not None else default_root()
+        return root / f"{kind}-{config_hash(config)}"
+
     @classmethod
     def open(cls, kind: str, config: dict, root: str | os.PathLike | None = None) -> RunDir:
         """The folder for ``config`` under ``root`` (created if new)."""
-        root = Path(root) if root is not None else default_root()
-        path = root / f"{kind}-{config_hash(config)}"
+        path = cls.path_for(kind, config, root)
         run = cls(path, config)
         stored = run._read_json(path / "config.json")
         if stored is None:
@@ -226,8 +231,8 @@ def load(
             config = _flatten(run.config)
             for record in run.records():
                 flat = {k: v for k, v in record.items() if not isinstance(v, dict)}
-                rows.append({"run": run.path.name, **config, **flat,
-                             **{f"layers.{k}": v for k, v in record.get("layers", {}).items()}})  # fmt: skip
+                layers = {f"layers.{k}": v for k, v in record.get("layers", {}).items()}
+                rows.append({"run": run.path.name, **config, **flat, **layers})
     df = pd.DataFrame(rows)
     if "density" in df:
         df["compression"] = 1.0 / df["density"].where(df["density"] > 0, math.nan)

@@ -36,8 +36,8 @@ class Schedule:
             raise ValueError(f"steps must be a positive integer, got {self.steps!r}")
         b = tuple(self.boundaries)
         if len(self.values) != len(b) + 1:
-            raise ValueError(
-                f"values must hold len(boundaries) + 1 = {len(b) + 1} rates, got {len(self.values)}")
+            raise ValueError(f"values must hold len(boundaries) + 1 = {len(b) + 1} rates, "
+                             f"got {len(self.values)}")
         if any(not 0 < x <= self.steps for x in b) or list(b) != sorted(set(b)):
             raise ValueError(
                 f"boundaries must increase strictly within (0, steps={self.steps}], got {b}")

@@ -14,7 +14,10 @@ shuffle masks and reinitialize        no                  fresh from the initial
 ====================================  ==================  =============================
 
 Every modification keeps every layer's number of kept weights. Each is a function on a
-masked model that works in place; :func:`run` is the experiment.
+masked model that works in place (:data:`MODIFICATIONS` names them); :func:`run` is the
+experiment, :func:`ticket` the unmodified network it starts from (Figure 3.11),
+:func:`summarize` turns its rows into Table 3.1 beside the thesis's numbers and
+:func:`claims` checks Section 3.3.2's reading of that table.
 """
 
 from __future__ import annotations
@@ -27,10 +30,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import gimp, masking, runs
+from . import gimp, masking, models, runs
 from .config import Setup
 from .data import Dataset
-from .train import Trainer, evaluate, resolve_device
+from .train import Trainer, evaluate_splits, resolve_device
 
 __all__ = [
     "shuffle_within_masks",
@@ -40,6 +43,9 @@ __all__ = [
     "MODIFICATIONS",
     "THESIS_TABLE_3_1",
     "run",
+    "ticket",
+    "summarize",
+    "claims",
 ]
 
 # Table 3.1: MNIST accuracy (%) of the 96%-sparse MLP, mean and std over runs.
@@ -78,13 +84,15 @@ _REINIT_SEED_OFFSET = 1_000_003
 
 @torch.no_grad()
 def reinitialize(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Draw fresh weights (and biases) for every masked layer from the layer's own
-    initializer (``reset_parameters``), then apply the unchanged masks."""
+    """Draw fresh weights (and biases) for every masked layer from the model's own
+    initializer (:func:`pruninglab.models.init_layer` with the scheme the model was built
+    with, ``model.pruninglab_init``), then apply the unchanged masks."""
+    init = getattr(model, "pruninglab_init", "torch")
     cuda = sorted({p.device.index or 0 for p in model.parameters() if p.is_cuda})
     with torch.random.fork_rng(devices=cuda):  # seeded without touching the global RNG
         torch.manual_seed(seed + _REINIT_SEED_OFFSET)
         for layer in masking.masked_layers(model).values():
-            layer.reset_parameters()
+            models.init_layer(layer, init)
     masking.apply_masks(model)
     return model
 
@@ -149,12 +157,17 @@ def run(
 
     Returns:
         One row per modification: ``modification``, ``test_accuracy``, ``test_loss``,
-        ``train_accuracy``, ``density``, ``layers`` (per-layer kept counts), ``seed``.
+        ``train_accuracy`` (first 10,000 training images), ``density``, ``seconds``,
+        ``layers`` (per-layer kept counts), ``seed``.
     """
-    names = list(modifications or MODIFICATIONS)
+    _check_density(density)
+    names = list(MODIFICATIONS if modifications is None else modifications)
     unknown = [n for n in names if n not in MODIFICATIONS]
     if unknown:
         raise ValueError(f"unknown modifications {unknown}; known: {list(MODIFICATIONS)}")
+    if not names:
+        raise ValueError(f"modifications must name at least one of {list(MODIFICATIONS)} "
+                         f"(None: all), got {modifications!r}")
     if data is None:
         data = setup.load_data(resolve_device(device))
     T = setup.train.steps
@@ -176,16 +189,22 @@ def run(
                               position=int(ticket["position"]), progress=progress,
                               desc=name)  # fmt: skip
             trainer.run(T)
-            test = evaluate(model, data.x_test, data.y_test)
-            train = evaluate(model, data.x_train[:10_000], data.y_train[:10_000])
-            kept, total = masking.count(model)
-            record = {"modification": name, "test_accuracy": test["accuracy"],
-                      "test_loss": test["loss"], "train_accuracy": train["accuracy"],
-                      "density": kept / total, "seconds": time.perf_counter() - tic,
-                      "layers": {n: int(m.sum()) for n, m in masking.get_masks(model).items()}}  # fmt: skip
+            scores = evaluate_splits(model, data, splits=("test", "train"))
+            layers = {n: int(m.sum()) for n, m in masking.get_masks(model).items()}
+            record = {"modification": name, "test_accuracy": scores["test_accuracy"],
+                      "test_loss": scores["test_loss"],
+                      "train_accuracy": scores["train_accuracy"],
+                      "density": masking.density(model), "seconds": time.perf_counter() - tic,
+                      "layers": layers}  # fmt: skip
             run_dir.write_record(0, record)
         rows.append({**record, "seed": setup.seed})
     return pd.DataFrame(rows)
+
+
+def _check_density(density: float) -> None:
+    if isinstance(density, bool) or not isinstance(density, (int, float)) \
+            or not 0.0 < density < 1.0:  # fmt: skip
+        raise ValueError(f"density must lie in (0, 1) (the ticket is pruned), got {density!r}")
 
 
 def _ticket_state(setup: Setup, density: float, K: float, data: Dataset, store, progress: bool):
@@ -193,8 +212,7 @@ def _ticket_state(setup: Setup, density: float, K: float, data: Dataset, store, 
     (the state its last level trains from) and that level's index."""
     ticket_config = gimp.weight_rewinding(setup.train.steps, density, K)
     gimp.run(setup, ticket_config, data=data, store=store, progress=progress)
-    ticket_run = runs.RunDir.open("gimp", {"kind": "gimp", "setup": setup.to_dict(),
-                                           "method": ticket_config.to_dict()}, store)  # fmt: skip
+    ticket_run = runs.RunDir.open("gimp", gimp.run_config(setup, ticket_config), store)
     last = len(ticket_config.densities()) - 1
     state = ticket_run.load_checkpoint(last)
     if state is None:
@@ -218,6 +236,7 @@ def ticket(
         net = shuffle.ticket(setup, data=data)
         shuffled = shuffle.MODIFICATIONS["shuffle masks and weights (B)"](copy.deepcopy(net), 0)
     """
+    _check_density(density)
     if data is None:
         data = setup.load_data(resolve_device(device))
     _, state, _ = _ticket_state(setup, density, K, data, store, progress)
@@ -286,6 +305,3 @@ def claims(summary: pd.DataFrame) -> dict[str, bool | None]:
         "the order of the five rows is the thesis's":
             bool((summary["rank"] == summary["thesis rank"]).all()),
     }  # fmt: skip
-
-
-__all__ += ["ticket", "summarize", "claims"]

@@ -18,12 +18,16 @@ Choices the thesis leaves open are arguments of :class:`TOMConfig`, each with it
 and the reason for it: the logits' initialization, the logits' learning rate and how long
 they train, the penalty's form and strength, and which weights the final training starts
 from.
+
+:func:`run` executes the method through the run store (:class:`MaskTrainer` is phase 2);
+:func:`cumulative_steps` and :func:`compute_table` set each method's accuracy beside the
+training steps that bought it (Figure 3.10; notebook 07).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,9 +43,17 @@ from . import masking, runs
 from .config import Setup
 from .data import Batches, Dataset
 from .pruning import check_density, prune
-from .train import Trainer, evaluate, resolve_device
+from .train import Trainer, evaluate, evaluate_splits, resolve_device
 
-__all__ = ["TOMConfig", "MaskTrainer", "run", "HIST_BINS"]
+__all__ = [
+    "TOMConfig",
+    "MaskTrainer",
+    "run",
+    "HIST_BINS",
+    "THESIS_MNIST",
+    "cumulative_steps",
+    "compute_table",
+]
 
 # Histogram bins for the logits (their range is clipped to [-15, 15], thesis Section 3.3.1).
 HIST_BINS = np.linspace(-15.0, 15.0, 61)
@@ -106,9 +118,13 @@ class TOMConfig:
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 < t < 1.0:
             raise ValueError(f"target_density must lie in (0, 1), got {t!r}")
         if not 0.0 <= self.pretrain_fraction <= 1.0:
-            raise ValueError(f"pretrain_fraction must lie in [0, 1], got {self.pretrain_fraction!r}")
-        if self.mask_steps is not None and (not isinstance(self.mask_steps, int) or self.mask_steps < 1):
-            raise ValueError(f"mask_steps must be a positive integer or None, got {self.mask_steps!r}")
+            raise ValueError(
+                f"pretrain_fraction must lie in [0, 1], got {self.pretrain_fraction!r}")
+        if self.mask_steps is not None and (isinstance(self.mask_steps, bool)
+                                            or not isinstance(self.mask_steps, int)
+                                            or self.mask_steps < 1):  # fmt: skip
+            raise ValueError(
+                f"mask_steps must be a positive integer or None, got {self.mask_steps!r}")
         if self.mask_optimizer not in ("adam", "sgd"):
             raise ValueError(f"mask_optimizer must be 'adam' or 'sgd', got {self.mask_optimizer!r}")
         if self.penalty not in ("l1", "l2"):
@@ -123,7 +139,8 @@ class TOMConfig:
         if abs(self.logit_init) > self.logit_clip:
             raise ValueError(f"logit_init must lie within ±logit_clip, got {self.logit_init!r}")
         if self.final_weights not in ("pretrained", "init"):
-            raise ValueError(f"final_weights must be 'pretrained' or 'init', got {self.final_weights!r}")
+            raise ValueError(
+                f"final_weights must be 'pretrained' or 'init', got {self.final_weights!r}")
 
     @property
     def pretrain_steps(self) -> int:
@@ -166,7 +183,8 @@ class MaskTrainer:
         if config.mask_optimizer == "adam":
             self.optimizer = torch.optim.Adam(params, lr=config.mask_lr)
         else:
-            self.optimizer = torch.optim.SGD(params, lr=config.mask_lr, momentum=config.mask_momentum)
+            self.optimizer = torch.optim.SGD(params, lr=config.mask_lr,
+                                             momentum=config.mask_momentum)  # fmt: skip
         self.batches = iter(Batches(data.x_train, data.y_train, batch_size, seed, data.augment))
         self.generator = torch.Generator(device=data.device).manual_seed(seed + 1)
 
@@ -222,8 +240,6 @@ class MaskTrainer:
 
 
 def _clone_without_masks(model: nn.Module) -> nn.Module:
-    import copy
-
     probe = copy.deepcopy(model)
     for layer in masking.masked_layers(probe).values():
         getattr(layer, masking.MASK).fill_(True)
@@ -341,17 +357,7 @@ def _cpu(state: dict) -> dict:
 
 
 def _metrics(model: nn.Module, data: Dataset) -> dict:
-    kept, total = masking.count(model)
-    out = {"density": kept / total, "compression": total / kept if kept else math.inf,
-           "kept": kept, "total": total}  # fmt: skip
-    n_train = min(len(data.x_train), 10_000)
-    for split, (x, y) in {"test": (data.x_test, data.y_test),
-                          "train": (data.x_train[:n_train], data.y_train[:n_train]),
-                          "val": (data.x_val, data.y_val)}.items():  # fmt: skip
-        if x is not None:
-            r = evaluate(model, x, y)
-            out[f"{split}_loss"], out[f"{split}_accuracy"] = r["loss"], r["accuracy"]
-    return out
+    return {**masking.summary(model), **evaluate_splits(model, data)}
 
 
 # --------------------------------------------------------------------------------------
@@ -418,6 +424,3 @@ def compute_table(results: pd.DataFrame, train_steps: int, metric: str = "test_a
                           "steps": g["total_steps"].mean()}).reset_index()  # fmt: skip
     table["steps / T"] = table["steps"] / train_steps
     return table.sort_values(["density", "steps"], ascending=[False, True], ignore_index=True)
-
-
-__all__ += ["THESIS_MNIST", "cumulative_steps", "compute_table"]

@@ -34,7 +34,17 @@ from . import masking
 from .data import Batches, Dataset
 from .schedules import Schedule
 
-__all__ = ["TrainConfig", "Trainer", "Event", "evaluate", "resolve_device", "kernels"]
+__all__ = [
+    "TrainConfig",
+    "Trainer",
+    "Event",
+    "Callback",
+    "evaluate",
+    "evaluate_splits",
+    "SPLITS",
+    "resolve_device",
+    "kernels",
+]
 
 
 @dataclass(frozen=True)
@@ -278,3 +288,40 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
         correct += (logits.argmax(1) == yb).sum()
     model.train(was_training)
     return {"loss": float(loss) / len(x), "accuracy": float(correct) / len(x)}
+
+
+SPLITS = ("test", "train", "val")
+
+
+def evaluate_splits(model: nn.Module, data: Dataset, max_train: int | None = 10_000,
+                    splits: Sequence[str] = SPLITS) -> dict[str, float]:  # fmt: skip
+    """:func:`evaluate` on each split of ``data``, as the flat record the experiments store.
+
+    Args:
+        model: the model, on ``data``'s device.
+        data: the data set; its training images are evaluated as they are (not augmented).
+        max_train: evaluate only the first this many training images (``None``: all), which
+            keeps the train metrics cheap on large sets.
+        splits: which of ``"test"``, ``"train"``, ``"val"`` to evaluate, in this order of
+            keys; ``"val"`` is skipped when ``data`` has no validation split.
+
+    Returns:
+        ``{"test_loss", "test_accuracy", "train_loss", "train_accuracy", "val_loss",
+        "val_accuracy"}`` for the splits asked for (mean cross-entropy in nats; accuracy as
+        a fraction in [0, 1]).
+    """
+    if isinstance(splits, str) or not set(splits) <= set(SPLITS):
+        raise ValueError(f"splits must be a sequence of names from {SPLITS}, got {splits!r}")
+    if max_train is not None and (isinstance(max_train, bool) or not isinstance(max_train, int)
+                                  or max_train < 1):  # fmt: skip
+        raise ValueError(f"max_train must be a positive integer or None, got {max_train!r}")
+    tensors = {"test": (data.x_test, data.y_test),
+               "train": (data.x_train[:max_train], data.y_train[:max_train]),
+               "val": (data.x_val, data.y_val)}  # fmt: skip
+    out = {}
+    for split in SPLITS:  # a fixed key order, whatever the order of ``splits``
+        x, y = tensors[split]
+        if split in splits and x is not None:
+            result = evaluate(model, x, y)
+            out[f"{split}_loss"], out[f"{split}_accuracy"] = result["loss"], result["accuracy"]
+    return out

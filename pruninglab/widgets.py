@@ -20,8 +20,12 @@ Explorers:
 * :func:`batchnorm_explorer` -- BN momentum (TensorFlow's convention with PyTorch's value
   beside it) and eps: running statistics tracking a drifting signal, train vs eval output
   (thesis Section 2.3).
+* :func:`pruning_playground` -- density, saliency and scope: one-shot pruning of a trained
+  model, its test accuracy against density and each layer's density (Section 2.4).
 * :func:`rewind_explorer` -- sGIMP's rewind percentage: fetch or run sGIMP(X%) and redraw
   its accuracy-compression curve (Section 3.2).
+* :func:`bn_pruning_explorer` -- BN momentum and eps of an iteratively pruned network: fetch
+  or run its GIMP run and redraw it beside the thesis's two settings (Section 3.3.3).
 """
 
 from __future__ import annotations
@@ -36,7 +40,17 @@ from matplotlib.figure import Figure
 
 from . import basics, models
 
-__all__ = ["BN_TF_MOMENTA", "Explorer", "batchnorm_explorer", "render_png", "rewind_explorer"]
+__all__ = [
+    "BN_TF_MOMENTA",
+    "BN_EPS_VALUES",
+    "PLAYGROUND_DENSITIES",
+    "Explorer",
+    "render_png",
+    "batchnorm_explorer",
+    "pruning_playground",
+    "rewind_explorer",
+    "bn_pruning_explorer",
+]
 
 
 def render_png(figure: Figure, dpi: int = 90) -> bytes:
@@ -323,8 +337,6 @@ def pruning_playground(model: torch.nn.Module, data, density: float = 0.1,
     return explorer
 
 
-__all__ += ["PLAYGROUND_DENSITIES", "pruning_playground"]
-
 
 # --------------------------------------------------------------------------------------
 # sGIMP's rewind percentage (thesis Section 3.2, Algorithm 6; notebook 06)
@@ -479,6 +491,3 @@ def bn_pruning_explorer(setup, data, config, tf_momentum: float = 0.99, eps: flo
     explorer = Explorer(controls, draw, figure, header)
     explorer.runs = fetched
     return explorer
-
-
-__all__ += ["BN_EPS_VALUES", "bn_pruning_explorer"]

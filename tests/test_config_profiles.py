@@ -30,8 +30,8 @@ def test_setup_round_trips_through_to_dict_and_json():
 
 def test_setup_dict_holds_every_field():
     d = a_setup().to_dict()
-    assert d["train"]["schedule"] == {"steps": 800, "boundaries": (320, 480, 640),
-                                      "values": pytest.approx((0.1, 0.02, 0.004, 0.0008))}  # fmt: skip
+    rates = pytest.approx((0.1, 0.02, 0.004, 0.0008))
+    assert d["train"]["schedule"] == {"steps": 800, "boundaries": (320, 480, 640), "values": rates}
     assert (d["model"], d["dataset"], d["seed"], d["train_size"]) == ("vgg11", "cifar10", 3, 500)
 
 

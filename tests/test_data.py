@@ -66,8 +66,9 @@ def write_cifar10(root: Path, per_batch: int = 4, n_test: int = 6, seed: int = 0
         written[name] = batch
     x_train = np.concatenate([written[f"data_batch_{i}"]["data"] for i in range(1, 6)])
     y_train = [label for i in range(1, 6) for label in written[f"data_batch_{i}"]["labels"]]
+    test = written["test_batch"]
     return {"x_train": x_train, "y_train": np.array(y_train),
-            "x_test": written["test_batch"]["data"], "y_test": np.array(written["test_batch"]["labels"])}  # fmt: skip
+            "x_test": test["data"], "y_test": np.array(test["labels"])}  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -341,7 +342,8 @@ def test_mnist5k_is_embedded_with_4000_train_and_1000_test_images(mnist5k):
 def test_fashion_mnist_loads_from_the_debian_package(tmp_path, monkeypatch):
     monkeypatch.setattr(data_module, "DEBIAN_FASHION_MNIST", REAL_FASHION_MNIST)
     dataset = data_module.load("fashion-mnist", root=tmp_path)
-    assert dataset.x_train.shape == (60_000, 1, 28, 28) and dataset.x_test.shape == (10_000, 1, 28, 28)
+    assert dataset.x_train.shape == (60_000, 1, 28, 28)
+    assert dataset.x_test.shape == (10_000, 1, 28, 28)
     assert torch.bincount(dataset.y_test).tolist() == [1000] * 10
     assert str(REAL_FASHION_MNIST) in dataset.source
     assert_standardized(dataset)
@@ -465,7 +467,7 @@ def test_augmented_batches_change_images_but_not_labels():
     plain = take(data_module.Batches(x, y, 5, seed=7), 4)
     augmented = take(data_module.Batches(x, y, 5, seed=7, augment=True), 4)
     for (xp, yp), (xa, ya) in zip(plain, augmented):
-        assert torch.equal(xp, x[yp]) and xa.shape == xp.shape
+        assert torch.equal(xp, x[yp]) and xa.shape == xp.shape and torch.equal(ya, yp)
     assert not all(torch.equal(xp, xa) for (xp, _), (xa, _) in zip(plain, augmented))
 
 

@@ -148,6 +148,17 @@ def test_count_and_density_are_over_masked_weights():
     assert masking.density(model) == pytest.approx(3 / 48)
 
 
+def test_summary_holds_density_compression_and_counts_and_needs_masks():
+    model = tiny_convnet()
+    with pytest.raises(ValueError, match="model"):
+        masking.summary(model)
+    masking.set_masks(model, {"8": torch.eye(3, 16)})
+    assert masking.summary(model) == {"density": 3 / 48, "compression": 16.0, "kept": 3,
+                                      "total": 48}  # fmt: skip
+    masking.set_masks(model, {"8": torch.zeros(3, 16)})
+    assert masking.summary(model)["compression"] == float("inf")
+
+
 def test_bernoulli_ste_samples_with_sigmoid_probability_and_clips_the_straight_through_gradient():
     logits = torch.tensor([-2.0, 0.0, 3.0]).repeat(20_000, 1).requires_grad_()
     c = masking.bernoulli_ste(logits, clip=0.1, generator=torch.Generator().manual_seed(0))

@@ -143,3 +143,20 @@ def test_names_are_known_and_pattern_names_work():
 def test_bad_arguments_raise_value_error_naming_them(kwargs, arg):
     with pytest.raises(ValueError, match=arg):
         models.create("resnet20", **kwargs)
+
+
+def test_keras_initialization_is_glorot_uniform_with_zero_biases():
+    import math
+
+    torch.manual_seed(0)
+    model = models.create("mlp", in_channels=1, input_size=28, init="keras")
+    layer = model.hidden[0]
+    fan_in, fan_out = layer.weight.shape[1], layer.weight.shape[0]
+    bound = math.sqrt(6 / (fan_in + fan_out))
+    assert layer.weight.abs().max() <= bound
+    assert layer.weight.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.02)
+    assert torch.all(layer.bias == 0)
+    assert model.pruninglab_init == "keras"
+    assert models.create("lenet300", in_channels=1, input_size=8).pruninglab_init == "torch"
+    with pytest.raises(ValueError, match="init"):
+        models.create("mlp", init="he")

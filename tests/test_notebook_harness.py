@@ -46,7 +46,7 @@ def test_notebook_has_one_parameters_cell_of_plain_literals(path):
         assert isinstance(statement, ast.Assign), ast.unparse(statement)
         for target in statement.targets:
             assigned[target.id] = ast.literal_eval(statement.value)  # plain literals only
-    assert PARAMETERS <= set(assigned)
+    assert set(assigned) >= PARAMETERS
     assert assigned["PROFILE"] in ("smoke", "quick", "full")
 
 

@@ -69,7 +69,8 @@ def test_a_different_config_under_the_same_folder_is_refused(tmp_path):
 
 def test_many_runs_load_as_one_dataframe(tmp_path):
     for seed in (0, 1):
-        run = runs.RunDir.open("gimp", {"setup": {"seed": seed}, "method": {"method": "m"}}, tmp_path)
+        config = {"setup": {"seed": seed}, "method": {"method": "m"}}
+        run = runs.RunDir.open("gimp", config, tmp_path)
         for level, density in enumerate((1.0, 0.5)):
             run.write_record(level, {"level": level, "density": density,
                                      "test_accuracy": 0.9 - level / 10, "layers": {"fc": density}})

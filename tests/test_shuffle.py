@@ -128,3 +128,39 @@ def test_snip_at_initialization_prunes_to_the_density_and_trains(tmp_path):
     assert df["test_accuracy"].iloc[0] > 0.5  # well above chance (0.1)
     with pytest.raises(ValueError, match="criterion"):
         at_init.run(setup, 0.1, "oracle", data=digits, store=tmp_path)
+
+
+def test_bad_arguments_raise_value_error_naming_them_before_any_work(tmp_path):
+    setup = Setup("lenet300", "digits", TrainConfig(schedules.resnet(10), batch_size=32))
+    for density in (1.0, 0.0, float("nan"), True):
+        with pytest.raises(ValueError, match="density"):
+            shuffle.run(setup, density=density, store=tmp_path)
+        with pytest.raises(ValueError, match="density"):
+            shuffle.ticket(setup, density=density, store=tmp_path)
+    with pytest.raises(ValueError, match="modifications"):
+        shuffle.run(setup, modifications=[], store=tmp_path)
+    with pytest.raises(ValueError, match="n_batches"):
+        at_init.run(setup, 0.1, "snip", n_batches=0, store=tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_reinitialize_draws_from_the_models_own_initializer():
+    import math
+
+    torch.manual_seed(0)
+    model = models.create("mlp", in_channels=1, input_size=28, init="keras")
+    prune(model, 0.5, saliency="random")
+    shuffle.reinitialize(model, 1)
+    layer = model.hidden[0]
+    kept = layer.weight[getattr(layer, masking.MASK)]
+    bound = math.sqrt(6 / sum(layer.weight.shape))
+    assert kept.abs().max() <= bound and kept.abs().max() > 0.9 * bound  # Glorot, not PyTorch's
+    assert torch.all(layer.bias == 0)
+
+
+def test_fetch_only_neither_trains_nor_creates_a_folder(tmp_path):
+    digits = data_module.load("digits")
+    setup = Setup("lenet300", "digits", TrainConfig(schedules.resnet(10), batch_size=32))
+    assert gimp.run(setup, gimp.lr_rewinding(10, 0.5), data=digits, store=tmp_path,
+                    fetch_only=True) is None
+    assert not any(tmp_path.iterdir())

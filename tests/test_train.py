@@ -12,7 +12,14 @@ from torch import nn
 
 from pruninglab import masking, models, profiles, schedules
 from pruninglab.schedules import Schedule
-from pruninglab.train import TrainConfig, Trainer, evaluate, kernels, resolve_device
+from pruninglab.train import (
+    TrainConfig,
+    Trainer,
+    evaluate,
+    evaluate_splits,
+    kernels,
+    resolve_device,
+)
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +191,32 @@ def test_evaluate_returns_loss_and_accuracy_and_restores_the_mode(toy_data):
     assert metrics["accuracy"] == pytest.approx(
         float((logits.argmax(1) == data.y_test).float().mean()))
     assert model.training
+
+
+def test_evaluate_splits_evaluates_each_split_and_only_the_first_max_train_images(toy_data):
+    data = toy_data(n=8)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    out = evaluate_splits(model, data, max_train=5)
+    assert list(out) == ["test_loss", "test_accuracy", "train_loss", "train_accuracy"]
+    test = evaluate(model, data.x_test, data.y_test)
+    train = evaluate(model, data.x_train[:5], data.y_train[:5])
+    assert (out["test_loss"], out["test_accuracy"]) == (test["loss"], test["accuracy"])
+    assert (out["train_loss"], out["train_accuracy"]) == (train["loss"], train["accuracy"])
+    with_val = copy.copy(data)
+    with_val.x_val, with_val.y_val = data.x_train[:3], data.y_train[:3]
+    out = evaluate_splits(model, with_val, splits=("val", "test"))
+    assert list(out) == ["test_loss", "test_accuracy", "val_loss", "val_accuracy"]
+    assert out["val_accuracy"] == evaluate(model, data.x_train[:3], data.y_train[:3])["accuracy"]
+
+
+@pytest.mark.parametrize("kwargs, arg", [({"max_train": 0}, "max_train"),
+                                         ({"max_train": 2.5}, "max_train"),
+                                         ({"splits": "test"}, "splits"),
+                                         ({"splits": ("test", "holdout")}, "splits")])  # fmt: skip
+def test_evaluate_splits_rejects_bad_arguments_naming_them(toy_data, kwargs, arg):
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    with pytest.raises(ValueError, match=arg):
+        evaluate_splits(model, toy_data(n=8), **kwargs)
 
 
 @pytest.mark.parametrize(

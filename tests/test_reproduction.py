@@ -1,0 +1,81 @@
+"""The reproduction report turns stored runs into verdicts, and says when it cannot."""
+
+from __future__ import annotations
+
+import pytest
+
+from pruninglab import gimp, profiles, reproduction, runs
+
+QUICK = profiles.get("quick")
+T, TARGET = QUICK.train_steps, QUICK.target_density
+
+
+def store_gimp_run(root, config: gimp.GIMPConfig, final_accuracy: float, seed: int = 0,
+                   model: str | None = None, dense: float = 0.94) -> None:  # fmt: skip
+    """A stored GIMP run whose levels end at ``final_accuracy`` (fabricated records: the
+    report only reads records, so this pins its logic without training)."""
+    setup = QUICK.setup(model=model, seed=seed)
+    run = runs.RunDir.open("gimp", {"kind": "gimp", "setup": setup.to_dict(),
+                                    "method": config.to_dict()}, root)  # fmt: skip
+    densities = config.densities()
+    for level, density in enumerate(densities):
+        share = level / (len(densities) - 1)
+        run.write_record(level, {"level": level, "density": density, "kept": int(density * 1000),
+                                 "test_accuracy": dense + share * (final_accuracy - dense)})
+
+
+def verdicts(root) -> dict[str, str]:
+    report = reproduction.claims(reproduction.evidence(QUICK, [root]))
+    return dict(zip(report["claim"], report["verdict"]))
+
+
+def test_an_empty_store_runs_nothing_and_says_so(tmp_path):
+    result = verdicts(tmp_path)
+    assert set(result.values()) <= set(reproduction.VERDICTS)
+    assert result["Parameter counts of the CIFAR-10 networks"] == "reproduced"
+    assert result["Fine-tuning is the least accurate way to retrain"] == "not run yet"
+    assert result["Dense CIFAR-10 accuracies of the reproduced networks"] == \
+        "not testable at this scale"  # fmt: skip
+
+
+def test_algorithm_claims_follow_the_stored_accuracies(tmp_path):
+    configs = gimp.algorithms(T, TARGET)
+    finals = dict(zip(gimp.ALGORITHMS, (0.90, 0.93, 0.925, 0.94)))
+    for seed in (0, 1, 2):
+        for name, config in configs.items():
+            store_gimp_run(tmp_path, config, finals[name] + 0.001 * seed, seed)
+    result = verdicts(tmp_path)
+    assert result["Fine-tuning is the least accurate way to retrain"] == "reproduced"
+    assert result["LR rewinding matches or beats stable weight rewinding (small networks)"] == \
+        "reproduced"  # fmt: skip
+
+
+def test_a_clear_reversal_is_reported_as_contradicted(tmp_path):
+    configs = gimp.algorithms(T, TARGET)
+    finals = dict(zip(gimp.ALGORITHMS, (0.95, 0.93, 0.94, 0.90)))  # fine-tuning best, LRR worst
+    for name, config in configs.items():
+        store_gimp_run(tmp_path, config, finals[name])
+    result = verdicts(tmp_path)
+    assert result["Fine-tuning is the least accurate way to retrain"] == "contradicted"
+    assert result["LR rewinding matches or beats stable weight rewinding (small networks)"] == \
+        "contradicted"  # fmt: skip
+
+
+def test_width_claim_on_mlps_is_not_testable_but_shows_our_numbers(tmp_path):
+    for model in ("mlp", "lenet300"):
+        for x, acc in ((0, 0.92), (75, 0.93)):
+            store_gimp_run(tmp_path, gimp.sgimp(T, x / 100, TARGET), acc, model=model)
+    report = reproduction.claims(reproduction.evidence(QUICK, [tmp_path])).set_index("claim")
+    row = report.loc["LR rewinding degrades on wide networks; sGIMP(50-98%) does not"]
+    assert row["verdict"] == "not testable at this scale"
+    assert "+1.00" in row["ours"]
+
+
+def test_gpu_hours_scale_with_iterations_and_flag_estimates():
+    hours = reproduction.gpu_hours({"resnet20": 3.6, "wrn-16-8": 3.6, "vgg19": 3.6})
+    first = hours.iloc[0]
+    assert first["GPU hours"] == pytest.approx(
+        first["runs"] * first["trainings"] * first["T"] * first["seeds"] / 1000 * 3.6 / 3600)
+    assert hours.set_index("model").loc["resnet56", "s per 1k it"].iloc[0].startswith("~")
+    with pytest.raises(ValueError, match="tolerance"):
+        reproduction.claims(reproduction.evidence(QUICK, []), tolerance=-1)
