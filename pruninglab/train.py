@@ -186,7 +186,6 @@ class Trainer:
             self.optimizer = torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, foreach=foreach)
         else:
             self.optimizer = torch.optim.Adam(groups, lr=lr, foreach=foreach)
-        self._masked = list(masking.masked_layers(self.model).values())
 
     def run(self, steps: int, callbacks: Sequence[tuple[int, Callback]] = ()) -> dict:
         """Train ``steps`` iterations from the current position.
@@ -205,7 +204,6 @@ class Trainer:
         for every, _ in callbacks:
             if not isinstance(every, int) or every < 1:
                 raise ValueError(f"callback intervals must be positive integers, got {every!r}")
-        self._masked = list(masking.masked_layers(self.model).values())
         apply_masks = masking.MaskApplier(self.model)
         self.model.train()
         total_loss = torch.zeros((), device=self.device)
