@@ -288,8 +288,7 @@ def _record(level: int, target: float, model: nn.Module, data: Dataset, fit: dic
 
 
 def _checkpoint(model: nn.Module, position: int) -> dict:
-    return {"model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-            "position": position}  # fmt: skip
+    return {"model": runs.cpu_state(model.state_dict()), "position": position}
 
 
 def run(

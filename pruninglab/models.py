@@ -26,6 +26,7 @@ __all__ = [
     "create",
     "names",
     "is_known",
+    "family",
     "INITS",
     "init_layer",
     "initialize",
@@ -288,7 +289,8 @@ def is_known(name: str) -> bool:
     return _builder(name.lower() if isinstance(name, str) else name) is not None
 
 
-def _family(name: str) -> str:
+def family(name: str) -> str:
+    """``"resnet"``, ``"wrn"``, ``"vgg"`` or ``"other"`` for a model name."""
     for family in ("resnet", "wrn", "vgg"):
         if name.startswith(family):
             return family
@@ -367,7 +369,7 @@ def create(
         raise ValueError(f"bn_eps must be positive, got {bn_eps!r}")
 
     key = name.lower() if isinstance(name, str) else name
-    defaults = BN_SETTINGS.get(_family(str(key)), {"bn_momentum": 0.1, "bn_eps": 1e-5})
+    defaults = BN_SETTINGS.get(family(str(key)), {"bn_momentum": 0.1, "bn_eps": 1e-5})
     bn = {
         "bn_momentum": defaults["bn_momentum"] if bn_momentum is None else bn_momentum,
         "bn_eps": defaults["bn_eps"] if bn_eps is None else bn_eps,

@@ -136,9 +136,13 @@ def lr_schedule(schedules: Mapping[str, Schedule], steps: int | None = None, ax=
         n = steps or s.steps
         xs = np.arange(0, n + 1, max(1, n // 2000))
         ax.step(xs, [s(int(x)) for x in xs], where="post", label=label)
+    return _lr_axes(ax, "iteration (schedule position)", "learning rate")
+
+
+def _lr_axes(ax, xlabel: str, ylabel: str):
     ax.set_yscale("log")
-    ax.set_xlabel("iteration (schedule position)")
-    ax.set_ylabel("learning rate")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
     return ax
@@ -163,12 +167,8 @@ def rewinding_trace(configs: Mapping[str, object], schedule: Schedule, levels: i
             ys.extend(schedule(int(p)) for p in positions)
             done += last - first
         ax.step(xs, np.array(ys) * (1.0 + 0.04 * i), where="post", label=label)
-    ax.set_yscale("log")
-    ax.set_xlabel("training steps since the start (all levels)")
-    ax.set_ylabel("learning rate (lines offset slightly)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
-    return ax
+    return _lr_axes(ax, "training steps since the start (all levels)",
+                    "learning rate (lines offset slightly)")
 
 
 def layer_densities(source: nn.Module | Mapping[str, float] | Mapping[str, Mapping[str, float]],

@@ -16,7 +16,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
-from . import schedules
+from . import models, schedules
 from .config import Setup
 from .train import TrainConfig
 
@@ -24,7 +24,9 @@ __all__ = ["Profile", "PROFILES", "get", "resolve", "thesis_train_config"]
 
 
 def _family(model: str) -> str:
-    return "wrn" if model.startswith("wrn") else "vgg" if model.startswith("vgg") else "resnet"
+    """The thesis schedule a model trains with: its family's, the ResNet one for the rest."""
+    family = models.family(model)
+    return "resnet" if family == "other" else family
 
 
 def thesis_train_config(model: str, steps: int | None = None, batch_size: int = 128,

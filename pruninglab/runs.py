@@ -32,7 +32,8 @@ from typing import Any
 import pandas as pd
 import torch
 
-__all__ = ["default_root", "config_hash", "RunDir", "load", "iter_runs", "CorruptRecordWarning"]
+__all__ = ["default_root", "config_hash", "cpu_state", "RunDir", "load", "iter_runs",
+           "CorruptRecordWarning"]
 
 
 class CorruptRecordWarning(UserWarning):
@@ -65,6 +66,11 @@ def _atomic_write_bytes(path: Path, payload: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def cpu_state(state: dict) -> dict:
+    """Detached CPU copies of a state dict's tensors, ready for :meth:`RunDir.save_checkpoint`."""
+    return {k: v.detach().cpu().clone() for k, v in state.items()}
 
 
 def _environment() -> dict:

@@ -101,26 +101,29 @@ def reinitialize(model: nn.Module, seed: int = 0) -> nn.Module:
 def shuffle_masks_and_weights(model: nn.Module, seed: int = 0) -> nn.Module:
     """(B) In every masked layer, apply one random permutation to the positions of the
     (mask, weight) pairs: the topology changes, each value stays with its mask entry."""
-    for layer in masking.masked_layers(model).values():
-        mask = getattr(layer, masking.MASK)
-        perm = torch.randperm(mask.numel(), generator=_generator(seed, mask.device),
-                              device=mask.device)  # fmt: skip
-        mask.copy_(mask.flatten()[perm].view_as(mask))
-        layer.weight.copy_(layer.weight.flatten()[perm].view_as(layer.weight))
-        seed += 1
+    _permute_masks(model, seed, with_weights=True)
     return model
 
 
 @torch.no_grad()
 def shuffle_masks_and_reinitialize(model: nn.Module, seed: int = 0) -> nn.Module:
     """Permute every layer's mask at random, then reinitialize the weights."""
+    seed = _permute_masks(model, seed, with_weights=False)
+    return reinitialize(model, seed)
+
+
+def _permute_masks(model: nn.Module, seed: int, with_weights: bool) -> int:
+    """One random permutation per masked layer (seeds ``seed``, ``seed + 1``, ...) applied to
+    its mask, and to its weight when ``with_weights``; returns the next unused seed."""
     for layer in masking.masked_layers(model).values():
         mask = getattr(layer, masking.MASK)
         perm = torch.randperm(mask.numel(), generator=_generator(seed, mask.device),
                               device=mask.device)  # fmt: skip
         mask.copy_(mask.flatten()[perm].view_as(mask))
+        if with_weights:
+            layer.weight.copy_(layer.weight.flatten()[perm].view_as(layer.weight))
         seed += 1
-    return reinitialize(model, seed)
+    return seed
 
 
 def _none(model: nn.Module, seed: int = 0) -> nn.Module:

@@ -308,7 +308,7 @@ def run(
             trainer.run(config.pretrain_steps)
             record["steps"] = config.pretrain_steps
             record.update(_metrics(model, data))
-            run_dir.save_checkpoint(1, {"model": _cpu(model.state_dict())})
+            run_dir.save_checkpoint(1, {"model": runs.cpu_state(model.state_dict())})
         elif phase == "masks":
             mask_trainer = MaskTrainer(model, data, config, setup.train.batch_size,
                                        seed=setup.seed * 7919 + 1)  # fmt: skip
@@ -327,7 +327,7 @@ def run(
             masks = mask_trainer.final_masks(config.target_density)
             masking.set_masks(model, masks)
             record.update(steps=steps, history=history, **_metrics(model, data))
-            run_dir.save_checkpoint(2, {"model": _cpu(model.state_dict())})
+            run_dir.save_checkpoint(2, {"model": runs.cpu_state(model.state_dict())})
         else:
             masks = {n: m.clone() for n, m in masking.get_masks(model).items()}
             if config.final_weights == "init":
@@ -350,10 +350,6 @@ def run(
     df.insert(1, "seed", setup.seed)
     df["total_steps"] = config.total_steps
     return df
-
-
-def _cpu(state: dict) -> dict:
-    return {k: v.detach().cpu().clone() for k, v in state.items()}
 
 
 def _metrics(model: nn.Module, data: Dataset) -> dict:
