@@ -40,8 +40,9 @@ lab: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pruninglab.bench all
 
+## ruff on the package, the tests and the notebooks (no formatter: see README, "Style").
 lint: $(STAMP)
-	$(VENV)/bin/ruff check pruninglab tests
+	$(VENV)/bin/ruff check pruninglab tests notebooks
 
 clean:
 	rm -rf build .pytest_cache

@@ -10,13 +10,13 @@ import time
 import pandas as pd
 import torch
 
-from . import masking, runs
+from . import checks, masking, runner, seeding
 from .config import Setup
 from .data import Dataset
 from .pruning import check_density, prune
 from .saliency import random as random_saliency
 from .saliency import snip
-from .train import Trainer, evaluate_splits, resolve_device
+from .train import Trainer, evaluate_splits
 
 __all__ = ["run", "CRITERIA"]
 
@@ -48,31 +48,31 @@ def run(
         ``seconds``.
     """
     density = check_density(density)
-    if criterion not in CRITERIA:
-        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
-    if isinstance(n_batches, bool) or not isinstance(n_batches, int) or n_batches < 1:
-        raise ValueError(f"n_batches must be a positive integer, got {n_batches!r}")
-    if data is None:
-        data = setup.load_data(resolve_device(device))
-    setup.check_data(data)
-    config = {"kind": "at_init", "setup": setup.to_dict(), "density": density,
-              "criterion": criterion, "n_batches": n_batches}  # fmt: skip
-    run_dir = runs.RunDir.open("at_init", config, store)
-    record = run_dir.read_record(0)
-    if record is None:
+    checks.one_of(criterion, "criterion", CRITERIA)
+    n_batches = checks.integer(n_batches, "n_batches", minimum=1)
+    data = setup.resolve_data(data, device)
+
+    def prune_and_train(index: int, initial: dict) -> tuple[dict, None]:
         tic = time.perf_counter()
         model = setup.build_model(data).to(data.device)
         saliency = {"snip": lambda: snip(data.x_train, data.y_train, n_batches,
                                          setup.train.batch_size),
-                    "random": lambda: random_saliency(setup.seed),
-                    "magnitude": lambda: "magnitude"}[criterion]()  # fmt: skip
+                    "random": lambda: random_saliency(seeding.derive(setup.seed, "at_init",
+                                                                     "random")),
+                    "magnitude": lambda: "magnitude"}[criterion]()
         prune(model, density, saliency=saliency)
-        Trainer(model, data, setup.train, seed=setup.seed, progress=progress,
-                desc=f"{criterion} @ {density:.3g}").run(setup.train.steps)  # fmt: skip
+        Trainer(model, data, setup.train, seed=seeding.derive(setup.seed, "at_init", "train"),
+                progress=progress, desc=f"{criterion} @ {density:.3g}").run(setup.train.steps)
         scores = evaluate_splits(model, data, splits=("test", "train"))
-        record = {**masking.summary(model), "test_accuracy": scores["test_accuracy"],
-                  "test_loss": scores["test_loss"], "train_accuracy": scores["train_accuracy"],
-                  "total_steps": setup.train.steps,
-                  "seconds": time.perf_counter() - tic}  # fmt: skip
-        run_dir.write_record(0, record)
-    return pd.DataFrame([{"method": f"{criterion} at init", "seed": setup.seed, **record}])
+        return {**masking.summary(model), "test_accuracy": scores["test_accuracy"],
+                "test_loss": scores["test_loss"], "train_accuracy": scores["train_accuracy"],
+                "total_steps": setup.train.steps, "seconds": time.perf_counter() - tic}, None
+
+    experiment = runner.Experiment(
+        kind="at_init",
+        config={"kind": "at_init", "setup": setup.to_dict(), "density": density,
+                "criterion": criterion, "n_batches": n_batches},
+        stages=[f"{criterion} @ {density:.3g}"], start=dict, stage=prune_and_train,
+        columns={"method": f"{criterion} at init", "seed": setup.seed},
+        label=f"{criterion} at init")
+    return runner.run(experiment, store, progress=False)

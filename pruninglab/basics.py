@@ -9,7 +9,8 @@ with PyTorch's fast version and show that the two agree.
   :func:`train_xor`, :func:`predict_grid`.
 * Section 2.2, convolutions: :func:`conv_output_size`, :func:`zero_pad`,
   :func:`window_positions`, :func:`conv2d_by_hand`, :func:`conv2d_parameters`, and Table
-  1.1's parameter counts: :func:`table_1_1`, :func:`parameters_by_layer_type`.
+  1.1's parameter counts: :func:`parameters_by_layer_type` (the table itself is
+  :func:`pruninglab.models.table_1_1`).
 * Section 2.3, batch normalization: :func:`ema_update`, :func:`running_average`,
   :func:`forgetting_steps`, :func:`drifting_batches`, :func:`batch_norm_by_hand`.
 
@@ -29,12 +30,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from . import models
 
 __all__ = [
     "CONVENTIONS",
@@ -55,7 +53,6 @@ __all__ = [
     "predict_grid",
     "relu",
     "running_average",
-    "table_1_1",
     "train_xor",
     "window_positions",
     "xor_data",
@@ -74,7 +71,7 @@ def relu(x: torch.Tensor) -> torch.Tensor:
 
 
 def neuron(y: torch.Tensor, w: torch.Tensor, b: float | torch.Tensor = 0.0,
-           activation: str | None = None) -> torch.Tensor:  # fmt: skip
+           activation: str | None = None) -> torch.Tensor:
     """One neuron (thesis Figure 2.1): the weighted sum ``w_1*y_1 + ... + w_N*y_N + b``,
     optionally followed by ReLU.
 
@@ -91,13 +88,13 @@ def neuron(y: torch.Tensor, w: torch.Tensor, b: float | torch.Tensor = 0.0,
         raise ValueError(f"activation must be None or 'relu', got {activation!r}")
     if w.dim() != 1 or y.shape[-1:] != w.shape:
         raise ValueError(f"w must have shape (N,) with N = y.shape[-1]; got y {tuple(y.shape)}, "
-                         f"w {tuple(w.shape)}")  # fmt: skip
+                         f"w {tuple(w.shape)}")
     out = (y * w).sum(dim=-1) + b
     return relu(out) if activation == "relu" else out
 
 
 def linear_layer(x: torch.Tensor, weight: torch.Tensor,
-                 bias: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+                 bias: torch.Tensor | None = None) -> torch.Tensor:
     """A fully connected layer as ``M`` neurons side by side: output ``m`` is
     ``neuron(x, weight[m], bias[m])``. Equals ``F.linear(x, weight, bias)``.
 
@@ -111,11 +108,11 @@ def linear_layer(x: torch.Tensor, weight: torch.Tensor,
     """
     if weight.dim() != 2 or x.dim() != 2 or x.shape[1] != weight.shape[1]:
         raise ValueError(f"need x (B, N) and weight (M, N); got x {tuple(x.shape)}, "
-                         f"weight {tuple(weight.shape)}")  # fmt: skip
+                         f"weight {tuple(weight.shape)}")
     if bias is not None and bias.shape != weight.shape[:1]:
         raise ValueError(f"bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
     outputs = [neuron(x, weight[m], 0.0 if bias is None else bias[m])
-               for m in range(weight.shape[0])]  # fmt: skip
+               for m in range(weight.shape[0])]
     return torch.stack(outputs, dim=1)
 
 
@@ -201,7 +198,7 @@ class XORResult:
 
 
 def train_xor(hidden: int = 0, activation: str | None = "relu", steps: int = 500,
-              lr: float = 0.1, seed: int = 0) -> XORResult:  # fmt: skip
+              lr: float = 0.1, seed: int = 0) -> XORResult:
     """Train :func:`xor_net` on the four XOR points: full batch, SGD with momentum 0.9,
     binary cross-entropy on the logit.
 
@@ -233,7 +230,7 @@ def train_xor(hidden: int = 0, activation: str | None = "relu", steps: int = 500
 
 
 def predict_grid(model: nn.Module, lim: tuple[float, float] = (-0.5, 1.5),
-                 n: int = 101) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+                 n: int = 101) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The probability of class 1 (sigmoid of the logit) of a 2-input model on an
     ``n x n`` grid over ``lim x lim``, for decision-boundary plots.
 
@@ -256,9 +253,9 @@ def _pair(value: int | tuple[int, int], arg: str, minimum: int) -> tuple[int, in
     pair = (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
     if (not isinstance(pair, tuple) or len(pair) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum
-                       for v in pair)):  # fmt: skip
+                       for v in pair)):
         raise ValueError(f"{arg} must be an integer >= {minimum} or a pair of them, "
-                         f"got {value!r}")  # fmt: skip
+                         f"got {value!r}")
     return pair
 
 
@@ -273,12 +270,12 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) 
         padding: zeros added on each side.
     """
     for arg, value, minimum in (("size", size, 1), ("kernel", kernel, 1),
-                                ("stride", stride, 1), ("padding", padding, 0)):  # fmt: skip
+                                ("stride", stride, 1), ("padding", padding, 0)):
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
             raise ValueError(f"{arg} must be an integer >= {minimum}, got {value!r}")
     if size + 2 * padding < kernel:
         raise ValueError(f"the kernel ({kernel}) is larger than the padded input "
-                         f"({size} + 2*{padding})")  # fmt: skip
+                         f"({size} + 2*{padding})")
     return (size + 2 * padding - kernel) // stride + 1
 
 
@@ -294,7 +291,7 @@ def zero_pad(x: torch.Tensor, padding: int | tuple[int, int]) -> torch.Tensor:
 
 def window_positions(height: int, width: int, kernel: int | tuple[int, int],
                      stride: int | tuple[int, int] = 1,
-                     padding: int | tuple[int, int] = 0) -> list[tuple[int, int]]:  # fmt: skip
+                     padding: int | tuple[int, int] = 0) -> list[tuple[int, int]]:
     """The top-left corners ``(row, col)`` of the sliding window, in the order it visits
     them (row by row, thesis Figure 2.4), in coordinates of the *padded* input.
 
@@ -311,7 +308,7 @@ def window_positions(height: int, width: int, kernel: int | tuple[int, int],
 
 def conv2d_by_hand(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
                    stride: int | tuple[int, int] = 1,
-                   padding: int | tuple[int, int] = 0) -> torch.Tensor:  # fmt: skip
+                   padding: int | tuple[int, int] = 0) -> torch.Tensor:
     """A 2-D convolution as a sliding window (thesis Figures 2.4 and 2.5): zero-pad the
     input, then at every window position take the dot product of the window with each
     filter. Equals ``F.conv2d(x, weight, bias, stride, padding)`` (which, like every deep
@@ -329,7 +326,7 @@ def conv2d_by_hand(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     """
     if x.dim() != 4 or weight.dim() != 4 or x.shape[1] != weight.shape[1]:
         raise ValueError(f"need x (N, C, H, W) and weight (O, C, kh, kw) with the same C; "
-                         f"got x {tuple(x.shape)}, weight {tuple(weight.shape)}")  # fmt: skip
+                         f"got x {tuple(x.shape)}, weight {tuple(weight.shape)}")
     if bias is not None and bias.shape != weight.shape[:1]:
         raise ValueError(f"bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
     n, _, h, w = x.shape
@@ -350,7 +347,7 @@ def conv2d_by_hand(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
 
 
 def conv2d_parameters(c_in: int, c_out: int, kernel: int | tuple[int, int],
-                      bias: bool = True) -> int:  # fmt: skip
+                      bias: bool = True) -> int:
     """Parameters of a convolutional layer: ``c_out`` filters of ``c_in*kh*kw`` weights,
     plus one bias each if ``bias``. Independent of the image size."""
     kh, kw = _pair(kernel, "kernel", 1)
@@ -369,30 +366,6 @@ def parameters_by_layer_type(model: nn.Module) -> dict[str, int]:
         if n:
             counts[type(module).__name__] = counts.get(type(module).__name__, 0) + n
     return dict(sorted(counts.items(), key=lambda item: -item[1]))
-
-
-def table_1_1(names: Sequence[str] | None = None) -> pd.DataFrame:
-    """Table 1.1 of the thesis beside the parameter counts of :mod:`pruninglab.models`'s
-    CIFAR-10 versions (3 input channels, 10 classes, 32x32).
-
-    The models are built on PyTorch's ``meta`` device: shapes only, no memory, no
-    initialization, so even WRN-28-10 (36M parameters) costs milliseconds.
-
-    Returns:
-        One row per model, columns ``model``, ``parameters`` (ours), ``thesis_parameters``,
-        ``difference`` (ours - thesis) and ``thesis_accuracy`` (dense CIFAR-10 test, %).
-    """
-    names = list(models.TABLE_1_1) if names is None else list(names)
-    rows = []
-    for name in names:
-        if name not in models.TABLE_1_1:
-            raise ValueError(f"{name!r} is not in Table 1.1; known: {', '.join(models.TABLE_1_1)}")
-        with torch.device("meta"):
-            count = models.count_parameters(models.create(name, 3, 10, 32))
-        thesis_count, accuracy = models.TABLE_1_1[name]
-        rows.append({"model": name, "parameters": count, "thesis_parameters": thesis_count,
-                     "difference": count - thesis_count, "thesis_accuracy": accuracy})  # fmt: skip
-    return pd.DataFrame(rows)
 
 
 # ======================================================================================
@@ -423,7 +396,7 @@ def ema_update(old, new, momentum: float, convention: str = "torch"):
 
 
 def running_average(values: Sequence[float] | torch.Tensor, momentum: float,
-                    convention: str = "torch", initial: float = 0.0) -> torch.Tensor:  # fmt: skip
+                    convention: str = "torch", initial: float = 0.0) -> torch.Tensor:
     """The running average after each of ``values`` (e.g. the batch means a BN layer sees),
     starting from ``initial`` (PyTorch starts the running mean at 0 and the variance at 1).
 
@@ -463,7 +436,7 @@ def forgetting_steps(momentum: float, fraction: float = 0.01, convention: str = 
 
 def drifting_batches(steps: int, batch_size: int, mean_start: float = 2.0,
                      mean_end: float = 2.0, std: float = 1.0,
-                     seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+                     seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Batches of one channel whose true mean drifts linearly from ``mean_start`` (step 0) to
     ``mean_end`` (last step): what a BN layer sees while the layers before it train.
 
@@ -521,7 +494,7 @@ def batch_norm_by_hand(
         raise ValueError(f"eps must be >= 0, got {eps!r}")
     channels = x.shape[1]
     for arg, t in (("running_mean", running_mean), ("running_var", running_var),
-                   ("gamma", gamma), ("beta", beta)):  # fmt: skip
+                   ("gamma", gamma), ("beta", beta)):
         if t is not None and t.shape != (channels,):
             raise ValueError(f"{arg} must have shape ({channels},), got {tuple(t.shape)}")
     dims = [0] + list(range(2, x.dim()))

@@ -28,37 +28,38 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import os
 import platform
 import statistics
 import sys
-import time
 from collections.abc import Callable
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
-from . import interop, masking, models, pruning
+from . import checks, efficiency, interop, masking, models, profiles, pruning
+from . import data as data_module
+from . import train as training
+from .timing import Step, interleaved, ratio_table, synchronize
 
 __all__ = [
     "SECTIONS",
-    "Step",
     "bench_data",
     "bench_masking",
     "bench_sparse",
     "bench_train",
-    "interleaved",
     "machine",
     "main",
+    "positive_int",
     "section",
-    "summarize",
 ]
 
-Step = Callable[[], None]
 SECTIONS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
-                          Callable[[argparse.Namespace], pd.DataFrame]]] = {}  # fmt: skip
+                          Callable[[argparse.Namespace], pd.DataFrame]]] = {}
 
 
 def section(name: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
@@ -72,51 +73,36 @@ def section(name: str, add_arguments: Callable[[argparse.ArgumentParser], None])
     return register
 
 
+def _argument(what: str, convert: Callable[[str], float], check: Callable[[float], object]):
+    """An argparse type: ``convert`` the text, then ``check`` it (a :mod:`pruninglab.checks`
+    function); a bad value is a usage error that says what is allowed."""
+
+    def parse(text: str):
+        try:
+            return check(convert(text))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+
+    return parse
+
+
+positive_int = _argument("an integer >= 1", int, lambda v: checks.integer(v, "", minimum=1))
+non_negative_int = _argument("an integer >= 0", int, lambda v: checks.integer(v, "", minimum=0))
+density = _argument("a number in (0, 1]", float,
+                    lambda v: checks.real(v, "", 0.0, 1.0, low_open=True))
+
+
 def machine() -> str:
     """One line: CPU model, logical cores, torch threads, torch and Python versions."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
             cpu = next((line.split(":", 1)[1].strip() for line in f
-                        if line.startswith("model name")), cpu)  # fmt: skip
+                        if line.startswith("model name")), cpu)
     except OSError:
         pass
     return (f"{cpu}, {os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads; "
-            f"torch {torch.__version__}, Python {platform.python_version()}")  # fmt: skip
-
-
-def interleaved(variants: dict[str, Step], rounds: int, steps: int,
-                warmup: int) -> dict[str, list[float]]:  # fmt: skip
-    """Seconds per step of each variant, one value per round.
-
-    Every variant first runs ``warmup`` untimed steps. Then each round times ``steps`` steps
-    of every variant in turn, the order rotating from round to round, so that slow drifts
-    of a shared machine (other processes, clock changes) hit all variants alike.
-    """
-    for arg, value, least in (("rounds", rounds, 1), ("steps", steps, 1), ("warmup", warmup, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise ValueError(f"{arg} must be an integer >= {least}, got {value!r}")
-    names = list(variants)
-    for name in names:
-        for _ in range(warmup):
-            variants[name]()
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[: r % len(names)]:
-            fn = variants[name]
-            tic = time.perf_counter()
-            for _ in range(steps):
-                fn()
-            times[name].append((time.perf_counter() - tic) / steps)
-    return times
-
-
-def summarize(times: dict[str, list[float]], baseline: str) -> pd.DataFrame:
-    """Median and minimum milliseconds per step, and the ratio of medians to ``baseline``."""
-    base = statistics.median(times[baseline])
-    rows = [{"variant": name, "median_ms": 1e3 * statistics.median(t), "min_ms": 1e3 * min(t),
-             "ratio": statistics.median(t) / base} for name, t in times.items()]  # fmt: skip
-    return pd.DataFrame(rows).set_index("variant")
+            f"torch {torch.__version__}, Python {platform.python_version()}")
 
 
 # --------------------------------------------------------------------------------------
@@ -133,7 +119,7 @@ def _sgd(model: nn.Module, lr: float, momentum: float, l2: float) -> torch.optim
     groups = [{"params": [p for p in params if id(p) in kernels], "weight_decay": 2 * l2},
               {"params": [p for p in params if id(p) not in kernels], "weight_decay": 0.0}]
     return torch.optim.SGD([g for g in groups if g["params"]], lr=lr, momentum=momentum,
-                           foreach=True)  # fmt: skip
+                           foreach=True)
 
 
 def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks: str | None) -> Step:
@@ -161,14 +147,14 @@ def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks: str |
 
 def _masking_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="mlp", help="a pruninglab model name (default: the "
-                        "thesis MLP 784-400-400-400-10)")  # fmt: skip
-    parser.add_argument("--input-size", type=int, default=28, help="image side in pixels")
-    parser.add_argument("--batch-size", type=int, default=128, help="thesis: 128")
-    parser.add_argument("--density", type=float, default=0.1, help="mask density")
-    parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per round")
-    parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=None,
+                        "thesis MLP 784-400-400-400-10)")
+    parser.add_argument("--input-size", type=positive_int, default=28, help="image side in pixels")
+    parser.add_argument("--batch-size", type=positive_int, default=128, help="thesis: 128")
+    parser.add_argument("--density", type=density, default=0.1, help="mask density")
+    parser.add_argument("--rounds", type=positive_int, default=30)
+    parser.add_argument("--steps", type=positive_int, default=10, help="timed steps per round")
+    parser.add_argument("--warmup", type=non_negative_int, default=10)
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch threads (default: torch's)")
 
 
@@ -191,9 +177,9 @@ def bench_masking(args: argparse.Namespace) -> pd.DataFrame:
     }
     print(f"masking: one training step of {args.model} (input {args.input_size}x"
           f"{args.input_size}), batch {args.batch_size}, density {args.density:g}, CPU; "
-          f"{args.rounds} rounds x {args.steps} steps, interleaved")  # fmt: skip
+          f"{args.rounds} rounds x {args.steps} steps, interleaved")
     times = interleaved(variants, args.rounds, args.steps, args.warmup)
-    return summarize(times, baseline="dense")
+    return ratio_table(times, baseline="dense")
 
 
 # --------------------------------------------------------------------------------------
@@ -230,8 +216,6 @@ class _PILImages(torch.utils.data.Dataset):
         return len(self.images)
 
     def __getitem__(self, i: int):
-        from PIL import Image
-
         return self.transform(Image.fromarray(self.images[i])), self.labels[i]
 
 
@@ -241,20 +225,15 @@ def _endless(loader: torch.utils.data.DataLoader):
         yield from loader
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--batch-size", type=int, default=128, help="thesis: 128")
-    parser.add_argument("--images", type=int, default=10_000,
+    parser.add_argument("--batch-size", type=positive_int, default=128, help="thesis: 128")
+    parser.add_argument("--images", type=positive_int, default=10_000,
                         help="size of the random CIFAR-shaped (32x32x3) training set")
-    parser.add_argument("--input-size", type=int, default=32, help="image side in pixels")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--batches", type=int, default=10, help="timed batches per round")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed batches first")
-    parser.add_argument("--cores", type=int, default=1,
+    parser.add_argument("--input-size", type=positive_int, default=32, help="image side in pixels")
+    parser.add_argument("--rounds", type=positive_int, default=5)
+    parser.add_argument("--batches", type=positive_int, default=10, help="timed batches per round")
+    parser.add_argument("--warmup", type=non_negative_int, default=2, help="untimed batches first")
+    parser.add_argument("--cores", type=positive_int, default=1,
                         help="cores per pipeline: torch threads for ours; for torchvision's "
                         "DataLoader the main process if 1, else that many worker processes")
     parser.add_argument("--device", default="cpu",
@@ -274,9 +253,6 @@ def bench_data(args: argparse.Namespace) -> pd.DataFrame:
     images, collated by a shuffling ``DataLoader``. Each gets ``--cores`` cores; the
     ``per_core`` columns divide by them.
     """
-    from . import data as data_module
-    from . import train as training
-
     if args.cores < 1:
         raise ValueError(f"--cores must be >= 1, got {args.cores}")
     device = training.resolve_device(args.device)
@@ -286,11 +262,11 @@ def bench_data(args: argparse.Namespace) -> pd.DataFrame:
 
     def ours_step() -> None:
         next(ours)
-        _sync(device)
+        synchronize(device)
 
     variants: dict[str, Step] = {"ours: batched tensor augmentation": ours_step}
     cores = {"ours: batched tensor augmentation": args.cores if device.type == "cpu" else None}
-    try:
+    try:  # only this section needs torchvision, which takes a second to import
         from torchvision import transforms
     except ModuleNotFoundError:
         transforms = None
@@ -301,18 +277,18 @@ def bench_data(args: argparse.Namespace) -> pd.DataFrame:
             transforms.RandomHorizontalFlip(),
             transforms.ToTensor(),
             transforms.Normalize(_CIFAR_MEAN, _CIFAR_STD),
-        ])  # fmt: skip
+        ])
         workers = 0 if args.cores == 1 else args.cores
         loader = torch.utils.data.DataLoader(
             _PILImages(images, labels, pipeline), batch_size=args.batch_size, shuffle=True,
-            drop_last=True, num_workers=workers, persistent_workers=workers > 0)  # fmt: skip
+            drop_last=True, num_workers=workers, persistent_workers=workers > 0)
         theirs = _endless(loader)
         variants["torchvision PIL transforms + DataLoader"] = lambda: next(theirs)
         cores["torchvision PIL transforms + DataLoader"] = args.cores
 
     print(f"data: one batch of {args.batch_size} images {args.input_size}x{args.input_size}x3 "
           f"(flip, 4-px reflect pad, crop), {args.cores} core(s) each, ours on {device}; "
-          f"{args.rounds} rounds x {args.batches} batches, interleaved")  # fmt: skip
+          f"{args.rounds} rounds x {args.batches} batches, interleaved")
     threads = torch.get_num_threads()
     torch.set_num_threads(args.cores)
     try:
@@ -326,12 +302,12 @@ def bench_data(args: argparse.Namespace) -> pd.DataFrame:
         per_core = args.batch_size / median / n_cores if n_cores else float("nan")
         rows.append({"variant": name, "median_ms": 1e3 * median, "min_ms": 1e3 * min(t),
                      "images_per_s": args.batch_size / median, "cores": n_cores,
-                     "images_per_s_per_core": per_core})  # fmt: skip
+                     "images_per_s_per_core": per_core})
     table = pd.DataFrame(rows).set_index("variant")
     base = "torchvision PIL transforms + DataLoader"
     if base in table.index:
         table["speedup_per_core"] = (table["images_per_s_per_core"]
-                                     / table.loc[base, "images_per_s_per_core"])  # fmt: skip
+                                     / table.loc[base, "images_per_s_per_core"])
     return table
 
 
@@ -363,7 +339,7 @@ class _PlainImages(torch.utils.data.Dataset):
 
 
 def _plain_loop(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, lr: float,
-                l2: float, batch_size: int, workers: int, device: torch.device):  # fmt: skip
+                l2: float, batch_size: int, workers: int, device: torch.device):
     """``run(n)``: n steps of the loop most tutorials write. A shuffling ``DataLoader`` with
     ``workers`` processes over :class:`_PlainImages` (pinned memory on CUDA); fp32, NCHW,
     eager; SGD with momentum 0.9 and weight decay ``2 * l2`` on every parameter; masks (if
@@ -374,7 +350,7 @@ def _plain_loop(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, lr
     loader = torch.utils.data.DataLoader(
         _PlainImages(images, labels), batch_size=batch_size, shuffle=True, drop_last=True,
         num_workers=workers, pin_memory=device.type == "cuda",
-        persistent_workers=workers > 0)  # fmt: skip
+        persistent_workers=workers > 0)
     batches = _endless(loader)
     masked = [(m.weight, getattr(m, masking.MASK)) for m in masking.masked_layers(model).values()]
     totals = {"loss": 0.0, "correct": 0}
@@ -394,36 +370,30 @@ def _plain_loop(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, lr
                     weight.mul_(mask)
             totals["loss"] += loss.item()
             totals["correct"] += int((logits.argmax(1) == y).sum().item())
-        _sync(device)
+        synchronize(device)
 
     return run
 
 
 def _fast_path(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, name: str,
-               batch_size: int, compile: bool, device: torch.device):  # fmt: skip
+               batch_size: int, compile: bool, device: torch.device):
     """``run(n)``: n steps of :class:`pruninglab.train.Trainer` with the thesis's settings
     for ``name``: the data set standardized and resident on ``device``, batched
     augmentation there, and on CUDA channels-last, bf16 autocast, optionally
     ``torch.compile`` with CUDA graphs; no host synchronisation per step, masks by one
     foreach multiply."""
-    import dataclasses
-
-    from . import data as data_module
-    from . import profiles
-    from . import train as training
-
     x = _standardized(images)
     data = data_module.Dataset(
         name="cifar10-shaped random", x_train=x, y_train=labels, x_test=x[:2], y_test=labels[:2],
         classes=data_module.CIFAR10_CLASSES, mean=torch.tensor(_CIFAR_MEAN),
-        std=torch.tensor(_CIFAR_STD), augment=True).to(device)  # fmt: skip
+        std=torch.tensor(_CIFAR_STD), augment=True).to(device)
     config = profiles.thesis_train_config(name, batch_size=batch_size)
     config = dataclasses.replace(config, compile=compile)
     trainer = training.Trainer(model, data, config, seed=0, progress=False)
 
     def run(steps: int) -> None:
         trainer.run(steps)  # reads the accumulated loss once, at the end
-        _sync(device)
+        synchronize(device)
 
     return run
 
@@ -431,7 +401,7 @@ def _fast_path(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, nam
 _TRAIN_SIZES = {  # option: (default, with --quick)
     "batch_size": (128, 128), "train_size": (50_000, 1_024), "steps": (50, 3),
     "rounds": (5, 3), "warmup": (20, 2), "workers": (4, 0),
-}  # fmt: skip
+}
 
 
 def _train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -443,19 +413,20 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", action="store_true",
                         help="also time our fast path with TrainConfig(compile=True): "
                         "torch.compile replayed as CUDA graphs (CUDA only)")
-    parser.add_argument("--density", type=float, default=1.0,
+    parser.add_argument("--density", type=density, default=1.0,
                         help="train masked models at this density (layerwise magnitude)")
-    parser.add_argument("--input-size", type=int, default=32, help="image side in pixels")
+    parser.add_argument("--input-size", type=positive_int, default=32, help="image side in pixels")
     parser.add_argument("--quick", action="store_true",
                         help="CPU-sized defaults: " + ", ".join(
                             f"{k.replace('_', '-')} {v[1]}" for k, v in _TRAIN_SIZES.items()))
     for key, (full, _) in _TRAIN_SIZES.items():
         helps = {"steps": "timed steps per round", "warmup": "untimed steps per variant first",
                  "train_size": "random CIFAR-shaped training images",
-                 "workers": "the plain loop's DataLoader worker processes"}  # fmt: skip
-        parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=None,
+                 "workers": "the plain loop's DataLoader worker processes"}
+        kind = non_negative_int if key in ("warmup", "workers") else positive_int
+        parser.add_argument(f"--{key.replace('_', '-')}", type=kind, default=None,
                             help=f"{helps.get(key, '')} (default {full})".strip())
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch threads (default: torch's)")
 
 
@@ -470,12 +441,9 @@ def bench_train(args: argparse.Namespace) -> pd.DataFrame:
     the variants of one model take turns, ``--rounds`` times ``--steps`` steps each; every
     timed block ends with ``torch.cuda.synchronize()`` on CUDA.
     """
-    from . import profiles
-    from . import train as training
-
     sizes = {key: getattr(args, key) if getattr(args, key) is not None
              else (quick if args.quick else full)
-             for key, (full, quick) in _TRAIN_SIZES.items()}  # fmt: skip
+             for key, (full, quick) in _TRAIN_SIZES.items()}
     device = training.resolve_device(args.device)
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     plain = {n.strip() for n in args.plain.split(",") if n.strip()}
@@ -491,13 +459,13 @@ def bench_train(args: argparse.Namespace) -> pd.DataFrame:
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         print(f"GPU: {props.name}, {props.total_memory / 2**30:.0f} GiB, "
-              f"CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}")  # fmt: skip
+              f"CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}")
     print(f"train: {', '.join(names)} on {sizes['train_size']:,} random "
           f"{args.input_size}x{args.input_size}x3 images, batch {sizes['batch_size']}, "
           f"density {args.density:g}, {device}, {torch.get_num_threads()} torch threads; "
           f"{sizes['rounds']} rounds x {sizes['steps']} "
           f"steps after {sizes['warmup']} warm-up steps, interleaved per model; plain loop with "
-          f"{sizes['workers']} DataLoader workers")  # fmt: skip
+          f"{sizes['workers']} DataLoader workers")
     images, labels = _cifar_shaped(sizes["train_size"], args.input_size, seed=0)
     tables = []
     for name in names:
@@ -507,20 +475,20 @@ def bench_train(args: argparse.Namespace) -> pd.DataFrame:
             pruning.prune(model, args.density, scope="layerwise")
         config = profiles.thesis_train_config(name)
         runs = {"fast (ours)": _fast_path(copy.deepcopy(model), images, labels, name,
-                                          sizes["batch_size"], False, device)}  # fmt: skip
+                                          sizes["batch_size"], False, device)}
         if args.compile:
             runs["fast + torch.compile (ours)"] = _fast_path(
                 copy.deepcopy(model), images, labels, name, sizes["batch_size"], True, device)
         if name in plain:
             runs["plain loop"] = _plain_loop(copy.deepcopy(model), images, labels,
                                              config.schedule(0), config.l2, sizes["batch_size"],
-                                             sizes["workers"], device)  # fmt: skip
+                                             sizes["workers"], device)
         for run in runs.values():
             run(sizes["warmup"])
         blocks = {variant: (lambda run=run: run(sizes["steps"])) for variant, run in runs.items()}
         times = interleaved(blocks, sizes["rounds"], 1, 0)
         per_step = {variant: [t / sizes["steps"] for t in ts] for variant, ts in times.items()}
-        table = summarize(per_step, baseline=next(iter(per_step)))
+        table = ratio_table(per_step, baseline=next(iter(per_step)))
         table = table.drop(columns="ratio")
         table["s_per_1k_iters"] = table["median_ms"]  # ms per step = s per 1,000 steps
         table["images_per_s"] = sizes["batch_size"] * 1e3 / table["median_ms"]
@@ -552,16 +520,17 @@ def _sparse_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--densities", default="0.1,0.05,0.01",
                         help="kept fractions (0.1 = 90%% sparsity)")
     parser.add_argument("--batch-sizes", default="1,128", help="images per forward pass")
-    parser.add_argument("--vgg-channels", type=int, default=512,
+    parser.add_argument("--vgg-channels", type=positive_int, default=512,
                         help="the VGG layer: a 3x3 conv with this many channels in and out")
-    parser.add_argument("--vgg-size", type=int, default=4,
+    parser.add_argument("--vgg-size", type=positive_int, default=4,
                         help="its input side in pixels (VGG19's 512-channel stage 4 on CIFAR-10)")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=5, help="timed forward passes per round")
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--rounds", type=positive_int, default=5)
+    parser.add_argument("--repeats", type=positive_int, default=5,
+                        help="timed forward passes per round")
+    parser.add_argument("--warmup", type=non_negative_int, default=2)
     parser.add_argument("--index-dtype", choices=("int32", "int64"), default="int32")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch threads (default: torch's)")
 
 
@@ -575,9 +544,6 @@ def bench_sparse(args: argparse.Namespace) -> pd.DataFrame:
     Weights are random, pruned layerwise by magnitude (each layer at the density):
     the kernels' speed depends on the density and the shape, not on the values.
     """
-    from . import efficiency
-    from . import train as training
-
     device = training.resolve_device(args.device)
     densities = _floats(args.densities, "--densities")
     batch_sizes = [int(b) for b in _floats(args.batch_sizes, "--batch-sizes")]
@@ -590,10 +556,10 @@ def bench_sparse(args: argparse.Namespace) -> pd.DataFrame:
     }
     print(f"sparse: dense vs CSR ({args.index_dtype} indices) forward pass on {device}, "
           f"{torch.get_num_threads()} torch threads; {args.rounds} rounds x {args.repeats} "
-          "passes, interleaved")  # fmt: skip
+          "passes, interleaved")
     tables = {label: efficiency.inference_table(net.to(device), shape, densities, batch_sizes,
                                                 args.rounds, args.repeats, args.warmup,
-                                                index_dtype)  # fmt: skip
+                                                index_dtype)
               for label, (net, shape) in networks.items()}
     return pd.concat(tables, names=["network"]).drop(columns="density")
 
@@ -605,7 +571,7 @@ def bench_sparse(args: argparse.Namespace) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pruninglab.bench",
-                                     description=__doc__.split("\n")[0])  # fmt: skip
+                                     description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="section", required=True)
     for name, (add_arguments, fn) in SECTIONS.items():
         add_arguments(sub.add_parser(name, help=(fn.__doc__ or "").split("\n")[0]))

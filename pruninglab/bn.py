@@ -42,9 +42,7 @@ def compare(
     Returns:
         All levels of all runs, with a ``bn`` column holding the label.
     """
-    frames = []
-    for label, (tf_momentum, eps) in (settings or THESIS_SETTINGS).items():
-        variant = setup.replace(bn_momentum=tf_to_torch_momentum(tf_momentum), bn_eps=eps)
-        df = gimp.run_seeds(variant, config, list(seeds), **run_kwargs)
-        frames.append(df.assign(bn=label))
-    return pd.concat(frames, ignore_index=True)
+    variants = {label: (setup.replace(bn_momentum=tf_to_torch_momentum(tf_momentum), bn_eps=eps),
+                        config)
+                for label, (tf_momentum, eps) in (settings or THESIS_SETTINGS).items()}
+    return gimp.run_many(variants, seeds, label="bn", **run_kwargs)

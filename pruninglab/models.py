@@ -17,12 +17,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import pandas as pd
 import torch
 from torch import nn
 
 __all__ = [
     "BN_SETTINGS",
     "TABLE_1_1",
+    "table_1_1",
     "create",
     "names",
     "is_known",
@@ -83,6 +85,37 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def table_1_1(names: list[str] | None = None) -> pd.DataFrame:
+    """Table 1.1 of the thesis beside our CIFAR-10 models (3 input channels, 10 classes,
+    32x32). The models are built on PyTorch's ``meta`` device: shapes only, no memory, no
+    initialization, so even WRN-28-10 (36M parameters) costs milliseconds.
+
+    Args:
+        names: rows to build (default: every row of :data:`TABLE_1_1`).
+
+    Returns:
+        Indexed by ``model``: ``parameters`` (ours, trainable, as Table 1.1 counts them),
+        ``thesis_parameters``, ``difference`` (ours - thesis), ``thesis_accuracy`` (dense
+        CIFAR-10 test accuracy, %) and ``kernel_weights`` (ours: the Conv/Linear kernel
+        entries, the weights pruning acts on; the x axis of Figure 1.1).
+    """
+    names = list(TABLE_1_1) if names is None else list(names)
+    rows = []
+    for name in names:
+        if name not in TABLE_1_1:
+            raise ValueError(f"{name!r} is not in Table 1.1; its rows: {', '.join(TABLE_1_1)}")
+        with torch.device("meta"):
+            model = create(name, in_channels=3, num_classes=10, input_size=32)
+        thesis_count, accuracy = TABLE_1_1[name]
+        count = count_parameters(model)
+        kernels = sum(m.weight.numel() for m in model.modules()
+                      if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)))
+        rows.append({"model": name, "parameters": count, "thesis_parameters": thesis_count,
+                     "difference": count - thesis_count, "thesis_accuracy": accuracy,
+                     "kernel_weights": kernels})
+    return pd.DataFrame(rows).set_index("model")
+
+
 # --------------------------------------------------------------------------------------
 # Fully connected networks
 # --------------------------------------------------------------------------------------
@@ -96,7 +129,7 @@ class MLP(nn.Module):
     """
 
     def __init__(self, in_features: int, hidden: tuple[int, ...], num_classes: int,
-                 bn: dict | None = None) -> None:  # fmt: skip
+                 bn: dict | None = None) -> None:
         super().__init__()
         widths = (in_features, *hidden)
         pairs = list(zip(widths[:-1], widths[1:]))
@@ -231,7 +264,7 @@ VGG_CONFIGS: dict[int, tuple[int | str, ...]] = {
     16: (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512),
     19: (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
          512, 512, 512, 512, "M", 512, 512, 512, 512),
-}  # fmt: skip
+}
 
 
 class VGG(nn.Module):
@@ -359,7 +392,7 @@ def create(
         ``(N, num_classes)`` logits.
     """
     for arg, value in (("in_channels", in_channels), ("num_classes", num_classes),
-                       ("input_size", input_size)):  # fmt: skip
+                       ("input_size", input_size)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{arg} must be a positive integer, got {value!r}")
     if bn_momentum is not None and not 0.0 <= bn_momentum <= 1.0:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from . import profiles, runs
 from .profiles import Profile
@@ -60,12 +61,12 @@ class Context:
     def __str__(self) -> str:
         return (f"pruninglab {self.profile.name} profile: {self.model} on {self.dataset}, "
                 f"device {self.device}, seed {self.seed}, T={self.profile.steps_for(self.model)} "
-                f"steps; runs stored in {self.store}")  # fmt: skip
+                f"steps; runs stored in {self.store}")
 
 
 def start(profile: str = "quick", device: str = "auto", seed: int = 0,
           dataset: str | None = None, model: str | None = None,
-          progress: bool = True) -> Context:  # fmt: skip
+          progress: bool = True) -> Context:
     """Resolve a notebook's parameters and print a one-line summary.
 
     Args:
@@ -78,7 +79,7 @@ def start(profile: str = "quick", device: str = "auto", seed: int = 0,
     prof = profiles.resolve(profile)
     torch.manual_seed(seed)
     ctx = Context(prof, resolve_device(device), seed, dataset or prof.dataset,
-                  model or prof.model, runs.default_root().resolve(), progress)  # fmt: skip
+                  model or prof.model, runs.default_root().resolve(), progress)
     print(ctx)
     return ctx
 
@@ -110,14 +111,13 @@ def _parse_value(text: str):
 
 
 def execute(notebooks: list[Path], out_dir: Path, parameters: dict,
-            timeout: int | None = None) -> list[tuple[str, float, str | None]]:  # fmt: skip
+            timeout: int | None = None) -> list[tuple[str, float, str | None]]:
     """Execute ``notebooks`` in order with papermill, writing executed copies to ``out_dir``.
 
     Returns:
         ``(name, seconds, error or None)`` for each notebook.
     """
-    import papermill
-    from tqdm.auto import tqdm
+    import papermill  # here, not at the top: it takes a second to import and only runs use it
 
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
@@ -129,7 +129,7 @@ def execute(notebooks: list[Path], out_dir: Path, parameters: dict,
         try:
             papermill.execute_notebook(
                 str(path), str(out_dir / path.name), parameters=parameters, kernel_name="python3",
-                cwd=str(path.parent), progress_bar=False, execution_timeout=timeout)  # fmt: skip
+                cwd=str(path.parent), progress_bar=False, execution_timeout=timeout)
         except Exception as err:  # papermill raises PapermillExecutionError with the traceback
             lines = str(err).strip().splitlines()
             error = f"{type(err).__name__}: {lines[-1] if lines else ''}"
@@ -165,10 +165,22 @@ def main(argv: list[str] | None = None) -> int:
         parameters["PROFILE"] = args.profile
     parameters.setdefault("PROFILE", "quick")
     parameters.setdefault("INTERACTIVE", False)
-    profiles.get(parameters["PROFILE"])  # fail early on a bad name
-    profile_name = os.environ.get("PRUNINGLAB_PROFILE") or parameters["PROFILE"]
+    # Check what every kernel would read before starting any: a bad profile name or run
+    # store is one usage error here, not a failed kernel per notebook.
+    if parameters["PROFILE"] not in profiles.PROFILES:
+        parser.error(f"profile {parameters['PROFILE']!r} is unknown; known profiles: "
+                     f"{', '.join(profiles.PROFILES)}")
+    env_profile = os.environ.get("PRUNINGLAB_PROFILE")
+    if env_profile and env_profile not in profiles.PROFILES:
+        parser.error(f"PRUNINGLAB_PROFILE={env_profile!r} is not a profile; known profiles: "
+                     f"{', '.join(profiles.PROFILES)} (or unset it)")
+    try:
+        store = runs.default_root() if "PRUNINGLAB_RUNS" in os.environ else Path("runs")
+    except ValueError as err:
+        parser.error(str(err))
+    profile_name = env_profile or parameters["PROFILE"]
     out_dir = Path(args.out or Path("build") / "notebooks" / profile_name).resolve()
-    os.environ.setdefault("PRUNINGLAB_RUNS", str(Path("runs").resolve()))
+    os.environ["PRUNINGLAB_RUNS"] = str(store.resolve())
     print(f"executing {len(notebooks)} notebooks ({profile_name} profile) into {out_dir}")
     results = execute(notebooks, out_dir, parameters, args.timeout)
     width = max(len(name) for name, _, _ in results)

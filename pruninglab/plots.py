@@ -15,11 +15,11 @@ drew on).
 * :func:`mask_training` -- Training Optimal Masks: expected density and the top-t mask's
   accuracy against mask-training step.
 * :func:`accuracy_vs_compute` -- accuracy against the training steps a method needed
-  (Section 3.3.1, Figure 3.10).
+  (Section 3.3.1, Figure 3.10); :func:`compute_table` is the table it draws.
 * :func:`mask_panels` -- Figure 3.11 for real networks: a masked layer's weights and mask
   per model.
 
-:func:`summarize` is the median/min/max table behind :func:`accuracy_vs_compression`.
+:func:`median_range` is the median/min/max table behind :func:`accuracy_vs_compression`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import masking
+from . import gimp, masking, tom
 from .schedules import Schedule
 
 __all__ = [
@@ -46,8 +46,9 @@ __all__ = [
     "logit_histograms",
     "mask_training",
     "accuracy_vs_compute",
+    "compute_table",
     "mask_panels",
-    "summarize",
+    "median_range",
 ]
 
 
@@ -55,8 +56,8 @@ def _ax(ax):
     return ax if ax is not None else plt.subplots(figsize=(7, 4.2))[1]
 
 
-def summarize(df: pd.DataFrame, by: str = "method", x: str = "compression",
-              y: str = "test_accuracy") -> pd.DataFrame:  # fmt: skip
+def median_range(df: pd.DataFrame, by: str = "method", x: str = "compression",
+              y: str = "test_accuracy") -> pd.DataFrame:
     """Median, min and max of ``y`` over seeds, for every ``by`` group and level.
 
     Returns:
@@ -65,7 +66,7 @@ def summarize(df: pd.DataFrame, by: str = "method", x: str = "compression",
     keys = [by, "level"] if "level" in df else [by, x]
     g = df.groupby(keys, sort=True)
     out = pd.DataFrame({x: g[x].median(), "median": g[y].median(), "low": g[y].min(),
-                        "high": g[y].max(), "n": g[y].count()}).reset_index()  # fmt: skip
+                        "high": g[y].max(), "n": g[y].count()}).reset_index()
     return out
 
 
@@ -88,13 +89,13 @@ def accuracy_vs_compression(
         dense: a dense accuracy (fraction) drawn as a horizontal line.
     """
     ax = _ax(ax)
-    stats = summarize(df, by=by, y=metric)
+    stats = median_range(df, by=by, y=metric)
     for label, part in stats.groupby(by, sort=False):
         (line,) = ax.plot(part["compression"], 100 * part["median"], marker="o", ms=3,
                           label=str(label))
         if (part["n"] > 1).any():
             ax.fill_between(part["compression"], 100 * part["low"], 100 * part["high"],
-                            color=line.get_color(), alpha=0.2, lw=0)  # fmt: skip
+                            color=line.get_color(), alpha=0.2, lw=0)
     for label, (xs, ys) in (reference or {}).items():
         ax.plot(xs, ys, ls="--", marker="x", ms=4, color="gray", label=f"{label} (thesis)")
     if dense is not None:
@@ -110,7 +111,7 @@ def accuracy_vs_compression(
 
 
 def accuracy_vs_parameters(df: pd.DataFrame, by: str = "model", metric: str = "test_accuracy",
-                           ax=None, title: str | None = None):  # fmt: skip
+                           ax=None, title: str | None = None):
     """Figure 1.1: accuracy (%) against remaining prunable weights (log axis); connected
     dots are one architecture pruned to several densities, the first dot dense."""
     ax = _ax(ax)
@@ -156,12 +157,10 @@ def rewinding_trace(configs: Mapping[str, object], schedule: Schedule, levels: i
         configs: ``{label: GIMPConfig}``.
         schedule: the learning-rate schedule the training reads.
     """
-    from .gimp import schedule_trace
-
     ax = _ax(ax)
     for i, (label, config) in enumerate(configs.items()):
         xs, ys, done = [], [], 0
-        for _, first, last in schedule_trace(config, levels):
+        for _, first, last in gimp.schedule_trace(config, levels):
             positions = np.linspace(first, last, 200, endpoint=False).astype(int)
             xs.extend(done + positions - first)
             ys.extend(schedule(int(p)) for p in positions)
@@ -172,12 +171,12 @@ def rewinding_trace(configs: Mapping[str, object], schedule: Schedule, levels: i
 
 
 def layer_densities(source: nn.Module | Mapping[str, float] | Mapping[str, Mapping[str, float]],
-                    ax=None, title: str | None = None):  # fmt: skip
+                    ax=None, title: str | None = None):
     """Bars of each layer's density: from a masked model, a ``{layer: density}`` dict (a
     record's ``layers``), or ``{label: {layer: density}}`` for grouped bars."""
     ax = _ax(ax)
     if isinstance(source, nn.Module):
-        source = {n: float(m.float().mean()) for n, m in masking.get_masks(source).items()}
+        source = masking.layer_densities(source)
     groups = source if source and isinstance(next(iter(source.values())), Mapping) else {"": source}
     layers = list(next(iter(groups.values())))
     width = 0.8 / len(groups)
@@ -185,7 +184,7 @@ def layer_densities(source: nn.Module | Mapping[str, float] | Mapping[str, Mappi
         xs = np.arange(len(layers)) + i * width
         ax.bar(xs, [100 * dens[n] for n in layers], width=width, label=label or None)
     ax.set_xticks(np.arange(len(layers)) + 0.4 - width / 2, layers, rotation=60, ha="right",
-                  fontsize="small")  # fmt: skip
+                  fontsize="small")
     ax.set_ylabel("density (%)")
     if len(groups) > 1:
         ax.legend(fontsize="small")
@@ -195,7 +194,7 @@ def layer_densities(source: nn.Module | Mapping[str, float] | Mapping[str, Mappi
 
 
 def learning_curves(history: pd.DataFrame | Sequence[Mapping], x: str = "step",
-                    ys: Sequence[str] = ("loss",), ax=None, title: str | None = None):  # fmt: skip
+                    ys: Sequence[str] = ("loss",), ax=None, title: str | None = None):
     """Lines of the ``ys`` columns of ``history`` (rows from training callbacks) against ``x``."""
     frame = pd.DataFrame(history)
     missing = [c for c in (x, *ys) if c not in frame]
@@ -213,7 +212,7 @@ def learning_curves(history: pd.DataFrame | Sequence[Mapping], x: str = "step",
 
 
 def weight_histogram(model: nn.Module, ax=None, bins: int = 100, label: str | None = None,
-                     only_kept: bool = True):  # fmt: skip
+                     only_kept: bool = True):
     """Histogram of all prunable weights (only the unpruned ones if ``only_kept``)."""
     ax = _ax(ax)
     layers = masking.masked_layers(model) or masking.prunable_layers(model)
@@ -246,7 +245,7 @@ def _threshold_edge(counts: np.ndarray, bins: np.ndarray, density: float) -> flo
 
 def logit_histograms(history: Sequence[Mapping], bins: Sequence[float] | None = None,
                      target_density: float | None = None, columns: int = 5,
-                     axes=None):  # fmt: skip
+                     axes=None):
     """Histograms of the mask logits ``b`` during mask training, one panel per recorded
     step, counts on a log axis (Training Optimal Masks, Section 3.3.1).
 
@@ -262,9 +261,7 @@ def logit_histograms(history: Sequence[Mapping], bins: Sequence[float] | None = 
     Returns:
         The Axes used, one per step.
     """
-    if bins is None:
-        from .tom import HIST_BINS as bins
-    bins = np.asarray(bins, dtype=float)
+    bins = np.asarray(tom.HIST_BINS if bins is None else bins, dtype=float)
     if not history:
         raise ValueError("history is empty: the masks phase recorded no steps")
     n = len(history)
@@ -272,7 +269,7 @@ def logit_histograms(history: Sequence[Mapping], bins: Sequence[float] | None = 
         rows = -(-n // columns)
         width = min(n, columns)
         _, grid = plt.subplots(rows, width, figsize=(2.4 * width, 2.1 * rows), sharex=True,
-                               sharey=True, squeeze=False, layout="constrained")  # fmt: skip
+                               sharey=True, squeeze=False, layout="constrained")
         axes = grid.flatten()
         for ax in axes[n:]:
             ax.set_visible(False)
@@ -286,7 +283,7 @@ def logit_histograms(history: Sequence[Mapping], bins: Sequence[float] | None = 
         if target_density is not None:
             ax.axvline(_threshold_edge(counts, bins, target_density), color="C3", lw=1, ls="--")
         ax.set_title(f"step {point['step']}: E[density] {point['expected_density']:.3f}",
-                     fontsize="small")  # fmt: skip
+                     fontsize="small")
         ax.tick_params(labelsize="x-small")
     axes[0].set_ylabel("count (log)")
     axes[-1].set_xlabel("logit b")
@@ -303,16 +300,16 @@ def mask_training(history: Sequence[Mapping], target_density: float | None = Non
     ax = _ax(ax)
     frame = pd.DataFrame(list(history))
     ax.plot(frame["step"], frame["expected_density"], "o-", color="C0", ms=3,
-            label="expected density E[σ(b)]")  # fmt: skip
+            label="expected density E[σ(b)]")
     if target_density is not None:
         ax.axhline(target_density, color="C0", ls=":", lw=1,
-                   label=f"target t = {target_density:.3g}")  # fmt: skip
+                   label=f"target t = {target_density:.3g}")
     ax.set_yscale("log")
     ax.set_xlabel("mask-training step")
     ax.set_ylabel("expected density", color="C0")
     twin = ax.twinx()
     twin.plot(frame["step"], 100 * frame["test_accuracy"], "s-", color="C1", ms=3,
-              label="test accuracy, top-t mask")  # fmt: skip
+              label="test accuracy, top-t mask")
     twin.set_ylabel("test accuracy (%), frozen weights", color="C1")
     lines = ax.get_lines() + twin.get_lines()
     ax.legend(lines, [line.get_label() for line in lines], fontsize="small", loc="center right")
@@ -320,10 +317,42 @@ def mask_training(history: Sequence[Mapping], target_density: float | None = Non
     return ax, twin
 
 
+def compute_table(results: pd.DataFrame, train_steps: int, metric: str = "test_accuracy",
+                  digits: int = 3) -> pd.DataFrame:
+    """Accuracy beside the compute that bought it: one row per method and density.
+
+    Args:
+        results: rows with ``method``, ``seed``, ``density``, ``total_steps`` and ``metric``
+            (a fraction) -- TOM's ``final`` rows, :func:`pruninglab.at_init.run` rows, GIMP
+            rows after :func:`pruninglab.gimp.cumulative_steps`, concatenated.
+        train_steps: T, the unit of the ``steps / T`` column.
+        metric: the accuracy column.
+        digits: densities that agree to this many significant digits are one density (the
+            same target reached by different methods differs only in the last digits).
+
+    Returns:
+        Columns ``method, density, accuracy`` (mean over seeds, %), ``std`` (%, sample std;
+        NaN for one seed), ``seeds``, ``steps`` (training steps, forward-backward passes) and
+        ``steps / T``; sorted by density (highest first), then steps.
+    """
+    missing = {"method", "seed", "density", "total_steps", metric} - set(results)
+    if missing:
+        raise ValueError(f"results lacks the columns {sorted(missing)}")
+    if isinstance(train_steps, bool) or not isinstance(train_steps, int) or train_steps < 1:
+        raise ValueError(f"train_steps must be a positive integer, got {train_steps!r}")
+    frame = results.assign(density=results["density"].map(lambda d: float(f"{d:.{digits}g}")))
+    g = frame.groupby(["method", "density"], sort=False)
+    table = pd.DataFrame({"accuracy": 100 * g[metric].mean(), "std": 100 * g[metric].std(),
+                          "seeds": g["seed"].nunique(),
+                          "steps": g["total_steps"].mean()}).reset_index()
+    table["steps / T"] = table["steps"] / train_steps
+    return table.sort_values(["density", "steps"], ascending=[False, True], ignore_index=True)
+
+
 def accuracy_vs_compute(table: pd.DataFrame, axes=None,
-                        reference: Mapping[str, float] | None = None):  # fmt: skip
+                        reference: Mapping[str, float] | None = None):
     """One panel per density: each method's accuracy (mean ± std, %) against the training
-    steps it needed, in units of T (a table of :func:`pruninglab.tom.compute_table`).
+    steps it needed, in units of T (a table of :func:`compute_table`).
 
     Args:
         table: columns ``method, density, accuracy, std, steps / T``.
@@ -337,7 +366,7 @@ def accuracy_vs_compute(table: pd.DataFrame, axes=None,
     densities = sorted(table["density"].unique(), reverse=True)
     if axes is None:
         _, axes = plt.subplots(1, len(densities), figsize=(4.2 * len(densities), 3.6),
-                               sharey=True, squeeze=False, layout="constrained")  # fmt: skip
+                               sharey=True, squeeze=False, layout="constrained")
         axes = axes[0]
     methods = list(dict.fromkeys(table["method"]))
     colors = {m: f"C{i % 10}" for i, m in enumerate(methods)}
@@ -345,7 +374,7 @@ def accuracy_vs_compute(table: pd.DataFrame, axes=None,
         part = table[table["density"] == density]
         for _, row in part.iterrows():
             ax.errorbar(row["steps / T"], row["accuracy"], yerr=np.nan_to_num(row["std"]), fmt="o",
-                        color=colors[row["method"]], label=row["method"], capsize=3)  # fmt: skip
+                        color=colors[row["method"]], label=row["method"], capsize=3)
         for label, value in (reference or {}).items():
             ax.axhline(value, color="k", lw=0.8, ls=":", label=label)
         ax.set_xscale("log")
@@ -362,7 +391,7 @@ def accuracy_vs_compute(table: pd.DataFrame, axes=None,
 
 def mask_panels(models: Mapping[str, nn.Module], layer: str | None = None, crop: int = 20,
                 origin: tuple[int, int] = (0, 0), image_shape: tuple[int, int] | None = None,
-                axes=None):  # fmt: skip
+                axes=None):
     """Figure 3.11 for real networks: one column per model (e.g. a ticket before and after
     each modification of Table 3.1), showing one masked layer.
 
@@ -389,7 +418,7 @@ def mask_panels(models: Mapping[str, nn.Module], layer: str | None = None, crop:
     rows = 2 if image_shape is not None else 1
     if axes is None:
         _, axes = plt.subplots(rows, len(models), figsize=(2.3 * len(models), 2.4 * rows),
-                               squeeze=False, layout="constrained")  # fmt: skip
+                               squeeze=False, layout="constrained")
     axes = np.asarray(axes).reshape(rows, len(models))
     blocks, coverage = {}, {}
     for label, model in models.items():
@@ -404,16 +433,16 @@ def mask_panels(models: Mapping[str, nn.Module], layer: str | None = None, crop:
         r, c = origin
         if not (0 <= r < weight.shape[0] and 0 <= c < weight.shape[1]):
             raise ValueError(f"origin must lie within the layer's {tuple(weight.shape)} weight "
-                             f"matrix, got {origin!r}")  # fmt: skip
+                             f"matrix, got {origin!r}")
         block = torch.where(mask, weight, torch.nan)[r:r + crop, c:c + crop]
         blocks[label] = block.numpy()
         if image_shape is not None:
             if weight.shape[1] != image_shape[0] * image_shape[1]:
                 raise ValueError(f"image_shape {image_shape} does not match the layer's "
-                                 f"{weight.shape[1]} inputs")  # fmt: skip
+                                 f"{weight.shape[1]} inputs")
             coverage[label] = mask.sum(0).reshape(image_shape).numpy()
     scale = max(float(np.nanpercentile(np.abs(b), 95)) if np.isfinite(b).any() else 1.0
-                for b in blocks.values())  # fmt: skip
+                for b in blocks.values())
     cmap = plt.get_cmap("coolwarm").with_extremes(bad="0.9")
     top = max((float(c.max()) for c in coverage.values()), default=1.0)
     for j, label in enumerate(models):

@@ -30,7 +30,7 @@ def _family(model: str) -> str:
 
 
 def thesis_train_config(model: str, steps: int | None = None, batch_size: int = 128,
-                        compile: bool = False) -> TrainConfig:  # fmt: skip
+                        compile: bool = False) -> TrainConfig:
     """Section 3.4's hyperparameters for ``model``'s family, optionally scaled to ``steps``:
     ResNets 72k iterations, LR 0.1 /10 at 50% and 75%, L2 1e-4; VGG 80k, LR 0.1 /5 at 40%,
     60%, 80%, L2 1e-4; WRN 80k, LR 0.2 /5 at the same points, L2 2e-4. Other models (MLPs,
@@ -39,7 +39,7 @@ def thesis_train_config(model: str, steps: int | None = None, batch_size: int = 
     family = _family(model)
     l2 = 2e-4 if family == "wrn" else 1e-4
     return TrainConfig(schedules.preset(family, steps), batch_size=batch_size, l2=l2,
-                       compile=compile)  # fmt: skip
+                       compile=compile)
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class Profile:
         return self.train_steps
 
     def setup(self, model: str | None = None, dataset: str | None = None, seed: int = 0,
-              train_steps: int | None = None, **changes) -> Setup:  # fmt: skip
+              train_steps: int | None = None, **changes) -> Setup:
         """A :class:`~pruninglab.config.Setup` with this profile's defaults; any argument
         overrides them (``changes`` go to ``Setup``: ``bn_momentum``, ``val_size``, ...)."""
         model = model or self.model
@@ -100,7 +100,7 @@ PROFILES: dict[str, Profile] = {
     "full": Profile("full", "cifar10", "resnet20", train_steps=72_000, batch_size=128,
                     target_density=0.001, density_multiplier=0.7, seeds=(0, 1, 2),
                     eval_every=2_000, thesis_lengths=True, compile=True),
-}  # fmt: skip
+}
 
 
 def get(name: str) -> Profile:
@@ -112,4 +112,8 @@ def get(name: str) -> Profile:
 
 def resolve(name: str) -> Profile:
     """The profile to use: ``$PRUNINGLAB_PROFILE`` if set, else ``name``."""
-    return get(os.environ.get("PRUNINGLAB_PROFILE") or name)
+    chosen = os.environ.get("PRUNINGLAB_PROFILE")
+    if chosen and chosen not in PROFILES:
+        raise ValueError(f"PRUNINGLAB_PROFILE={chosen!r} is not a profile; known profiles: "
+                         f"{', '.join(PROFILES)} (or unset it)")
+    return get(chosen or name)

@@ -46,7 +46,7 @@ def check_density(density: float, arg: str = "density") -> float:
     """Return ``density`` as a float if it is a real number in (0, 1]; else raise
     ``ValueError`` naming ``arg``, the value and the allowed range (NaN is refused too)."""
     if (isinstance(density, bool) or not isinstance(density, numbers.Real)
-            or math.isnan(density) or not 0.0 < density <= 1.0):  # fmt: skip
+            or math.isnan(density) or not 0.0 < density <= 1.0):
         raise ValueError(f"{arg} must be a number in (0, 1], got {density!r}")
     return float(density)
 
@@ -73,7 +73,7 @@ def _check_scores(scores: object, layers: Mapping[str, nn.Module]) -> dict[str, 
         if not isinstance(s, torch.Tensor) or s.shape != layer.weight.shape:
             got = tuple(s.shape) if isinstance(s, torch.Tensor) else s
             raise ValueError(f"saliency gave {got!r} for layer {name!r}, expected a tensor of "
-                             f"shape {tuple(layer.weight.shape)}")  # fmt: skip
+                             f"shape {tuple(layer.weight.shape)}")
         if s.dtype == torch.bool or s.is_complex():
             raise ValueError(
                 f"saliency scores of layer {name!r} must be real numbers, got {s.dtype}")
@@ -183,7 +183,7 @@ def _channel_keep(layer: nn.Module, density: float) -> torch.Tensor:
 
 @torch.no_grad()
 def prune_channels(model: nn.Module, density: float, exclude: Iterable[str] = (),
-                   chain: bool = False) -> nn.Module:  # fmt: skip
+                   chain: bool = False) -> nn.Module:
     """Structured pruning (thesis Section 2.4.1, Figure 2.6): keep the
     ``max(1, round(density * C_out))`` output channels (rows of a Linear weight, filters of a
     Conv) with the largest L1 norm and mask the rest whole. Works in place, returns ``model``.
@@ -246,7 +246,7 @@ def sparsity_report(model: nn.Module) -> pd.DataFrame:
         weights = layer.weight.numel()
         kept = weights if mask is None else int(mask.sum())
         rows.append({"layer": name, "shape": tuple(layer.weight.shape), "weights": weights,
-                     "kept": kept})  # fmt: skip
+                     "kept": kept})
     total_w = sum(r["weights"] for r in rows)
     total_k = sum(r["kept"] for r in rows)
     rows.append({"layer": "total", "shape": (), "weights": total_w, "kept": total_k})

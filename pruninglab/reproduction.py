@@ -30,8 +30,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import models, runs, shuffle, tom
+from . import efficiency, models, runs, shuffle, tom, verdicts
 from .profiles import Profile
+from .verdicts import at_least, better, fmt, sign
 
 __all__ = ["VERDICTS", "Evidence", "evidence", "claims", "packaged_results", "RENDA_2020",
            "FULL_RECIPE", "MEASURED_H200", "gpu_hours"]
@@ -68,7 +69,7 @@ class Evidence:
     at_init: pd.DataFrame
 
     def iterative(self, model: str | None = None, dataset: str | None = None,
-                  bn: bool = False) -> pd.DataFrame:  # fmt: skip
+                  bn: bool = False) -> pd.DataFrame:
         """GIMP runs of this profile's training length for ``model`` on ``dataset`` (default:
         the profile's), with the thesis's default BN settings unless ``bn``."""
         df = _select(self.gimp, self.profile, model, dataset)
@@ -78,7 +79,7 @@ class Evidence:
 
 
 def _select(df: pd.DataFrame, profile: Profile, model: str | None, dataset: str | None,
-            init: str | None = "torch") -> pd.DataFrame:  # fmt: skip
+            init: str | None = "torch") -> pd.DataFrame:
     """Runs of ``model`` on all of ``dataset`` with the profile's T (and ``init``, unless
     ``None``)."""
     if not len(df):
@@ -117,55 +118,15 @@ def evidence(profile: Profile, stores: Sequence[str | os.PathLike | None]) -> Ev
 # --------------------------------------------------------------------------------------
 
 
-def _final(df: pd.DataFrame) -> pd.Series:
-    """Test accuracy (%) at each run's last level, as one value per seed."""
-    last = df[df["level"] == df.groupby("run")["level"].transform("max")]
-    return 100 * last.set_index("setup.seed")["test_accuracy"]
+def _as_results(df: pd.DataFrame) -> pd.DataFrame:
+    """Run-store GIMP rows with the columns of :func:`pruninglab.gimp.run`'s rows."""
+    return df.rename(columns={"method.method": "method", "setup.seed": "seed"})
 
 
 def _by_method(df: pd.DataFrame, target: float) -> dict[str, pd.Series]:
+    """Final test accuracy (%) per seed of each method run to ``target``."""
     df = df[np.isclose(df["method.target_density"], target)]
-    return {m: _final(part) for m, part in df.groupby("method.method")}
-
-
-def _fmt(values: pd.Series) -> str:
-    if len(values) == 0:
-        return "—"
-    if len(values) == 1:
-        return f"{values.iloc[0]:.2f}"
-    return f"{values.mean():.2f} ± {values.std(ddof=1):.2f} (n={len(values)})"
-
-
-def _paired(a: pd.Series, b: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Restrict two per-seed series to their common seeds, when they share any, so that a
-    method run on one seed is compared with the same seed of the other."""
-    common = a.index.intersection(b.index)
-    return (a.loc[common], b.loc[common]) if len(common) else (a, b)
-
-
-def _allowance(*series: pd.Series, tolerance: float) -> float:
-    spreads = [s.std(ddof=1) for s in series if len(s) > 1]
-    return max([tolerance] + [x for x in spreads if not math.isnan(x)])
-
-
-def _geq(a: pd.Series, b: pd.Series, tolerance: float) -> str:
-    """"a is at least as good as b": reproduced unless mean(a) < mean(b) - allowance."""
-    a, b = _paired(a, b)
-    allow = _allowance(a, b, tolerance=tolerance)
-    return "reproduced" if a.mean() >= b.mean() - allow else "contradicted"
-
-
-def _better(a: pd.Series, b: pd.Series, tolerance: float) -> str:
-    """"a is better than b": reproduced above the allowance, contradicted below minus it,
-    inconclusive in between."""
-    a, b = _paired(a, b)
-    return _sign(a.mean() - b.mean(), _allowance(a, b, tolerance=tolerance))
-
-
-def _sign(gap: float, allowance: float) -> str:
-    if gap > allowance:
-        return "reproduced"
-    return "contradicted" if gap < -allowance else "inconclusive"
+    return verdicts.final_accuracy(_as_results(df)) if len(df) else {}
 
 
 @dataclass
@@ -196,18 +157,18 @@ def _is_cifar(ev: Evidence) -> bool:
 
 # The eight counts DESIGN.md pins (WRN-16-4's row of Table 1.1 is not among them).
 PINNED_COUNTS = ("resnet20", "resnet56", "resnet110", "wrn-16-8", "wrn-28-10", "vgg13", "vgg16",
-                 "vgg19")  # fmt: skip
+                 "vgg19")
 
 
 def _table_1_1(ev: Evidence, tol: float) -> _Row:
-    counts = {name: models.count_parameters(models.create(name)) for name in models.TABLE_1_1}
-    misses = {n: (counts[n], c) for n, (c, _) in models.TABLE_1_1.items() if counts[n] != c}
-    hits = len(counts) - len(misses)
-    ours = f"{hits} of {len(counts)} counts equal" + "".join(
-        f"; {n}: ours {a:,}, thesis {b:,}" for n, (a, b) in misses.items())
-    verdict = "contradicted" if any(n in misses for n in PINNED_COUNTS) else "reproduced"
+    table = models.table_1_1()
+    misses = table[table["difference"] != 0]
+    ours = f"{len(table) - len(misses)} of {len(table)} counts equal" + "".join(
+        f"; {r.Index}: ours {int(r.parameters):,}, thesis {int(r.thesis_parameters):,}"
+        for r in misses.itertuples())
+    verdict = "contradicted" if any(n in misses.index for n in PINNED_COUNTS) else "reproduced"
     return _Row("Parameter counts of the CIFAR-10 networks", "Table 1.1",
-                "pruninglab.models.create(name) for every row, counted", ours,
+                "pruninglab.models.table_1_1(): every row built and counted", ours,
                 "ResNet-20 272,282 … WRN-28-10 36,479,194 (9 rows)", verdict)
 
 
@@ -223,7 +184,7 @@ def _dense_accuracy(ev: Evidence, tol: float) -> _Row:
     for name, acc in dense:
         ref = models.TABLE_1_1.get(name, (None, None))[1]
         ours = 100 * acc
-        parts.append(f"{name} {_fmt(ours)}" + (f" (thesis {ref})" if ref else ""))
+        parts.append(f"{name} {fmt(ours)}" + (f" (thesis {ref})" if ref else ""))
         if ref:
             verdicts.append(ours.mean() >= ref - max(0.5, tol))
     verdict = ("reproduced" if verdicts and all(verdicts)
@@ -248,7 +209,7 @@ def _renda(ev: Evidence, tol: float) -> _Row:
             near = df[np.isclose(df["density"], density, rtol=0.2)] if len(df) else df
             if len(near):
                 ours = 100 * near.groupby("setup.seed")["test_accuracy"].mean()
-                parts.append(f"{name} @ {density:.3g}: {_fmt(ours)} (Renda {ref})")
+                parts.append(f"{name} @ {density:.3g}: {fmt(ours)} (Renda {ref})")
                 ok.append(ours.mean() >= ref - max(0.5, tol))
     if not ok:
         return _not_run(claim, source, thesis, "LR rewinding of ResNet-20/56 on CIFAR-10")
@@ -265,51 +226,37 @@ def _algorithms_final(ev: Evidence) -> tuple[dict[str, pd.Series], str]:
 
 
 def _finetune_worst(ev: Evidence, tol: float) -> _Row:
-    claim, source = "Fine-tuning is the least accurate way to retrain", "Figure 3.1"
+    source, thesis = "Figure 3.1", "fine-tuning below every rewinding method"
     by, where = _algorithms_final(ev)
-    if "finetune" not in by or len(by) < 3:
-        return _not_run(claim, source, "fine-tuning below every rewinding method",
-                        "notebook 05 (Algorithms 1-4)")
-    others = {m: v for m, v in by.items() if m != "finetune" and not m.startswith("one_shot")}
-    worst_other = min(others.values(), key=lambda v: v.mean())
-    ours = "; ".join(f"{m} {_fmt(v)}" for m, v in sorted(by.items())
-                     if not m.startswith("one_shot"))  # fmt: skip
-    verdict = _geq(worst_other, by["finetune"], tol)
-    return _Row(claim, source, f"Algorithms 1-4 to density {ev.profile.target_density:g}, {where}",
-                ours, "fine-tuning below every rewinding method", verdict)
+    found = verdicts.finetune_worst(by, tol)
+    if found.verdict == "not run yet":
+        return _not_run(found.claim, source, thesis, "notebook 05 (Algorithms 1-4)")
+    return _Row(found.claim, source, f"Algorithms 1-4 to density {ev.profile.target_density:g}, "
+                f"{where}", found.ours, thesis, found.verdict)
 
 
 def _lrr_vs_swr(ev: Evidence, tol: float) -> _Row:
-    claim = "LR rewinding matches or beats stable weight rewinding (small networks)"
-    source = "Figures 3.1-3.2"
+    source, thesis = "Figures 3.1-3.2", "LRR >= SWR, gap widest at extreme sparsity"
     by, where = _algorithms_final(ev)
-    swr = next((m for m in by if m.startswith("stable_weight_rewinding")), None)
-    if "lr_rewinding" not in by or swr is None:
-        return _not_run(claim, source, "LRR >= SWR, gap widest at extreme sparsity", "notebook 05")
-    ours = f"LRR {_fmt(by['lr_rewinding'])}; {swr} {_fmt(by[swr])}"
+    found = verdicts.lrr_at_least_swr(by, tol)
+    if found.verdict == "not run yet":
+        return _not_run(found.claim, source, thesis, "notebook 05")
     ran = (f"{where}, density {ev.profile.target_density:g}"
            + ("" if _is_cifar(ev) else " (an MLP stands in for the small ResNets)"))
-    return _Row(claim, source, ran, ours, "LRR >= SWR, gap widest at extreme sparsity",
-                _geq(by["lr_rewinding"], by[swr], tol))
+    return _Row(found.claim, source, ran, found.ours, thesis, found.verdict)
 
 
 def _rise(ev: Evidence, tol: float) -> _Row:
-    claim = "Rewinding methods first gain accuracy at low compression"
-    source = "Figure 3.1"
+    source, thesis = "Figure 3.1", "a rise above dense at low compression"
     df = ev.iterative()
+    if len(df):
+        df = df[np.isclose(df["method.target_density"], ev.profile.target_density)]
     if not len(df) or not (df["method.method"] == "lr_rewinding").any():
-        return _not_run(claim, source, "accuracy rises above dense at the first levels",
-                        "notebook 05")
-    df = df[np.isclose(df["method.target_density"], ev.profile.target_density)]
-    dense = 100 * df[df["level"] == 0].groupby("setup.seed")["test_accuracy"].mean()
-    rows = df[(df["level"].between(1, 3)) & (df["method.method"] != "finetune")]
-    best = 100 * rows.groupby("setup.seed")["test_accuracy"].max()
-    gain = best.mean() - dense.mean()
-    verdict = ("reproduced" if gain > 0 else
-               "contradicted" if gain < -_allowance(best, dense, tolerance=tol) else "reproduced")
-    return _Row(claim, source, "levels 1-3 of the rewinding runs of notebook 05 vs dense",
-                f"dense {_fmt(dense)}; best of levels 1-3 {_fmt(best)} ({gain:+.2f})",
-                "a rise above dense at low compression", verdict)
+        return _not_run(verdicts.early_rise(pd.DataFrame(columns=["method"]), tol).claim,
+                        source, thesis, "notebook 05")
+    found = verdicts.early_rise(_as_results(df), tol)
+    return _Row(found.claim, source, "levels 1-3 of the rewinding runs of notebook 05 vs dense",
+                found.ours, thesis, found.verdict)
 
 
 def _wide(ev: Evidence, tol: float) -> _Row:
@@ -323,38 +270,42 @@ def _wide(ev: Evidence, tol: float) -> _Row:
         by = _by_method(df, df["method.target_density"].min())
         if "lr_rewinding" in by and "sgimp(75%)" in by:
             return _Row(claim, source, f"{wide_models[0]} on CIFAR-10",
-                        f"LRR {_fmt(by['lr_rewinding'])}; sGIMP(75%) {_fmt(by['sgimp(75%)'])}",
-                        thesis, _better(by["sgimp(75%)"], by["lr_rewinding"], tol))
-    wide = _by_method(ev.iterative(), ev.profile.target_density) if len(ev.gimp) else {}
-    narrow = (_by_method(ev.iterative("lenet300"), ev.profile.target_density)
-              if len(ev.gimp) else {})  # fmt: skip
-    if not all(k in d for d in (wide, narrow) for k in ("lr_rewinding", "sgimp(75%)")):
+                        f"LRR {fmt(by['lr_rewinding'])}; sGIMP(75%) {fmt(by['sgimp(75%)'])}",
+                        thesis, better(by["sgimp(75%)"], by["lr_rewinding"], tol))
+    if not len(ev.gimp):
         return _Row(claim, source, "needs a Wide ResNet on CIFAR-10 (full profile)", "—", thesis,
                     "not testable at this scale")
-    gap_w = wide["sgimp(75%)"].mean() - wide["lr_rewinding"].mean()
-    gap_n = narrow["sgimp(75%)"].mean() - narrow["lr_rewinding"].mean()
+    target = ev.profile.target_density
+    wide, narrow = (_as_results(d[np.isclose(d["method.target_density"], target)])
+                    if len(d) else d for d in (ev.iterative(), ev.iterative("lenet300")))
+    found = (verdicts.width_gap(wide, narrow, (ev.profile.model, "lenet300"), tol)
+             if len(wide) and len(narrow) else None)
+    if found is None or found.verdict == "not run yet":
+        return _Row(claim, source, "needs a Wide ResNet on CIFAR-10 (full profile)", "—", thesis,
+                    "not testable at this scale")
     return _Row(claim, source,
                 f"{ev.profile.model} vs lenet300 on {ev.profile.dataset} (notebook 06); "
-                "no Wide ResNet at this scale",
-                f"sGIMP(75%) - LRR: {gap_w:+.2f} ({ev.profile.model}), {gap_n:+.2f} (lenet300)",
-                thesis, "not testable at this scale")
+                "no Wide ResNet at this scale", found.ours, thesis, "not testable at this scale")
 
 
 def _sgimp_best(ev: Evidence, tol: float) -> _Row:
     claim = "sGIMP is at least as good as every other method"
     source = "Figures 3.7-3.8"
     by, where = _algorithms_final(ev)
+    df = ev.iterative()
+    fractions = {} if not len(df) or "method.rewind_fraction" not in df else dict(
+        zip(df["method.method"], df["method.rewind_fraction"]))
     sg = {m: v for m, v in by.items() if m.startswith("sgimp(")}
-    mid = {m: v for m, v in sg.items() if 50 <= float(m[6:-2]) <= 98}
+    mid = {m: v for m, v in sg.items() if 0.5 <= fractions.get(m, math.nan) <= 0.98}
     if not mid or len(by) - len(sg) < 2:
         return _not_run(claim, source, "sGIMP(50-98%) >= every other method", "notebooks 05-06")
     best_sg = max(mid.items(), key=lambda kv: kv[1].mean())
     others = {m: v for m, v in by.items() if m not in sg}
     best_other = max(others.items(), key=lambda kv: kv[1].mean())
     return _Row(claim, source, f"sGIMP(50-98%) vs Algorithms 1-4 and one-shot, {where}",
-                f"best sGIMP: {best_sg[0]} {_fmt(best_sg[1])}; best other: {best_other[0]} "
-                f"{_fmt(best_other[1])}", "sGIMP(50-98%) >= every other method",
-                _geq(best_sg[1], best_other[1], tol))
+                f"best sGIMP: {best_sg[0]} {fmt(best_sg[1])}; best other: {best_other[0]} "
+                f"{fmt(best_other[1])}", "sGIMP(50-98%) >= every other method",
+                at_least(best_sg[1], best_other[1], tol))
 
 
 def _vgg_rewind_100(ev: Evidence, tol: float) -> _Row:
@@ -367,8 +318,8 @@ def _vgg_rewind_100(ev: Evidence, tol: float) -> _Row:
         if "weight_rewinding" in by and len(by) > 2:
             rest = max((v for m, v in by.items() if m.startswith("sgimp(")), key=lambda v: v.mean())
             return _Row(claim, source, "VGG19 on CIFAR-10",
-                        f"WR {_fmt(by['weight_rewinding'])}; best sGIMP {_fmt(rest)}", thesis,
-                        _better(rest, by["weight_rewinding"], tol))
+                        f"WR {fmt(by['weight_rewinding'])}; best sGIMP {fmt(rest)}", thesis,
+                        better(rest, by["weight_rewinding"], tol))
     by, where = _algorithms_final(ev)
     ours = "—"
     if "weight_rewinding" in by:
@@ -395,7 +346,7 @@ def _tom_vs_one_shot(ev: Evidence, tol: float) -> _Row:
         gi = ev.iterative()
         if len(gi):
             one = gi[gi["method.one_shot"].astype(bool)
-                     & np.isclose(gi["method.target_density"], density)]  # fmt: skip
+                     & np.isclose(gi["method.target_density"], density)]
             rivals.update(_by_method(one, density) if len(one) else {})
         ai = _select(ev.at_init, ev.profile, None, None) if len(ev.at_init) else ev.at_init
         if len(ai):
@@ -405,9 +356,9 @@ def _tom_vs_one_shot(ev: Evidence, tol: float) -> _Row:
         if not rivals:
             continue
         best = max(rivals.items(), key=lambda kv: kv[1].mean())
-        rows.append(f"@{density:.3g}: TOM {_fmt(ours_tom)} vs best one-shot {best[0]} "
-                    f"{_fmt(best[1])}")
-        ok.append(_geq(ours_tom, best[1], tol) == "reproduced")
+        rows.append(f"@{density:.3g}: TOM {fmt(ours_tom)} vs best one-shot {best[0]} "
+                    f"{fmt(best[1])}")
+        ok.append(at_least(ours_tom, best[1], tol) == "reproduced")
     if not ok:
         return _not_run(claim, source, thesis, "notebook 07 (one-shot and SNIP runs)")
     verdict = "reproduced" if all(ok) else "contradicted"
@@ -430,13 +381,13 @@ def _tom_vs_iterative(ev: Evidence, tol: float) -> _Row:
     ours_tom = 100 * t[np.isclose(t["method.target_density"], density)].set_index("setup.seed")[
         "test_accuracy"]
     wr = gi[(gi["method.method"] == "weight_rewinding") & np.isclose(gi["density"], density,
-                                                                     rtol=1e-3)]  # fmt: skip
+                                                                     rtol=1e-3)]
     if not len(wr):
         return _not_run(claim, source, thesis, "weight rewinding through the TOM densities")
     ours_it = 100 * wr.groupby("setup.seed")["test_accuracy"].mean()
     return _Row(claim, source, f"mlp on {ev.profile.dataset} at density {density:.3g}",
-                f"TOM {_fmt(ours_tom)}; weight rewinding {_fmt(ours_it)}", thesis,
-                _geq(ours_tom, ours_it, tol))
+                f"TOM {fmt(ours_tom)}; weight rewinding {fmt(ours_it)}", thesis,
+                at_least(ours_tom, ours_it, tol))
 
 
 def _table_3_1(ev: Evidence, tol: float) -> _Row:
@@ -449,13 +400,13 @@ def _table_3_1(ev: Evidence, tol: float) -> _Row:
         s = _select(s, ev.profile, "mlp", None, init="keras")
     if not len(s) or s["modification"].nunique() < len(shuffle.MODIFICATIONS):
         return _not_run(claim, source, thesis, "notebook 08")
-    summary = shuffle.summarize(s.rename(columns={"setup.seed": "seed"}))
+    summary = shuffle.table_3_1(s.rename(columns={"setup.seed": "seed"}))
     checks = shuffle.claims(summary)
     ours = "; ".join(f"{n} {r['mean']:.2f} ± {r['std']:.2f}" for n, r in summary.iterrows())
     held = [v for v in checks.values() if v is not None]
     main = checks["keeping the topology beats changing it"]
     verdict = "reproduced" if main and checks["every modification lowers the accuracy"] else \
-        "contradicted"  # fmt: skip
+        "contradicted"
     ours += f" — {sum(held)} of {len(held)} of Section 3.3.2's readings hold"
     return _Row(claim, source, f"mlp on {ev.profile.dataset}, weight-rewinding ticket at 4%, "
                 f"{summary['seeds'].min()} seeds", ours, thesis, verdict)
@@ -481,7 +432,7 @@ def _bn(ev: Evidence, tol: float) -> _Row:
     high = (acc_a - acc_b).iloc[-2:].mean()
     ours = (f"{model}: mu=0.99/eps=1e-3 minus mu=0.997/eps=1e-5 = {high:+.2f} points at the two "
             f"sparsest levels (density {dens.iloc[-1]:.3g}), |gap| {low:.2f} at the first levels")
-    verdict = _sign(high, max(tol, low))
+    verdict = sign(high, max(tol, low))
     return _Row(claim, source, f"sGIMP(75%) under both settings, {model} on {ev.profile.dataset}",
                 ours, thesis, verdict)
 
@@ -503,15 +454,15 @@ def _sparse_beats_dense(ev: Evidence, tol: float) -> _Row:
     ours_big = 100 * first.groupby("setup.seed")["test_accuracy"].max()
     ours_small = 100 * dense_small.groupby("setup.seed")["test_accuracy"].mean()
     return _Row(claim, source, f"{big} pruned to <= {size:,} weights vs dense {small}",
-                f"{big} sparse {_fmt(ours_big)}; {small} dense {_fmt(ours_small)}", thesis,
-                _better(ours_big, ours_small, tol))
+                f"{big} sparse {fmt(ours_big)}; {small} dense {fmt(ours_small)}", thesis,
+                better(ours_big, ours_small, tol))
 
 
 CHECKS: list[Check] = [
     _table_1_1, _dense_accuracy, _renda, _finetune_worst, _rise, _lrr_vs_swr, _wide,
     _sgimp_best, _vgg_rewind_100, _tom_vs_one_shot, _tom_vs_iterative, _table_3_1, _bn,
     _sparse_beats_dense,
-]  # fmt: skip
+]
 
 
 def claims(ev: Evidence, tolerance: float = 0.3) -> pd.DataFrame:
@@ -546,7 +497,7 @@ FULL_RECIPE: list[dict] = [
     dict(figure="3.10", notebook="07", model="vgg19", runs=15, trainings=2, T=80_000, seeds=1),
     dict(figure="3.12", notebook="09", model="vgg19", runs=2, trainings=21, T=80_000, seeds=3),
     dict(figure="1.1", notebook="10", model="resnet56", runs=1, trainings=21, T=72_000, seeds=1),
-]  # fmt: skip
+]
 
 
 # Seconds per 1,000 training iterations (batch 128, CIFAR-shaped data, our fast path with
@@ -559,9 +510,7 @@ MEASURED_H200 = {"resnet20": 3.89, "resnet56": 6.75, "wrn-16-8": 3.70, "wrn-28-1
 
 
 def _dense_macs(model: str) -> int:
-    from .efficiency import macs
-
-    return int(macs(models.create(model), (3, 32, 32))["dense_macs"].iloc[-1])
+    return int(efficiency.macs(models.create(model), (3, 32, 32))["dense_macs"].iloc[-1])
 
 
 def gpu_hours(seconds_per_1k: dict[str, float]) -> pd.DataFrame:
@@ -579,7 +528,7 @@ def gpu_hours(seconds_per_1k: dict[str, float]) -> pd.DataFrame:
             kin = [m for m, f in family.items() if f == model.split("-")[0].rstrip("0123456789")]
             if not kin:
                 raise ValueError(f"seconds_per_1k has no model of {model}'s family; "
-                                 f"measured: {sorted(seconds_per_1k)}")  # fmt: skip
+                                 f"measured: {sorted(seconds_per_1k)}")
             rate = seconds_per_1k[kin[0]] * _dense_macs(model) / _dense_macs(kin[0])
             note = "~"
         iterations = item["runs"] * item["trainings"] * item["T"] * item["seeds"]

@@ -77,7 +77,7 @@ def snip(x: torch.Tensor, y: torch.Tensor, n_batches: int = 1, batch_size: int =
                 for name, b in model.named_buffers():
                     b.copy_(saved[name])
         return {name: (w.detach() * g / n_batches).abs()
-                for name, w, g in zip(layers, weights, total)}  # fmt: skip
+                for name, w, g in zip(layers, weights, total)}
 
     return scores
 
@@ -90,7 +90,7 @@ def random(seed: int = 0) -> Saliency:
     def scores(model: nn.Module, layers: Mapping[str, nn.Module]) -> dict[str, torch.Tensor]:
         g = torch.Generator().manual_seed(int(seed))
         return {name: torch.rand(layer.weight.shape, generator=g).to(layer.weight.device)
-                for name, layer in layers.items()}  # fmt: skip
+                for name, layer in layers.items()}
 
     return scores
 

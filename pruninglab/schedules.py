@@ -14,6 +14,8 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 
+from . import checks
+
 __all__ = ["Schedule", "constant", "resnet", "vgg", "wrn", "preset", "PRESETS"]
 
 
@@ -32,19 +34,17 @@ class Schedule:
     values: tuple[float, ...]
 
     def __post_init__(self) -> None:
-        if not isinstance(self.steps, int) or self.steps < 1:
-            raise ValueError(f"steps must be a positive integer, got {self.steps!r}")
-        b = tuple(self.boundaries)
+        object.__setattr__(self, "steps", checks.integer(self.steps, "steps", minimum=1))
+        b = tuple(checks.integer(x, "boundaries", minimum=1) for x in self.boundaries)
         if len(self.values) != len(b) + 1:
             raise ValueError(f"values must hold len(boundaries) + 1 = {len(b) + 1} rates, "
                              f"got {len(self.values)}")
         if any(not 0 < x <= self.steps for x in b) or list(b) != sorted(set(b)):
             raise ValueError(
                 f"boundaries must increase strictly within (0, steps={self.steps}], got {b}")
-        if any(not v >= 0 for v in self.values):
-            raise ValueError(f"values must be non-negative learning rates, got {self.values}")
+        values = tuple(checks.real(v, "values (learning rates)", 0.0) for v in self.values)
         object.__setattr__(self, "boundaries", b)
-        object.__setattr__(self, "values", tuple(float(v) for v in self.values))
+        object.__setattr__(self, "values", values)
 
     def __call__(self, position: int) -> float:
         """The learning rate at schedule position ``position`` (>= 0)."""

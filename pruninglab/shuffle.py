@@ -16,7 +16,7 @@ shuffle masks and reinitialize        no                  fresh from the initial
 Every modification keeps every layer's number of kept weights. Each is a function on a
 masked model that works in place (:data:`MODIFICATIONS` names them); :func:`run` is the
 experiment, :func:`ticket` the unmodified network it starts from (Figure 3.11),
-:func:`summarize` turns its rows into Table 3.1 beside the thesis's numbers and
+:func:`table_3_1` turns its rows into Table 3.1 beside the thesis's numbers and
 :func:`claims` checks Section 3.3.2's reading of that table.
 """
 
@@ -30,10 +30,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import gimp, masking, models, runs
+from . import checks, gimp, masking, models, runner, seeding
 from .config import Setup
 from .data import Dataset
-from .train import Trainer, evaluate_splits, resolve_device
+from .train import Trainer, evaluate_splits
 
 __all__ = [
     "shuffle_within_masks",
@@ -44,7 +44,7 @@ __all__ = [
     "THESIS_TABLE_3_1",
     "run",
     "ticket",
-    "summarize",
+    "table_3_1",
     "claims",
 ]
 
@@ -58,39 +58,40 @@ THESIS_TABLE_3_1 = {
 }
 
 
-def _generator(seed: int, device: torch.device) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(int(seed))
+def _permutation(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """A random permutation of ``range(n)`` from a CPU ``generator`` (the same on every
+    device), placed on ``device``."""
+    return torch.randperm(n, generator=generator).to(device)
+
+
+def _generator(seed: int, stream: str) -> torch.Generator:
+    return torch.Generator().manual_seed(seeding.derive(seed, stream))
 
 
 @torch.no_grad()
 def shuffle_within_masks(model: nn.Module, seed: int = 0) -> nn.Module:
     """(A) In every masked layer, permute the kept weights' values among the kept
     positions. The mask (topology) is unchanged; so is each layer's set of values."""
+    generator = _generator(seed, "shuffle within masks")
     for layer in masking.masked_layers(model).values():
         mask = getattr(layer, masking.MASK).flatten()
         weight = layer.weight.view(-1)
         kept = mask.nonzero().squeeze(1)
-        perm = torch.randperm(len(kept), generator=_generator(seed, kept.device),
-                              device=kept.device)  # fmt: skip
-        weight[kept] = weight[kept][perm]
-        seed += 1
+        weight[kept] = weight[kept][_permutation(len(kept), generator, kept.device)]
     return model
-
-
-# Added to the seed of reinitialize(), so that reinitializing with seed s never redraws the
-# very weights of a model that was initialized under torch.manual_seed(s).
-_REINIT_SEED_OFFSET = 1_000_003
 
 
 @torch.no_grad()
 def reinitialize(model: nn.Module, seed: int = 0) -> nn.Module:
     """Draw fresh weights (and biases) for every masked layer from the model's own
     initializer (:func:`pruninglab.models.init_layer` with the scheme the model was built
-    with, ``model.pruninglab_init``), then apply the unchanged masks."""
+    with, ``model.pruninglab_init``), then apply the unchanged masks. The draws come from
+    the stream ``derive(seed, "reinitialize")``, never the one that initialized a model of
+    ``Setup(seed=seed)``; torch's global random state is left as it was."""
     init = getattr(model, "pruninglab_init", "torch")
     cuda = sorted({p.device.index or 0 for p in model.parameters() if p.is_cuda})
-    with torch.random.fork_rng(devices=cuda):  # seeded without touching the global RNG
-        torch.manual_seed(seed + _REINIT_SEED_OFFSET)
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seeding.derive(seed, "reinitialize"))
         for layer in masking.masked_layers(model).values():
             models.init_layer(layer, init)
     masking.apply_masks(model)
@@ -108,22 +109,20 @@ def shuffle_masks_and_weights(model: nn.Module, seed: int = 0) -> nn.Module:
 @torch.no_grad()
 def shuffle_masks_and_reinitialize(model: nn.Module, seed: int = 0) -> nn.Module:
     """Permute every layer's mask at random, then reinitialize the weights."""
-    seed = _permute_masks(model, seed, with_weights=False)
+    _permute_masks(model, seed, with_weights=False)
     return reinitialize(model, seed)
 
 
-def _permute_masks(model: nn.Module, seed: int, with_weights: bool) -> int:
-    """One random permutation per masked layer (seeds ``seed``, ``seed + 1``, ...) applied to
-    its mask, and to its weight when ``with_weights``; returns the next unused seed."""
+def _permute_masks(model: nn.Module, seed: int, with_weights: bool) -> None:
+    """One random permutation per masked layer (the stream ``derive(seed, "permute
+    masks")``) applied to its mask, and to its weight when ``with_weights``."""
+    generator = _generator(seed, "permute masks")
     for layer in masking.masked_layers(model).values():
         mask = getattr(layer, masking.MASK)
-        perm = torch.randperm(mask.numel(), generator=_generator(seed, mask.device),
-                              device=mask.device)  # fmt: skip
+        perm = _permutation(mask.numel(), generator, mask.device)
         mask.copy_(mask.flatten()[perm].view_as(mask))
         if with_weights:
             layer.weight.copy_(layer.weight.flatten()[perm].view_as(layer.weight))
-        seed += 1
-    return seed
 
 
 def _none(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -154,16 +153,21 @@ def run(
     1. Prune ``setup``'s model by weight rewinding (Algorithm 2) with density multiplier
        ``K`` until ``density`` (thesis: 0.04, i.e. 96 % sparsity); the ticket is the state
        the last level trains from: the initial weights times the final mask.
-    2. For each modification, apply it to the ticket (seeded by ``setup.seed``) and train
-       it exactly as that last level was trained: T steps, the schedule from 0, the same
-       batches. ``"none"`` therefore reproduces the weight-rewinding run's last level.
+    2. For each modification, apply it to the ticket (the stream ``derive(seed, "shuffle",
+       name)``) and train it exactly as that last level was trained: T steps, the schedule
+       from 0, the same batches. ``"none"`` therefore reproduces the weight-rewinding run's
+       last level.
+
+    Each modification is a run of its own in the store; a store that holds every
+    modification's record answers without the ticket's checkpoints (JSON records are
+    enough), and a damaged ticket checkpoint is recomputed.
 
     Returns:
-        One row per modification: ``modification``, ``test_accuracy``, ``test_loss``,
-        ``train_accuracy`` (first 10,000 training images), ``density``, ``seconds``,
-        ``layers`` (per-layer kept counts), ``seed``.
+        One row per modification: ``seed``, ``modification``, ``test_accuracy``,
+        ``test_loss``, ``train_accuracy`` (first 10,000 training images), ``density``,
+        ``seconds``, ``layers`` (each layer's density, as in GIMP's records).
     """
-    _check_density(density)
+    ticket_config = _ticket_config(setup, density, K)
     names = list(MODIFICATIONS if modifications is None else modifications)
     unknown = [n for n in names if n not in MODIFICATIONS]
     if unknown:
@@ -171,56 +175,45 @@ def run(
     if not names:
         raise ValueError(f"modifications must name at least one of {list(MODIFICATIONS)} "
                          f"(None: all), got {modifications!r}")
-    if data is None:
-        data = setup.load_data(resolve_device(device))
-    T = setup.train.steps
-    ticket_config, ticket, last = _ticket_state(setup, density, K, data, store, progress)
-
-    rows = []
-    for name in tqdm(names, desc="modifications", disable=not progress, leave=False):
-        config = {"kind": "shuffle", "setup": setup.to_dict(), "ticket": ticket_config.to_dict(),
-                  "modification": name}  # fmt: skip
-        run_dir = runs.RunDir.open("shuffle", config, store)
-        record = run_dir.read_record(0)
-        if record is None:
-            tic = time.perf_counter()
-            model = setup.build_model(data).to(data.device)
-            masking.add_masks(model)
-            masking.load_state_dict(model, ticket["model"])
-            MODIFICATIONS[name](model, setup.seed)
-            trainer = Trainer(model, data, setup.train, seed=gimp.level_seed(setup.seed, last),
-                              position=int(ticket["position"]), progress=progress,
-                              desc=name)  # fmt: skip
-            trainer.run(T)
-            scores = evaluate_splits(model, data, splits=("test", "train"))
-            layers = {n: int(m.sum()) for n, m in masking.get_masks(model).items()}
-            record = {"modification": name, "test_accuracy": scores["test_accuracy"],
-                      "test_loss": scores["test_loss"],
-                      "train_accuracy": scores["train_accuracy"],
-                      "density": masking.density(model), "seconds": time.perf_counter() - tic,
-                      "layers": layers}  # fmt: skip
-            run_dir.write_record(0, record)
-        rows.append({**record, "seed": setup.seed})
-    return pd.DataFrame(rows)
-
-
-def _check_density(density: float) -> None:
-    if isinstance(density, bool) or not isinstance(density, (int, float)) \
-            or not 0.0 < density < 1.0:  # fmt: skip
-        raise ValueError(f"density must lie in (0, 1) (the ticket is pruned), got {density!r}")
-
-
-def _ticket_state(setup: Setup, density: float, K: float, data: Dataset, store, progress: bool):
-    """Run (or fetch) the weight-rewinding run; return its config, the ticket's checkpoint
-    (the state its last level trains from) and that level's index."""
-    ticket_config = gimp.weight_rewinding(setup.train.steps, density, K)
-    gimp.run(setup, ticket_config, data=data, store=store, progress=progress)
-    ticket_run = runs.RunDir.open("gimp", gimp.run_config(setup, ticket_config), store)
+    data = setup.resolve_data(data, device)
+    ticket_run = gimp.experiment(setup, ticket_config, data, progress)
     last = len(ticket_config.densities()) - 1
-    state = ticket_run.load_checkpoint(last)
-    if state is None:
-        raise RuntimeError(f"the ticket's checkpoint {last} is missing in {ticket_run.path}")
-    return ticket_config, state, last
+    frames = []
+    for name in tqdm(names, desc="modifications", disable=not progress, leave=False):
+        experiment = runner.Experiment(
+            kind="shuffle",
+            config={"kind": "shuffle", "setup": setup.to_dict(),
+                    "ticket": ticket_config.to_dict(), "modification": name},
+            stages=[name],
+            start=lambda: runner.state_at(ticket_run, last, store, progress),
+            stage=lambda index, ticket, name=name: _retrain(setup, data, ticket, name, last,
+                                                             progress),
+            columns={"seed": setup.seed}, label=name)
+        frames.append(runner.run(experiment, store, progress=False))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _ticket_config(setup: Setup, density: float, K: float) -> gimp.GIMPConfig:
+    density = checks.real(density, "density (the ticket is pruned)", 0.0, 1.0, low_open=True,
+                          high_open=True)
+    return gimp.weight_rewinding(setup.train.steps, density, K=K)
+
+
+def _retrain(setup: Setup, data: Dataset, ticket: dict, name: str, last: int,
+             progress: bool) -> tuple[dict, None]:
+    """Modify the ticket by ``name`` and train it as weight rewinding's last level was."""
+    tic = time.perf_counter()
+    model = setup.build_model(data).to(data.device)
+    masking.add_masks(model)
+    masking.load_state_dict(model, ticket["model"])
+    MODIFICATIONS[name](model, seeding.derive(setup.seed, "shuffle", name))
+    Trainer(model, data, setup.train, seed=seeding.derive(setup.seed, "gimp", last),
+            position=ticket["position"], progress=progress, desc=name).run(setup.train.steps)
+    scores = evaluate_splits(model, data, splits=("test", "train"))
+    return {"modification": name, "test_accuracy": scores["test_accuracy"],
+            "test_loss": scores["test_loss"], "train_accuracy": scores["train_accuracy"],
+            "density": masking.density(model), "seconds": time.perf_counter() - tic,
+            "layers": masking.layer_densities(model)}, None
 
 
 def ticket(
@@ -239,17 +232,17 @@ def ticket(
         net = shuffle.ticket(setup, data=data)
         shuffled = shuffle.MODIFICATIONS["shuffle masks and weights (B)"](copy.deepcopy(net), 0)
     """
-    _check_density(density)
-    if data is None:
-        data = setup.load_data(resolve_device(device))
-    _, state, _ = _ticket_state(setup, density, K, data, store, progress)
+    ticket_config = _ticket_config(setup, density, K)
+    data = setup.resolve_data(data, device)
+    ticket_run = gimp.experiment(setup, ticket_config, data, progress)
+    state = runner.state_at(ticket_run, len(ticket_config.densities()) - 1, store, progress)
     model = setup.build_model(data).to(data.device)
     masking.add_masks(model)
     masking.load_state_dict(model, state["model"])
     return model
 
 
-def summarize(results: pd.DataFrame, metric: str = "test_accuracy") -> pd.DataFrame:
+def table_3_1(results: pd.DataFrame, metric: str = "test_accuracy") -> pd.DataFrame:
     """Table 3.1 from :func:`run`'s rows (one data set, any number of seeds).
 
     Returns:
@@ -264,7 +257,7 @@ def summarize(results: pd.DataFrame, metric: str = "test_accuracy") -> pd.DataFr
         raise ValueError(f"results lacks the columns {sorted(missing)}; pass shuffle.run's rows")
     g = results.groupby("modification")
     table = pd.DataFrame({"mean": 100 * g[metric].mean(), "std": 100 * g[metric].std(),
-                          "seeds": g["seed"].nunique()})  # fmt: skip
+                          "seeds": g["seed"].nunique()})
     table = table.reindex([n for n in MODIFICATIONS if n in table.index])
     if "none" not in table.index:
         raise ValueError("results must include the unmodified ticket ('none')")
@@ -279,7 +272,7 @@ def summarize(results: pd.DataFrame, metric: str = "test_accuracy") -> pd.DataFr
 
 
 def claims(summary: pd.DataFrame) -> dict[str, bool | None]:
-    """Section 3.3.2's reading of Table 3.1, checked on a :func:`summarize` table with all
+    """Section 3.3.2's reading of Table 3.1, checked on a :func:`table_3_1` table with all
     five rows. ``None`` means the data cannot decide (a spread needs two seeds or more).
 
     Claims:
@@ -297,7 +290,7 @@ def claims(summary: pd.DataFrame) -> dict[str, bool | None]:
     m = summary["mean"]
     a, r, b, s = names[1:]
     se = ((summary.loc[a, "std"] ** 2 / summary.loc[a, "seeds"])
-          + (summary.loc[r, "std"] ** 2 / summary.loc[r, "seeds"])) ** 0.5  # fmt: skip
+          + (summary.loc[r, "std"] ** 2 / summary.loc[r, "seeds"])) ** 0.5
     return {
         "every modification lowers the accuracy": bool((m[names[1:]] < m["none"]).all()),
         "keeping the topology beats changing it": bool(min(m[a], m[r]) > max(m[b], m[s])),
@@ -307,4 +300,4 @@ def claims(summary: pd.DataFrame) -> dict[str, bool | None]:
             None if pd.isna(se) else bool(abs(m[a] - m[r]) <= 2 * se),
         "the order of the five rows is the thesis's":
             bool((summary["rank"] == summary["thesis rank"]).all()),
-    }  # fmt: skip
+    }

@@ -19,16 +19,15 @@ and the reason for it: the logits' initialization, the logits' learning rate and
 they train, the penalty's form and strength, and which weights the final training starts
 from.
 
-:func:`run` executes the method through the run store (:class:`MaskTrainer` is phase 2);
-:func:`cumulative_steps` and :func:`compute_table` set each method's accuracy beside the
-training steps that bought it (Figure 3.10; notebook 07).
+:func:`run` executes the method through the run store, one phase per stage
+(:func:`_pretrain`, :func:`_train_masks` with :class:`MaskTrainer`, :func:`_final_training`;
+phase 3, the evaluation mask, is :meth:`MaskTrainer.final_masks`).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -39,20 +38,20 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import masking, runs
+from . import checks, masking, runner, runs, seeding
 from .config import Setup
 from .data import Batches, Dataset
-from .pruning import check_density, prune
-from .train import Trainer, evaluate, evaluate_splits, resolve_device
+from .pruning import prune
+from .train import Trainer, evaluate, evaluate_splits
 
 __all__ = [
     "TOMConfig",
     "MaskTrainer",
+    "PHASES",
+    "experiment",
     "run",
     "HIST_BINS",
     "THESIS_MNIST",
-    "cumulative_steps",
-    "compute_table",
 ]
 
 # Histogram bins for the logits (their range is clipped to [-15, 15], thesis Section 3.3.1).
@@ -111,36 +110,26 @@ class TOMConfig:
     method: str = "tom"
 
     def __post_init__(self) -> None:
-        if isinstance(self.train_steps, bool) or not isinstance(self.train_steps, int) \
-                or self.train_steps < 1:  # fmt: skip
-            raise ValueError(f"train_steps must be a positive integer, got {self.train_steps!r}")
-        t = self.target_density
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 < t < 1.0:
-            raise ValueError(f"target_density must lie in (0, 1), got {t!r}")
-        if not 0.0 <= self.pretrain_fraction <= 1.0:
-            raise ValueError(
-                f"pretrain_fraction must lie in [0, 1], got {self.pretrain_fraction!r}")
-        if self.mask_steps is not None and (isinstance(self.mask_steps, bool)
-                                            or not isinstance(self.mask_steps, int)
-                                            or self.mask_steps < 1):  # fmt: skip
-            raise ValueError(
-                f"mask_steps must be a positive integer or None, got {self.mask_steps!r}")
-        if self.mask_optimizer not in ("adam", "sgd"):
-            raise ValueError(f"mask_optimizer must be 'adam' or 'sgd', got {self.mask_optimizer!r}")
-        if self.penalty not in ("l1", "l2"):
-            raise ValueError(f"penalty must be 'l1' or 'l2', got {self.penalty!r}")
+        def fix(name: str, value: object) -> None:
+            object.__setattr__(self, name, value)
+
+        fix("train_steps", checks.integer(self.train_steps, "train_steps", minimum=1))
+        fix("target_density", checks.real(self.target_density, "target_density", 0.0, 1.0,
+                                          low_open=True, high_open=True))
+        fix("pretrain_fraction", checks.real(self.pretrain_fraction, "pretrain_fraction",
+                                             0.0, 1.0))
+        if self.mask_steps is not None:
+            fix("mask_steps", checks.integer(self.mask_steps, "mask_steps (or None)", minimum=1))
+        checks.one_of(self.mask_optimizer, "mask_optimizer", ("adam", "sgd"))
+        checks.one_of(self.penalty, "penalty", ("l1", "l2"))
         for name in ("mask_lr", "grad_clip", "logit_clip"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
-        if not self.penalty_coef >= 0:
-            raise ValueError(f"penalty_coef must be >= 0, got {self.penalty_coef!r}")
-        if not 0.0 <= self.mask_momentum < 1.0:
-            raise ValueError(f"mask_momentum must lie in [0, 1), got {self.mask_momentum!r}")
-        if abs(self.logit_init) > self.logit_clip:
-            raise ValueError(f"logit_init must lie within ±logit_clip, got {self.logit_init!r}")
-        if self.final_weights not in ("pretrained", "init"):
-            raise ValueError(
-                f"final_weights must be 'pretrained' or 'init', got {self.final_weights!r}")
+            fix(name, checks.real(getattr(self, name), name, 0.0, low_open=True))
+        fix("penalty_coef", checks.real(self.penalty_coef, "penalty_coef", 0.0))
+        fix("mask_momentum", checks.real(self.mask_momentum, "mask_momentum", 0.0, 1.0,
+                                         high_open=True))
+        fix("logit_init", checks.real(self.logit_init, f"logit_init (within ±logit_clip="
+                                      f"{self.logit_clip})", -self.logit_clip, self.logit_clip))
+        checks.one_of(self.final_weights, "final_weights", ("pretrained", "init"))
 
     @property
     def pretrain_steps(self) -> int:
@@ -174,24 +163,25 @@ class MaskTrainer:
     """
 
     def __init__(self, model: nn.Module, data: Dataset, config: TOMConfig, batch_size: int,
-                 seed: int = 0) -> None:  # fmt: skip
+                 seed: int = 0) -> None:
         self.model, self.config = model, config
         self.layers = masking.masked_layers(model)
         self.logits = {name: torch.full_like(layer.weight, config.logit_init, requires_grad=True)
-                       for name, layer in self.layers.items()}  # fmt: skip
+                       for name, layer in self.layers.items()}
         params = list(self.logits.values())
         if config.mask_optimizer == "adam":
             self.optimizer = torch.optim.Adam(params, lr=config.mask_lr)
         else:
             self.optimizer = torch.optim.SGD(params, lr=config.mask_lr,
-                                             momentum=config.mask_momentum)  # fmt: skip
+                                             momentum=config.mask_momentum)
         self.batches = iter(Batches(data.x_train, data.y_train, batch_size, seed, data.augment))
-        self.generator = torch.Generator(device=data.device).manual_seed(seed + 1)
+        self.generator = torch.Generator(device=data.device).manual_seed(
+            seeding.derive(seed, "bernoulli"))
 
     def sample(self) -> dict[str, torch.Tensor]:
         """A Bernoulli mask per layer with the straight-through, clipped gradient."""
         return {n: masking.bernoulli_ste(b, self.config.grad_clip, self.generator)
-                for n, b in self.logits.items()}  # fmt: skip
+                for n, b in self.logits.items()}
 
     def penalty(self) -> torch.Tensor:
         probs = [torch.sigmoid(b) for b in self.logits.values()]
@@ -222,7 +212,7 @@ class MaskTrainer:
         """Logits as saliency (float64), ties among clipped logits broken by ``|w|``."""
         # float64 resolves 1e-9 * |w| next to a logit of 15 (its spacing there is ~2e-15)
         return {name: b.detach().double() + 1e-9 * self.layers[name].weight.detach().abs().double()
-                for name, b in self.logits.items()}  # fmt: skip
+                for name, b in self.logits.items()}
 
     def final_masks(self, density: float) -> dict[str, torch.Tensor]:
         """The deterministic evaluation mask: the top ``density`` of all logits (global)."""
@@ -252,6 +242,98 @@ def _masked_accuracy(model: nn.Module, masks: dict, x, y) -> dict:
     return evaluate(probe, x, y)
 
 
+# --------------------------------------------------------------------------------------
+# The three phases, and the run through the store
+# --------------------------------------------------------------------------------------
+
+PHASES = ("pretrain", "masks", "final")
+
+
+def _masked_model(setup: Setup, data: Dataset, state: dict | None = None) -> nn.Module:
+    """``setup``'s model on ``data``'s device with masks on every prunable layer, holding
+    ``state`` (a checkpoint's ``"model"``) when given, else its initialization."""
+    model = setup.build_model(data).to(data.device)
+    masking.add_masks(model)
+    if state is not None:
+        masking.load_state_dict(model, state)
+    return model
+
+
+def _pretrain(setup: Setup, config: TOMConfig, data: Dataset, start: dict,
+              progress: bool) -> tuple[dict, dict]:
+    """Phase 1: train the dense network ``pretrain_fraction * T`` steps."""
+    model = _masked_model(setup, data, start["model"])
+    Trainer(model, data, setup.train, seed=seeding.derive(setup.seed, "tom", "pretrain"),
+            progress=progress, desc="pretrain").run(config.pretrain_steps)
+    record = {"phase": "pretrain", "steps": config.pretrain_steps, **_metrics(model, data)}
+    return record, {"model": runs.cpu_state(model.state_dict())}
+
+
+def _train_masks(setup: Setup, config: TOMConfig, data: Dataset, start: dict, progress: bool,
+                 eval_every: int | None) -> tuple[dict, dict]:
+    """Phase 2: train the mask logits on the frozen pretrained weights; install the top-t
+    mask. The record's ``history`` holds, every ``eval_every`` steps, the expected density,
+    the top-t mask's test accuracy and a histogram of the logits."""
+    model = _masked_model(setup, data, start["model"])
+    trainer = MaskTrainer(model, data, config, setup.train.batch_size,
+                          seed=seeding.derive(setup.seed, "tom", "masks"))
+    steps = config.mask_training_steps
+    every = eval_every or max(1, steps // 10)
+    history = []
+    for step in tqdm(range(1, steps + 1), desc="mask logits", disable=not progress,
+                     leave=False):
+        loss = trainer.step()
+        if step % every == 0 or step == steps:
+            masks = trainer.final_masks(config.target_density)
+            accuracy = _masked_accuracy(model, masks, data.x_test, data.y_test)["accuracy"]
+            history.append({"step": step, "loss": loss,
+                            "expected_density": trainer.expected_density(),
+                            "test_accuracy": accuracy, "histogram": trainer.histogram()})
+    masking.set_masks(model, trainer.final_masks(config.target_density))
+    record = {"phase": "masks", "steps": steps, "history": history, **_metrics(model, data)}
+    return record, {"model": runs.cpu_state(model.state_dict())}
+
+
+def _final_training(setup: Setup, config: TOMConfig, data: Dataset, start: dict,
+                    initial: dict, progress: bool) -> tuple[dict, None]:
+    """Phase 4: train the weights under the fixed mask for the full schedule, from the
+    pretrained weights or from the initialization ``initial`` (``config.final_weights``)."""
+    model = _masked_model(setup, data, start["model"])
+    masks = {name: mask.clone() for name, mask in masking.get_masks(model).items()}
+    if config.final_weights == "init":
+        model.load_state_dict(initial["model"])
+    masking.set_masks(model, masks)
+    Trainer(model, data, setup.train, seed=seeding.derive(setup.seed, "tom", "final"),
+            progress=progress, desc="final training").run(config.train_steps)
+    return {"phase": "final", "steps": config.train_steps, **_metrics(model, data)}, None
+
+
+def experiment(setup: Setup, config: TOMConfig, data: Dataset, progress: bool = True,
+               eval_every: int | None = None) -> runner.Experiment:
+    """TOM as a :class:`~pruninglab.runner.Experiment`: the stages are :data:`PHASES`;
+    stage 0 starts from the masked initialization."""
+    setup.check_data(data)
+    setup.check_train_steps(config.train_steps)
+    if eval_every is not None:
+        eval_every = checks.integer(eval_every, "eval_every", minimum=1)
+
+    def start() -> dict:
+        return {"model": runs.cpu_state(_masked_model(setup, data).state_dict())}
+
+    def stage(index: int, state: dict) -> tuple[dict, dict | None]:
+        if index == 0:
+            return _pretrain(setup, config, data, state, progress)
+        if index == 1:
+            return _train_masks(setup, config, data, state, progress, eval_every)
+        return _final_training(setup, config, data, state, start(), progress)
+
+    return runner.Experiment(
+        kind="tom", config={"kind": "tom", "setup": setup.to_dict(), "method": config.to_dict()},
+        stages=list(PHASES), start=start, stage=stage,
+        columns={"method": config.method, "seed": setup.seed,
+                 "total_steps": config.total_steps}, label=config.method)
+
+
 def run(
     setup: Setup,
     config: TOMConfig,
@@ -261,11 +343,12 @@ def run(
     progress: bool = True,
     eval_every: int | None = None,
     on_phase: Callable[[dict], None] | None = None,
-) -> pd.DataFrame:
+    fetch_only: bool = False,
+) -> pd.DataFrame | None:
     """Run Training Optimal Masks through the run store (resumable phase by phase).
 
     Args:
-        setup, data, store, device, progress: as in :func:`pruninglab.gimp.run`.
+        setup, data, store, device, progress, fetch_only: as in :func:`pruninglab.gimp.run`.
         config: the TOM settings.
         eval_every: during mask training, every this many steps record the test accuracy
             of the top-``t`` mask on the frozen weights and a histogram of the logits
@@ -274,149 +357,23 @@ def run(
 
     Returns:
         Three rows, ``phase`` = ``pretrain`` (dense), ``masks`` (frozen weights, top-t mask)
-        and ``final`` (weights retrained under the mask); the ``masks`` row carries the
+        and ``final`` (weights retrained under the mask), with ``method``, ``seed`` and
+        ``total_steps`` (the whole method's training steps); the ``masks`` row carries the
         logit ``history`` (step, expected density, accuracy, histogram counts over
         :data:`HIST_BINS`).
     """
-    if data is None:
-        data = setup.load_data(resolve_device(device))
-    setup.check_data(data)
-    check_density(config.target_density, "target_density")
-    run_dir = runs.RunDir.open("tom", {"kind": "tom", "setup": setup.to_dict(),
-                                       "method": config.to_dict()}, store)  # fmt: skip
-    records = run_dir.records()
-    phases = ["pretrain", "masks", "final"]
-    state = run_dir.load_checkpoint(len(records)) if len(records) < 3 else None
-    if len(records) < 3 and state is None and records:
-        records = []  # no checkpoint to continue from: start over
-        run_dir.discard_from(0)
-
-    model = setup.build_model(data).to(data.device)
-    masking.add_masks(model)
-    init_state = {k: v.clone() for k, v in model.state_dict().items()}
-    if state is not None:
-        masking.load_state_dict(model, state["model"])
-    every = eval_every or max(1, config.mask_training_steps // 10)
-    bar = tqdm(total=3, initial=len(records), desc=config.method, disable=not progress,
-               leave=False)  # fmt: skip
-    for phase in phases[len(records):]:
-        tic = time.perf_counter()
-        record: dict = {"phase": phase}
-        if phase == "pretrain":
-            trainer = Trainer(model, data, setup.train, seed=setup.seed * 7919 + 0,
-                              progress=progress, desc="pretrain")  # fmt: skip
-            trainer.run(config.pretrain_steps)
-            record["steps"] = config.pretrain_steps
-            record.update(_metrics(model, data))
-            run_dir.save_checkpoint(1, {"model": runs.cpu_state(model.state_dict())})
-        elif phase == "masks":
-            mask_trainer = MaskTrainer(model, data, config, setup.train.batch_size,
-                                       seed=setup.seed * 7919 + 1)  # fmt: skip
-            history = []
-            steps = config.mask_training_steps
-            for step in tqdm(range(1, steps + 1), desc="mask logits", disable=not progress,
-                             leave=False):  # fmt: skip
-                loss = mask_trainer.step()
-                if step % every == 0 or step == steps:
-                    masks = mask_trainer.final_masks(config.target_density)
-                    acc = _masked_accuracy(model, masks, data.x_test, data.y_test)
-                    history.append({"step": step, "loss": loss,
-                                    "expected_density": mask_trainer.expected_density(),
-                                    "test_accuracy": acc["accuracy"],
-                                    "histogram": mask_trainer.histogram()})  # fmt: skip
-            masks = mask_trainer.final_masks(config.target_density)
-            masking.set_masks(model, masks)
-            record.update(steps=steps, history=history, **_metrics(model, data))
-            run_dir.save_checkpoint(2, {"model": runs.cpu_state(model.state_dict())})
-        else:
-            masks = {n: m.clone() for n, m in masking.get_masks(model).items()}
-            if config.final_weights == "init":
-                model.load_state_dict(init_state)
-            masking.set_masks(model, masks)
-            trainer = Trainer(model, data, setup.train, seed=setup.seed * 7919 + 2,
-                              progress=progress, desc="final training")  # fmt: skip
-            trainer.run(config.train_steps)
-            record["steps"] = config.train_steps
-            record.update(_metrics(model, data))
-        record["seconds"] = time.perf_counter() - tic
-        run_dir.write_record(len(records), record)
-        records.append(record)
-        bar.update(1)
-        if on_phase is not None:
-            on_phase(record)
-    bar.close()
-    df = pd.DataFrame(records)
-    df.insert(0, "method", config.method)
-    df.insert(1, "seed", setup.seed)
-    df["total_steps"] = config.total_steps
-    return df
+    data = setup.resolve_data(data, device)
+    return runner.run(experiment(setup, config, data, progress, eval_every), store, progress,
+                      on_record=on_phase, fetch_only=fetch_only)
 
 
 def _metrics(model: nn.Module, data: Dataset) -> dict:
     return {**masking.summary(model), **evaluate_splits(model, data)}
 
 
-# --------------------------------------------------------------------------------------
-# Accuracy beside compute (Section 3.3.1 and Figure 3.10; notebook 07)
-# --------------------------------------------------------------------------------------
-
 # Section 3.3.1: the MLP of Table 3.1 on MNIST at 96 % sparsity, test accuracy (%) mean and
 # std: Training Optimal Masks against iterative pruning (weight rewinding, Table 3.1's "none").
 THESIS_MNIST: dict[str, tuple[float, float]] = {"tom": (98.639, 0.039),
-                                                "iterative": (98.624, 0.039)}  # fmt: skip
+                                                "iterative": (98.624, 0.039)}
 
 
-def cumulative_steps(records: pd.DataFrame) -> pd.DataFrame:
-    """GIMP records with ``total_steps``: the training steps a run spent up to and including
-    each level -- its compute if it stopped there. Level ``i`` of weight rewinding costs
-    ``(i + 1) T``; a one-shot run's pruned level costs ``2 T``.
-
-    Args:
-        records: whole runs of :func:`pruninglab.gimp.run` (or several concatenated), each
-            run's rows in level order starting at level 0, with a ``steps`` column.
-
-    Returns:
-        A copy with the ``total_steps`` column.
-    """
-    missing = {"level", "steps"} - set(records)
-    if missing:
-        raise ValueError(f"records lacks the columns {sorted(missing)}; pass gimp.run's records")
-    if len(records) and records["level"].iloc[0] != 0:
-        raise ValueError("records must hold whole runs, each starting at level 0, got first "
-                         f"level {records['level'].iloc[0]!r}")  # fmt: skip
-    run_id = (records["level"] == 0).cumsum()
-    out = records.copy()
-    out["total_steps"] = records.groupby(run_id)["steps"].cumsum()
-    return out
-
-
-def compute_table(results: pd.DataFrame, train_steps: int, metric: str = "test_accuracy",
-                  digits: int = 3) -> pd.DataFrame:  # fmt: skip
-    """Accuracy beside the compute that bought it: one row per method and density.
-
-    Args:
-        results: rows with ``method``, ``seed``, ``density``, ``total_steps`` and ``metric``
-            (a fraction) -- TOM's ``final`` rows, :func:`pruninglab.at_init.run` rows, GIMP
-            rows after :func:`cumulative_steps`, concatenated.
-        train_steps: T, the unit of the ``steps / T`` column.
-        metric: the accuracy column.
-        digits: densities that agree to this many significant digits are one density (the
-            same target reached by different methods differs only in the last digits).
-
-    Returns:
-        Columns ``method, density, accuracy`` (mean over seeds, %), ``std`` (%, sample std;
-        NaN for one seed), ``seeds``, ``steps`` (training steps, forward-backward passes) and
-        ``steps / T``; sorted by density (highest first), then steps.
-    """
-    missing = {"method", "seed", "density", "total_steps", metric} - set(results)
-    if missing:
-        raise ValueError(f"results lacks the columns {sorted(missing)}")
-    if isinstance(train_steps, bool) or not isinstance(train_steps, int) or train_steps < 1:
-        raise ValueError(f"train_steps must be a positive integer, got {train_steps!r}")
-    frame = results.assign(density=results["density"].map(lambda d: float(f"{d:.{digits}g}")))
-    g = frame.groupby(["method", "density"], sort=False)
-    table = pd.DataFrame({"accuracy": 100 * g[metric].mean(), "std": 100 * g[metric].std(),
-                          "seeds": g["seed"].nunique(),
-                          "steps": g["total_steps"].mean()}).reset_index()  # fmt: skip
-    table["steps / T"] = table["steps"] / train_steps
-    return table.sort_values(["density", "steps"], ascending=[False, True], ignore_index=True)

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import masking
+from . import checks, masking
 from .data import Batches, Dataset
 from .schedules import Schedule
 
@@ -77,14 +77,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.schedule, Schedule):
             raise ValueError(f"schedule must be a pruninglab Schedule, got {self.schedule!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
-        if self.optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
-        if not 0.0 <= self.momentum < 1.0:
-            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum!r}")
-        if not self.l2 >= 0.0:
-            raise ValueError(f"l2 must be >= 0, got {self.l2!r}")
+        object.__setattr__(self, "batch_size",
+                           checks.integer(self.batch_size, "batch_size", minimum=1))
+        checks.one_of(self.optimizer, "optimizer", ("sgd", "adam"))
+        object.__setattr__(self, "momentum",
+                           checks.real(self.momentum, "momentum", 0.0, 1.0, high_open=True))
+        object.__setattr__(self, "l2", checks.real(self.l2, "l2", 0.0))
 
     @property
     def steps(self) -> int:
@@ -153,8 +151,15 @@ class Trainer:
     steps_done: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.position, int) or self.position < 0:
-            raise ValueError(f"position must be a non-negative integer, got {self.position!r}")
+        self.position = checks.integer(self.position, "position", minimum=0)
+        self.seed = checks.integer(self.seed, "seed", minimum=0)
+        if not isinstance(self.data, Dataset):
+            raise ValueError(f"data must be a pruninglab Dataset, got {type(self.data).__name__}")
+        self.data.check()  # float32 images, int64 labels: before any step, not at the first
+        dtypes = {p.dtype for p in self.model.parameters() if p.is_floating_point()}
+        if dtypes - {self.data.x_train.dtype}:
+            raise ValueError(f"the model's parameters are {sorted(map(str, dtypes))} but the "
+                             f"images are {self.data.x_train.dtype}; use a float32 model")
         self.device = self.data.device
         self.cuda = self.device.type == "cuda"
         self.model.to(self.device)
@@ -167,7 +172,7 @@ class Trainer:
             self.forward = torch.compile(self.model, mode="reduce-overhead")
         augment = self.data.augment if self.config.augment is None else self.config.augment
         self.batches = iter(Batches(self.data.x_train, self.data.y_train,
-                                    self.config.batch_size, self.seed, augment))  # fmt: skip
+                                    self.config.batch_size, self.seed, augment))
         self.reset_optimizer()
 
     def reset_optimizer(self) -> None:
@@ -213,7 +218,7 @@ class Trainer:
         window_steps = 0
         start = time.perf_counter()
         bar = tqdm(total=steps, desc=self.desc, disable=not self.progress or steps == 0,
-                   leave=False, mininterval=0.5)  # fmt: skip
+                   leave=False, mininterval=0.5)
         for i in range(steps):
             lr = self.config.schedule(self.position)
             for group in self.optimizer.param_groups:
@@ -222,7 +227,7 @@ class Trainer:
             if self.cuda and self.config.channels_last and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cuda", dtype=torch.bfloat16,
-                                enabled=self.cuda and self.config.amp):  # fmt: skip
+                                enabled=self.cuda and self.config.amp):
                 logits = self.forward(x)
                 loss = F.cross_entropy(logits.float(), y)
             self.optimizer.zero_grad(set_to_none=True)
@@ -292,7 +297,7 @@ SPLITS = ("test", "train", "val")
 
 
 def evaluate_splits(model: nn.Module, data: Dataset, max_train: int | None = 10_000,
-                    splits: Sequence[str] = SPLITS) -> dict[str, float]:  # fmt: skip
+                    splits: Sequence[str] = SPLITS) -> dict[str, float]:
     """:func:`evaluate` on each split of ``data``, as the flat record the experiments store.
 
     Args:
@@ -311,11 +316,11 @@ def evaluate_splits(model: nn.Module, data: Dataset, max_train: int | None = 10_
     if isinstance(splits, str) or not set(splits) <= set(SPLITS):
         raise ValueError(f"splits must be a sequence of names from {SPLITS}, got {splits!r}")
     if max_train is not None and (isinstance(max_train, bool) or not isinstance(max_train, int)
-                                  or max_train < 1):  # fmt: skip
+                                  or max_train < 1):
         raise ValueError(f"max_train must be a positive integer or None, got {max_train!r}")
     tensors = {"test": (data.x_test, data.y_test),
                "train": (data.x_train[:max_train], data.y_train[:max_train]),
-               "val": (data.x_val, data.y_val)}  # fmt: skip
+               "val": (data.x_val, data.y_val)}
     out = {}
     for split in SPLITS:  # a fixed key order, whatever the order of ``splits``
         x, y = tensors[split]

@@ -30,7 +30,9 @@ Explorers:
 
 from __future__ import annotations
 
+import copy
 import io
+import warnings
 from collections.abc import Callable, Mapping
 
 import ipywidgets as widgets
@@ -38,7 +40,9 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from . import basics, models
+from . import basics, bn, gimp, masking, models, plots, pruning
+from . import saliency as saliency_module
+from .train import evaluate
 
 __all__ = [
     "BN_TF_MOMENTA",
@@ -78,7 +82,7 @@ class Explorer(widgets.VBox):
     """
 
     def __init__(self, controls: Mapping[str, widgets.Widget], draw: Callable[..., None],
-                 figure: Figure, header: widgets.Widget | None = None) -> None:  # fmt: skip
+                 figure: Figure, header: widgets.Widget | None = None) -> None:
         image = widgets.Image(format="png")
         rows: list[widgets.Widget] = [] if header is None else [header]
         rows += [widgets.HBox(list(controls.values())), image]
@@ -121,7 +125,7 @@ def _momentum_label(tf_momentum: float) -> str:
 
 def batchnorm_explorer(steps: int = 300, batch_size: int = 32, mean_start: float = 1.0,
                        mean_end: float = 3.0, std: float = 0.5, seed: int = 0,
-                       tf_momentum: float = 0.99, eps: float = 1e-3) -> Explorer:  # fmt: skip
+                       tf_momentum: float = 0.99, eps: float = 1e-3) -> Explorer:
     """BN's running statistics and its train/eval gap, with sliders for momentum and eps.
 
     One channel sees ``steps`` batches whose true mean drifts from ``mean_start`` to
@@ -147,21 +151,21 @@ def batchnorm_explorer(steps: int = 300, batch_size: int = 32, mean_start: float
     def draw(figure: Figure, momentum: float, eps: float, std: float) -> None:
         # the same seed every time: only the scale of the noise changes with ``std``
         batches, means = basics.drifting_batches(steps, batch_size, mean_start, mean_end,
-                                                 std, seed)  # fmt: skip
+                                                 std, seed)
         torch_momentum = models.tf_to_torch_momentum(momentum)
         running_mean, running_var = torch.zeros(1), torch.ones(1)
         track_mean, track_var = [], []
         for batch in batches:
             _, running_mean, running_var = basics.batch_norm_by_hand(
                 batch[:, None], running_mean, running_var, training=True,
-                momentum=torch_momentum, eps=eps)  # fmt: skip
+                momentum=torch_momentum, eps=eps)
             track_mean.append(float(running_mean))
             track_var.append(float(running_var))
         last = batches[-1][:, None]
         y_train, _, _ = basics.batch_norm_by_hand(last, running_mean, running_var,
-                                                  training=True, eps=eps)  # fmt: skip
+                                                  training=True, eps=eps)
         y_eval, _, _ = basics.batch_norm_by_hand(last, running_mean, running_var,
-                                                 training=False, eps=eps)  # fmt: skip
+                                                 training=False, eps=eps)
 
         figure.clear()
         ax_mean, ax_var, ax_out = figure.subplots(1, 3)
@@ -184,7 +188,7 @@ def batchnorm_explorer(steps: int = 300, batch_size: int = 32, mean_start: float
         ax_out.set(xlabel="BN output of the last batch", title="train vs eval")
         ax_out.legend(fontsize=8)
         figure.suptitle(f"TF momentum {momentum:g} = PyTorch momentum {torch_momentum:g}, "
-                        f"eps {eps:.1e}, channel std {std:g}", fontsize=10)  # fmt: skip
+                        f"eps {eps:.1e}, channel std {std:g}", fontsize=10)
 
     style = {"description_width": "initial"}
     layout = widgets.Layout(width="330px")
@@ -218,7 +222,7 @@ PLAYGROUND_DENSITIES = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01)
 def pruning_playground(model: torch.nn.Module, data, density: float = 0.1,
                        saliency: str = "magnitude", scope: str = "global",
                        snip_batches: int = 4, batch_size: int = 128,
-                       curve: tuple[float, ...] = PLAYGROUND_DENSITIES) -> Explorer:  # fmt: skip
+                       curve: tuple[float, ...] = PLAYGROUND_DENSITIES) -> Explorer:
     """One-shot pruning of a trained model, live: a density slider, a saliency dropdown and
     a scope toggle re-prune a copy of ``model`` (never ``model`` itself) and redraw.
 
@@ -239,13 +243,6 @@ def pruning_playground(model: torch.nn.Module, data, density: float = 0.1,
     The explorer's ``result`` dict holds the last draw's ``density``, ``saliency``,
     ``scope``, ``accuracy``, ``layers`` (``{layer: density}``) and ``emptied`` (layer names).
     """
-    import copy
-    import warnings
-
-    from . import masking, plots, pruning
-    from . import saliency as saliency_module
-    from .train import evaluate
-
     base = copy.deepcopy(model).eval()
     masking.add_masks(base)
     top = masking.density(base)
@@ -276,7 +273,7 @@ def pruning_playground(model: torch.nn.Module, data, density: float = 0.1,
         with warnings.catch_warnings():  # an emptied layer is named in the title instead
             warnings.simplefilter("ignore", pruning.EmptyLayerWarning)
             pruning.prune(net, density, scope=scope,
-                          saliency=lambda model, layers: scores[saliency])  # fmt: skip
+                          saliency=lambda model, layers: scores[saliency])
         return net, [n for n, m in masking.get_masks(net).items() if not m.any()]
 
     def draw(figure: Figure, density: float, saliency: str, scope: str) -> None:
@@ -285,13 +282,11 @@ def pruning_playground(model: torch.nn.Module, data, density: float = 0.1,
         if key not in curves:
             curves[key] = [(d, evaluate(pruned(d, saliency, scope)[0], data.x_test,
                                         data.y_test)["accuracy"])
-                           for d in curve if d <= top]  # fmt: skip
+                           for d in curve if d <= top]
         net, emptied = pruned(density, saliency, scope)
         accuracy = evaluate(net, data.x_test, data.y_test)["accuracy"]
         result.update(density=density, saliency=saliency, scope=scope, accuracy=accuracy,
-                      layers={n: float(m.float().mean())
-                              for n, m in masking.get_masks(net).items()},
-                      emptied=emptied)  # fmt: skip
+                      layers=masking.layer_densities(net), emptied=emptied)
 
         figure.clear()
         ax_acc, ax_layers = figure.subplots(1, 2)
@@ -326,7 +321,7 @@ def pruning_playground(model: torch.nn.Module, data, density: float = 0.1,
                                      description="saliency", style=style),
         "scope": widgets.ToggleButtons(options=list(pruning.SCOPES), value=scope,
                                        description="scope", style=style),
-    }  # fmt: skip
+    }
     header = widgets.HTML(
         "Pruning (thesis Section 2.4): keep the weights with the largest saliency — "
         "magnitude |w|, SNIP |w·g| or random — with one global threshold (automatic) or "
@@ -345,7 +340,7 @@ def pruning_playground(model: torch.nn.Module, data, density: float = 0.1,
 
 def rewind_explorer(setup, data, target_density: float, percents=(0, 25, 50, 75, 100),
                     K: float = 0.7, baselines=None, by: str = "method", compute: bool = True,
-                    store=None, progress: bool = False) -> Explorer:  # fmt: skip
+                    store=None, progress: bool = False) -> Explorer:
     """A slider over sGIMP's rewind percentage that fetches the run from the run store --
     or, with ``compute``, trains it once when missing -- and redraws test accuracy against
     compression beside ``baselines``. A stored run redraws in well under a second.
@@ -364,35 +359,33 @@ def rewind_explorer(setup, data, target_density: float, percents=(0, 25, 50, 75,
 
     Attributes of the returned explorer: ``runs`` (``{percent: DataFrame}`` fetched so far).
     """
-    from . import gimp, plots
-
     percents = list(percents)
     if not percents or any(not 0 <= p <= 100 for p in percents):
         raise ValueError(f"percents must be rewind percentages in [0, 100], got {percents!r}")
     slider = widgets.SelectionSlider(options=percents, value=percents[len(percents) // 2],
-                                     description="rewind %", continuous_update=False)  # fmt: skip
+                                     description="rewind %", continuous_update=False)
     fetched: dict = {}
 
     def draw(figure: Figure, percent: float) -> None:
-        config = gimp.sgimp(setup.train.steps, percent / 100, target_density, K)
+        config = gimp.sgimp(setup.train.steps, target_density, rewind_fraction=percent / 100, K=K)
         run = gimp.run(setup, config, data=data, store=store, progress=progress,
-                       fetch_only=not compute)  # fmt: skip
+                       fetch_only=not compute)
         figure.clear()
         ax = figure.add_subplot()
         if baselines is not None and len(baselines):
             for label, part in baselines.groupby(by):
                 g = part.groupby("level")
                 ax.plot(g["compression"].median(), 100 * g["test_accuracy"].median(),
-                        color="0.75", lw=1)  # fmt: skip
+                        color="0.75", lw=1)
                 ax.annotate(str(label), (g["compression"].median().iloc[-1],
                                          100 * g["test_accuracy"].median().iloc[-1]),
-                            fontsize="x-small", color="0.5")  # fmt: skip
+                            fontsize="x-small", color="0.5")
         if run is None:
             ax.set_title(f"sGIMP({percent}%) is not in the run store")
             return
         fetched[percent] = run
         plots.accuracy_vs_compression(run.assign(method=f"sGIMP({percent}%)"), ax=ax,
-                                      title=f"sGIMP({percent}%) = {config.method}")  # fmt: skip
+                                      title=f"sGIMP({percent}%) = {config.method}")
 
     explorer = Explorer({"percent": slider}, draw, Figure(figsize=(7, 4), layout="constrained"))
     explorer.runs = fetched
@@ -411,7 +404,7 @@ def bn_pruning_explorer(setup, data, config, tf_momentum: float = 0.99, eps: flo
                         momenta=BN_TF_MOMENTA, eps_values=BN_EPS_VALUES,
                         settings: Mapping[str, tuple[float, float]] | None = None,
                         compute: bool = True, store=None,
-                        progress: bool = False) -> Explorer:  # fmt: skip
+                        progress: bool = False) -> Explorer:
     """Controls for BN's momentum (TensorFlow's convention, PyTorch's value beside it) and
     eps that fetch the GIMP run with that setting from the run store -- or, with
     ``compute``, train it once when missing -- and redraw its test accuracy against
@@ -434,15 +427,13 @@ def bn_pruning_explorer(setup, data, config, tf_momentum: float = 0.99, eps: flo
     Attributes of the returned explorer: ``runs`` (``{(tf_momentum, eps): DataFrame}``
     fetched or trained so far).
     """
-    from . import bn, gimp, plots
-
     momenta, eps_values = tuple(momenta), tuple(eps_values)
     if tf_momentum not in momenta:
         raise ValueError(f"tf_momentum must be one of {momenta}, got {tf_momentum!r}")
     if eps not in eps_values:
         raise ValueError(f"eps must be one of {eps_values}, got {eps!r}")
     if not any(isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d))
-               for m in setup.build_model(data).modules()):  # fmt: skip
+               for m in setup.build_model(data).modules()):
         raise ValueError(f"setup's model {setup.model!r} has no BatchNorm layers")
     settings = dict(settings or bn.THESIS_SETTINGS)
     fetched: dict = {}
@@ -454,16 +445,16 @@ def bn_pruning_explorer(setup, data, config, tf_momentum: float = 0.99, eps: flo
         torch_momentum = models.tf_to_torch_momentum(momentum)
         chosen = f"μ={momentum:g} (PyTorch {torch_momentum:g}), eps={eps:.0e}"
         run = gimp.run(variant(momentum, eps), config, data=data, store=store, progress=progress,
-                       fetch_only=not compute)  # fmt: skip
+                       fetch_only=not compute)
         figure.clear()
         ax = figure.add_subplot()
         for i, (label, (m, e)) in enumerate(settings.items()):  # after training: may be it
             ref = gimp.run(variant(m, e), config, data=data, store=store, progress=False,
-                           fetch_only=True)  # fmt: skip
+                           fetch_only=True)
             if ref is not None:
                 ax.plot(ref["compression"], 100 * ref["test_accuracy"], ls="--", marker="x",
                         ms=4, color=f"{0.25 + 0.35 * i:.2f}",
-                        label=f"thesis setting {label}")  # fmt: skip
+                        label=f"thesis setting {label}")
         if run is None:
             ax.set_title(f"{chosen}: not in the run store", fontsize="medium")
             if ax.get_lines():
@@ -481,7 +472,7 @@ def bn_pruning_explorer(setup, data, config, tf_momentum: float = 0.99, eps: flo
             description="TF momentum μ", style=style, layout=layout, continuous_update=False),
         "eps": widgets.SelectionSlider(options=[(f"{e:.0e}", e) for e in eps_values], value=eps,
                                        description="eps", style=style,
-                                       continuous_update=False),  # fmt: skip
+                                       continuous_update=False),
     }
     header = widgets.HTML(
         "BN settings and iterative pruning (thesis Section 3.3.3, Figure 3.12). μ in "

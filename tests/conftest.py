@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from pruninglab import data as data_module
+from pruninglab.pruning import prune
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +29,7 @@ def toy_data():
     with ``n`` training and ``n`` test images, for tests that need exact control."""
 
     def make(n: int = 16, shape: tuple[int, int, int] = (1, 4, 4), classes: int = 3,
-             seed: int = 0) -> data_module.Dataset:  # fmt: skip
+             seed: int = 0) -> data_module.Dataset:
         g = torch.Generator().manual_seed(seed)
         x = torch.randn(2 * n, *shape, generator=g)
         y = torch.randint(0, classes, (2 * n,), generator=g)
@@ -35,6 +37,19 @@ def toy_data():
             name="toy", x_train=x[:n], y_train=y[:n], x_test=x[n:], y_test=y[n:],
             classes=[str(i) for i in range(classes)], mean=torch.zeros(shape[0]),
             std=torch.ones(shape[0]),
-        )  # fmt: skip
+        )
 
     return make
+
+
+def convnet() -> nn.Sequential:
+    """A tiny conv net (2 -> 4 channels, 3x3, BN, a linear layer) for 6x6 inputs."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(4 * 4 * 4, 5))
+
+
+@pytest.fixture
+def pruned() -> nn.Sequential:
+    """:func:`convnet` pruned globally by magnitude to density 0.3, in eval mode."""
+    return prune(convnet(), 0.3).eval()

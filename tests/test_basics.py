@@ -133,7 +133,7 @@ def test_conv2d_by_hand_equals_f_conv2d(x_shape, w_shape, stride, padding, bias)
 
 @pytest.mark.parametrize("size, kernel, stride, padding",
                          [(32, 3, 1, 1), (32, 3, 2, 1), (28, 5, 1, 0), (7, 3, 3, 2), (8, 8, 1, 0),
-                          (5, 2, 2, 0)])  # fmt: skip
+                          (5, 2, 2, 0)])
 def test_conv_output_size_matches_f_conv2d(size, kernel, stride, padding):
     x = torch.zeros(1, 1, size, size)
     w = torch.zeros(1, 1, kernel, kernel)
@@ -166,7 +166,7 @@ def test_conv2d_by_hand_rejects_a_channel_mismatch():
 
 
 @pytest.mark.parametrize("c_in, c_out, kernel, bias", [(3, 16, 3, False), (16, 32, 1, True),
-                                                        (1, 6, (5, 3), True)])  # fmt: skip
+                                                        (1, 6, (5, 3), True)])
 def test_conv2d_parameters_match_nn_conv2d(c_in, c_out, kernel, bias):
     layer = nn.Conv2d(c_in, c_out, kernel, bias=bias)
     assert basics.conv2d_parameters(c_in, c_out, kernel, bias) == models.count_parameters(layer)
@@ -178,20 +178,6 @@ def test_parameters_by_layer_type_add_up_to_the_model_count():
     assert sum(counts.values()) == models.count_parameters(model)
     assert list(counts) == ["Conv2d", "BatchNorm2d", "Linear"]
     assert counts["Linear"] == 64 * 10 + 10
-
-
-def test_table_1_1_reproduces_the_thesis_counts_except_wrn_16_4():
-    table = basics.table_1_1().set_index("model")
-    assert list(table.index) == list(models.TABLE_1_1)
-    mismatched = table[table["difference"] != 0]
-    assert list(mismatched.index) == ["wrn-16-4"]
-    assert table.loc["wrn-16-4", "parameters"] == 2_748_890  # thesis: 2,752,570
-    assert table.loc["vgg19", "thesis_accuracy"] == 94.0
-
-
-def test_table_1_1_rejects_a_model_not_in_the_table():
-    with pytest.raises(ValueError, match="not in Table 1.1"):
-        basics.table_1_1(["mlp"])
 
 
 # --------------------------------------------------------------------------------------

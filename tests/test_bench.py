@@ -18,24 +18,15 @@ def test_masking_section_runs_at_a_tiny_size_and_prints_machine_and_ratios(capsy
     assert "median_ms" in out and "ratio" in out
 
 
-def test_interleaved_times_every_variant_once_per_round_in_rotating_order():
-    calls = []
-    variants = {name: (lambda name=name: calls.append(name)) for name in "abc"}
-    times = bench.interleaved(variants, rounds=3, steps=2, warmup=1)
-    assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3, "c": 3}
-    timed = calls[3:]  # after one warm-up call each
-    assert timed[::2] == list("abc" "bca" "cab")
-
-
-def test_interleaved_rejects_zero_rounds():
-    with pytest.raises(ValueError, match="rounds"):
-        bench.interleaved({"a": lambda: None}, rounds=0, steps=1, warmup=0)
-
-
-def test_summarize_gives_ratios_to_the_baseline():
-    table = bench.summarize({"dense": [1.0, 2.0, 3.0], "other": [3.0, 3.0, 9.0]}, baseline="dense")
-    assert table.loc["other", "ratio"] == pytest.approx(1.5)
-    assert table.loc["dense", "median_ms"] == pytest.approx(2000.0)
+@pytest.mark.parametrize("args, bad", [(["--batch-size", "0"], "--batch-size"),
+                                       (["--rounds", "-1"], "--rounds"),
+                                       (["--density", "1.5"], "--density"),
+                                       (["--warmup", "x"], "--warmup")])
+def test_bad_sizes_are_usage_errors_not_a_normal_looking_table(args, bad, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["masking", *args])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and bad in err and "median_ms" not in err
 
 
 def test_unknown_section_is_an_argparse_error(capsys):
@@ -51,7 +42,7 @@ def test_data_section_prints_images_per_second_per_core_for_both_pipelines(capsy
     import importlib.util
 
     args = ["data", "--images", "16", "--batch-size", "4", "--input-size", "8",
-            "--rounds", "1", "--batches", "1", "--warmup", "0"]  # fmt: skip
+            "--rounds", "1", "--batches", "1", "--warmup", "0"]
     assert bench.main(args) == 0
     out = capsys.readouterr().out
     assert "ours: batched tensor augmentation" in out and "images_per_s_per_core" in out
@@ -62,7 +53,7 @@ def test_data_section_prints_images_per_second_per_core_for_both_pipelines(capsy
 def test_train_section_times_the_fast_path_and_the_plain_loop_on_cpu(capsys):
     args = ["train", "--device", "cpu", "--models", "resnet8", "--plain", "resnet8",
             "--input-size", "8", "--batch-size", "4", "--train-size", "16", "--steps", "1",
-            "--rounds", "1", "--warmup", "1", "--workers", "0", "--density", "0.5"]  # fmt: skip
+            "--rounds", "1", "--warmup", "1", "--workers", "0", "--density", "0.5"]
     assert bench.main(args) == 0
     out = capsys.readouterr().out
     for column in ("fast (ours)", "plain loop", "s_per_1k_iters", "speedup"):
@@ -81,7 +72,7 @@ def test_train_section_refuses_a_plain_model_that_is_not_timed():
 
 def test_sparse_section_prints_dense_and_csr_latency_and_bytes(capsys):
     args = ["sparse", "--densities", "0.5,0.1", "--batch-sizes", "2", "--vgg-channels", "4",
-            "--vgg-size", "3", "--rounds", "1", "--repeats", "1", "--warmup", "0"]  # fmt: skip
+            "--vgg-size", "3", "--rounds", "1", "--repeats", "1", "--warmup", "0"]
     assert bench.main(args) == 0
     out = capsys.readouterr().out
     for text in ("mlp 784-400-400-400-10", "vgg conv3x3 4->4 @3x3", "csr_ms", "bytes_ratio"):
@@ -94,6 +85,6 @@ def test_importing_bench_loads_no_optional_dependency():
 
     code = ("import sys, pruninglab.bench; "
             "print(sorted({m.split('.')[0] for m in sys.modules} "
-            "& {'torchvision', 'ipywidgets', 'papermill', 'mlxtend'}))")  # fmt: skip
+            "& {'torchvision', 'ipywidgets', 'papermill', 'mlxtend'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

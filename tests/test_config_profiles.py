@@ -14,9 +14,9 @@ from pruninglab.train import TrainConfig
 
 def a_setup(**changes) -> Setup:
     train = TrainConfig(schedules.vgg(800), batch_size=64, optimizer="adam", momentum=0.8,
-                        l2=2e-4, augment=False, compile=True)  # fmt: skip
+                        l2=2e-4, augment=False, compile=True)
     fields = {"model": "vgg11", "dataset": "cifar10", "train": train, "seed": 3,
-              "val_size": 0.1, "train_size": 500, "bn_momentum": 0.01, "bn_eps": 1e-3}  # fmt: skip
+              "val_size": 0.1, "train_size": 500, "bn_momentum": 0.01, "bn_eps": 1e-3}
     return Setup(**{**fields, **changes})
 
 
@@ -53,7 +53,7 @@ def test_replace_changes_one_field():
 
 def test_build_model_fits_the_data_and_follows_the_seed(digits):
     setup = Setup("convnet", "digits", TrainConfig(schedules.constant(0.1, 5)), seed=4,
-                  bn_momentum=0.2, bn_eps=1e-2)  # fmt: skip
+                  bn_momentum=0.2, bn_eps=1e-2)
     a, b = setup.build_model(digits), setup.build_model(digits)
     c = setup.replace(seed=5).build_model(digits)
     assert a(digits.x_test[:2]).shape == (2, 10)
@@ -68,7 +68,7 @@ def test_build_model_fits_the_data_and_follows_the_seed(digits):
 
 def test_load_data_follows_the_setup():
     setup = Setup("mlp", "digits", TrainConfig(schedules.constant(0.1, 5)), val_size=100,
-                  train_size=200)  # fmt: skip
+                  train_size=200)
     data = setup.load_data()
     assert data.name == "digits" and len(data.x_val) == 100 and len(data.x_train) == 200
 
@@ -118,8 +118,30 @@ def test_full_profile_uses_the_thesis_settings():
     "model, schedule, l2",
     [("resnet56", schedules.resnet(), 1e-4), ("vgg19", schedules.vgg(), 1e-4),
      ("wrn-28-10", schedules.wrn(), 2e-4), ("mlp", schedules.resnet(), 1e-4)],
-)  # fmt: skip
+)
 def test_thesis_train_config_matches_section_3_4(model, schedule, l2):
     config = profiles.thesis_train_config(model)
     assert config.schedule == schedule and config.l2 == l2 and config.batch_size == 128
     assert models.is_known(model)
+
+
+@pytest.mark.parametrize("seed", [2**64, -1, 1.0, True])
+def test_a_seed_outside_the_range_is_refused_when_the_setup_is_made(seed):
+    with pytest.raises(ValueError, match="seed must be an integer in"):
+        profiles.get("smoke").setup(seed=seed)
+
+
+def test_numpy_scalars_are_accepted_everywhere_a_number_is():
+    import numpy as np
+
+
+
+    schedule = schedules.Schedule(np.int64(100), (np.int64(50), np.int64(75)),
+                                  (np.float32(0.1), 0.01, 0.001))
+    assert schedule == schedules.resnet(100) and type(schedule.boundaries[0]) is int
+    train = TrainConfig(schedule, batch_size=np.int64(32), momentum=np.float32(0.9),
+                        l2=np.float64(1e-4))
+    assert train == TrainConfig(schedules.resnet(100), batch_size=32, momentum=0.9, l2=1e-4)
+    setup = Setup("mlp", "digits", train, seed=np.int64(3), train_size=np.int64(100))
+    assert setup.seed == 3 and type(setup.seed) is int
+    assert setup == Setup("mlp", "digits", train, seed=3, train_size=100)  # the same run

@@ -14,7 +14,7 @@ import torch
 from pruninglab import data as data_module
 
 IDX_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")  # fmt: skip
+             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 TORCHVISION_FOLDER = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST"}
 REAL_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -31,7 +31,7 @@ def idx_bytes(array: np.ndarray) -> bytes:
 
 
 def write_idx_set(folder: Path, n_train: int = 30, n_test: int = 10, gz: bool = True,
-                  seed: int = 0) -> dict[str, np.ndarray]:  # fmt: skip
+                  seed: int = 0) -> dict[str, np.ndarray]:
     """Random 28x28 images; pixel (0, 0) of training image i holds i, so splits can be traced."""
     rng = np.random.default_rng(seed)
     arrays = {
@@ -60,7 +60,7 @@ def write_cifar10(root: Path, per_batch: int = 4, n_test: int = 6, seed: int = 0
     written = {}
     for name, n in [(f"data_batch_{i}", per_batch) for i in range(1, 6)] + [("test_batch", n_test)]:
         batch = {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                 "labels": rng.integers(0, 10, n).tolist(), "batch_label": name}  # fmt: skip
+                 "labels": rng.integers(0, 10, n).tolist(), "batch_label": name}
         with open(folder / name, "wb") as f:
             pickle.dump(batch, f)
         written[name] = batch
@@ -68,7 +68,7 @@ def write_cifar10(root: Path, per_batch: int = 4, n_test: int = 6, seed: int = 0
     y_train = [label for i in range(1, 6) for label in written[f"data_batch_{i}"]["labels"]]
     test = written["test_batch"]
     return {"x_train": x_train, "y_train": np.array(y_train),
-            "x_test": test["data"], "y_test": np.array(test["labels"])}  # fmt: skip
+            "x_test": test["data"], "y_test": np.array(test["labels"])}
 
 
 @pytest.fixture(autouse=True)
@@ -164,7 +164,7 @@ def test_missing_mnist_says_where_it_looked_and_how_to_get_it(tmp_path):
         data_module.load("mnist", root=tmp_path)
     message = str(info.value)
     for hint in (str(tmp_path / "MNIST" / "raw"), "download=True", "root=", "PRUNINGLAB_DATA",
-                 "mnist5k"):  # fmt: skip
+                 "mnist5k"):
         assert hint in message
 
 
@@ -173,7 +173,7 @@ def test_missing_cifar10_says_where_it_looked_and_how_to_get_it(tmp_path):
         data_module.load("cifar10", root=tmp_path)
     message = str(info.value)
     for hint in (str(tmp_path / "cifar-10-batches-py"), "download=True", "root=",
-                 "PRUNINGLAB_DATA"):  # fmt: skip
+                 "PRUNINGLAB_DATA"):
         assert hint in message
 
 
@@ -235,6 +235,54 @@ def test_cifar10_loads_torchvision_python_batches(tmp_path):
     assert torch.allclose(unstandardize(dataset.x_train, dataset), pixels, atol=1e-5)
     green = float(dataset.x_train[3, 1, 0, 5] * dataset.std[1] + dataset.mean[1])
     assert green == pytest.approx(raw["x_train"][3, 1024 + 5] / 255, abs=1e-5)
+
+
+class Boom:
+    """Unpickling this would call os.system: a crafted "batch file"."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda p: p.write_bytes(p.read_bytes()[:50]), "not a readable CIFAR-10 batch file"),
+    (lambda p: p.write_bytes(b"not a pickle at all"), "not a readable CIFAR-10 batch file"),
+    (lambda p: p.write_bytes(pickle.dumps([1, 2, 3])), "lacks the 'data' and 'labels'"),
+    (lambda p: p.write_bytes(pickle.dumps({"data": np.zeros((4, 100), np.uint8),
+                                           "labels": [0, 1, 2, 3]})), "a batch has data"),
+    (lambda p: p.write_bytes(pickle.dumps({"data": np.zeros((4, 3072), np.uint8),
+                                           "labels": [0, 1, 2, 30]})), "labels outside 0..9"),
+    (lambda p: p.write_bytes(pickle.dumps({"data": Boom(), "labels": []})), "refusing to load"),
+])
+def test_a_malformed_cifar_batch_file_is_named_in_the_error(tmp_path, damage, message):
+    write_cifar10(tmp_path)
+    bad = tmp_path / "cifar-10-batches-py" / "data_batch_3"
+    damage(bad)
+    with pytest.raises(ValueError, match=message) as info:
+        data_module.load("cifar10", root=tmp_path)
+    assert str(bad) in str(info.value)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("x_train", torch.zeros(8, 1, 4, 4, dtype=torch.float64), "float32"),
+    ("x_train", torch.zeros(8, 1, 4, 4, dtype=torch.int64), "float32"),
+    ("y_train", torch.zeros(8), "int64 class indices"),
+    ("y_train", torch.zeros(7, dtype=torch.long), "holds 8 images but y_train 7"),
+])
+def test_images_and_labels_of_the_wrong_type_are_refused_before_training(field, value, message,
+                                                                        toy_data):
+    from pruninglab import schedules
+    from pruninglab.train import TrainConfig, Trainer
+
+    with pytest.raises(ValueError, match=message):
+        data_module.Dataset(**{**toy_data(8).__dict__, field: value})
+    data = toy_data(8)
+    setattr(data, field, value)  # changed after it was made: the trainer checks again
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    with pytest.raises(ValueError, match=message):
+        Trainer(model, data, TrainConfig(schedules.constant(0.1, 5), batch_size=4))
 
 
 # --------------------------------------------------------------------------------------
@@ -338,7 +386,7 @@ def test_mnist5k_is_embedded_with_4000_train_and_1000_test_images(mnist5k):
 
 
 @pytest.mark.skipif(not REAL_FASHION_MNIST.is_dir(), reason="Debian's dataset-fashion-mnist "
-                    "is not installed")  # fmt: skip
+                    "is not installed")
 def test_fashion_mnist_loads_from_the_debian_package(tmp_path, monkeypatch):
     monkeypatch.setattr(data_module, "DEBIAN_FASHION_MNIST", REAL_FASHION_MNIST)
     dataset = data_module.load("fashion-mnist", root=tmp_path)
@@ -373,7 +421,7 @@ def test_augment_is_deterministic_for_a_seed():
     x = random_images()
     assert torch.equal(data_module.augment(x, generator(0)), data_module.augment(x, generator(0)))
     assert not torch.equal(data_module.augment(x, generator(0)),
-                           data_module.augment(x, generator(1)))  # fmt: skip
+                           data_module.augment(x, generator(1)))
 
 
 def test_flip_mirrors_images_left_right():

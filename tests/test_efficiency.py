@@ -1,13 +1,16 @@
-"""pruninglab.efficiency: MAC counts by forward hooks, CSR layers, dense vs CSR comparison."""
+"""pruninglab.efficiency: MAC counts by forward hooks, CSR weights and their bytes, CSR layers,
+dense vs CSR comparison."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 import torch
+from conftest import convnet
 from torch import nn
 
-from pruninglab import efficiency, interop, masking, models, pruning
+from pruninglab import efficiency, masking, models, pruning, timing
+from pruninglab.pruning import prune
 
 
 def test_macs_counts_each_conv_weight_once_per_output_position():
@@ -101,22 +104,35 @@ def test_sparse_conv_rejects_grouped_convolutions():
         efficiency.SparseConv2d(weight, None, conv)
 
 
-def test_compare_inference_reports_times_and_the_bytes_of_size_report():
+def test_compare_inference_reports_times_and_the_bytes_of_size_report(monkeypatch):
     model = pruning.prune(models.create("lenet300", 1, 10, 8), 0.1, scope="layerwise")
+    calls = {"dense": 0, "csr": 0}
+
+    def fake_interleaved(variants, rounds, steps, warmup):
+        for name, step in variants.items():  # each variant really runs once
+            step()
+            calls[name] += 1
+        return {"dense": [0.004, 0.006, 0.005], "csr": [0.001, 0.003, 0.002]}
+
+    monkeypatch.setattr(timing, "interleaved", fake_interleaved)
     result = efficiency.compare_inference(model, torch.randn(2, 1, 8, 8), rounds=1, repeats=1,
-                                          warmup=0)  # fmt: skip
-    sizes = interop.size_report(model).loc["total"]
-    assert result["dense_bytes"] == sizes["dense_bytes"]
-    assert result["csr_bytes"] == sizes["csr_bytes"]
-    assert result["dense_ms"] > 0 and result["csr_ms"] > 0
-    assert result["speedup"] == pytest.approx(result["dense_ms"] / result["csr_ms"])
+                                          warmup=0)
+    assert calls == {"dense": 1, "csr": 1}
+    # medians 5 ms and 2 ms: the CSR pass is 2.5 times as fast
+    assert (result["dense_ms"], result["csr_ms"], result["speedup"]) == pytest.approx(
+        (5.0, 2.0, 2.5))
+    # the thesis-free count: lenet300 on 8x8 keeps 10% of 64*300, 300*100, 100*10 weights
+    kept = round(0.1 * 64 * 300) + round(0.1 * 300 * 100) + round(0.1 * 100 * 10)
+    rows = 300 + 100 + 10
+    assert result["dense_bytes"] == 4 * (64 * 300 + 300 * 100 + 100 * 10)
+    assert result["csr_bytes"] == 4 * kept + 4 * kept + 4 * (rows + 3)
     assert model.training
 
 
 def test_inference_table_has_a_row_per_sparsity_and_batch_and_leaves_the_model_dense():
     model = models.create("lenet300", 1, 10, 8)
     table = efficiency.inference_table(model, (1, 8, 8), [0.5, 0.1], batch_sizes=[1, 3],
-                                       rounds=1, repeats=1, warmup=0)  # fmt: skip
+                                       rounds=1, repeats=1, warmup=0)
     assert list(table.index) == [(50.0, 1), (50.0, 3), (90.0, 1), (90.0, 3)]
     assert table.loc[(90.0, 1), "density"] == pytest.approx(0.1, abs=1e-3)
     assert not masking.masked_layers(model)  # pruned copies, not the model
@@ -141,8 +157,33 @@ def test_macs_at_levels_needs_per_layer_densities():
         efficiency.macs_at_levels(nn.Linear(4, 2), (4,), pd.DataFrame({"density": [1.0]}))
 
 
-def test_table_1_1_reproduces_the_thesis_parameter_counts_except_wrn_16_4():
-    table = efficiency.table_1_1()
-    same = table["parameters"] == table["thesis_parameters"]
-    assert list(table.index[~same]) == ["wrn-16-4"]
-    assert (table["kernel_weights"] < table["parameters"]).all()
+def test_to_csr_stores_exactly_the_kept_weights_of_the_2d_flattened_weight(pruned):
+    csr = efficiency.to_csr(pruned)
+    assert set(csr) == {"0", "4"}
+    assert csr["0"].layout == torch.sparse_csr and csr["0"].shape == (4, 18)
+    for name, layer in masking.masked_layers(pruned).items():
+        assert csr[name].values().numel() == int(getattr(layer, masking.MASK).sum())
+        assert torch.equal(csr[name].to_dense(), layer.weight.detach().flatten(1))
+    x = torch.randn(64, 7)
+    assert torch.allclose(csr["4"] @ x, pruned[4].weight.detach() @ x, atol=1e-5)
+
+
+def test_csr_nbytes_counts_values_columns_and_row_pointers():
+    model = nn.Sequential(nn.Linear(4, 3))
+    masking.set_masks(model, {"0": torch.tensor([[1, 0, 0, 1], [0, 0, 0, 0], [1, 1, 1, 0]])})
+    csr64 = efficiency.to_csr(model, index_dtype=torch.int64)["0"]
+    assert efficiency.csr_nbytes(csr64) == 5 * 4 + 5 * 8 + 4 * 8
+    assert efficiency.csr_nbytes(efficiency.to_csr(model)["0"]) == 5 * 4 + 5 * 4 + 4 * 4
+    with pytest.raises(ValueError, match="sparse_csr"):
+        efficiency.csr_nbytes(torch.zeros(3))
+
+
+def test_size_report_shows_csr_paying_off_only_at_low_density():
+    sparse = prune(convnet(), 0.05, scope="layerwise")
+    dense = prune(convnet(), 0.9, scope="layerwise")
+    ratio = {name: efficiency.size_report(net).loc["total", "ratio"]
+             for name, net in (("sparse", sparse), ("dense", dense))}
+    assert ratio["sparse"] > 1 > ratio["dense"]
+    report = efficiency.size_report(sparse)
+    assert report.loc["total", "dense_bytes"] == (72 + 320) * 4
+    assert report.loc["total", "kept"] == masking.count(sparse)[0]

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import math
-import os
-import signal
-import subprocess
-import sys
-import textwrap
 import time
-from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from pruninglab import data as data_module
-from pruninglab import gimp, masking, runs, schedules
+from pruninglab import gimp, masking, runs, schedules, seeding
 from pruninglab.config import Setup
 from pruninglab.pruning import prune
 from pruninglab.train import TrainConfig, Trainer
@@ -35,11 +31,16 @@ def tiny_setup(model: str = "lenet300", seed: int = 0) -> Setup:
 PRESETS = {
     "finetune": gimp.finetune(T, 0.3),
     "weight_rewinding": gimp.weight_rewinding(T, 0.3),
-    "stable_weight_rewinding": gimp.stable_weight_rewinding(T, 3, 0.3),
+    "stable_weight_rewinding": gimp.stable_weight_rewinding(T, 0.3, rewind_to=3),
     "lr_rewinding": gimp.lr_rewinding(T, 0.3),
-    "sgimp": gimp.sgimp(T, 0.75, 0.3),
+    "sgimp": gimp.sgimp(T, 0.3, rewind_fraction=0.75),
     "one_shot": gimp.one_shot(T, 0.3, rewind_fraction=0.5),
 }
+
+
+def _initial(setup: Setup, config: gimp.GIMPConfig, data) -> dict:
+    """The state level 0 starts from: the masked initialization at position 0."""
+    return gimp.experiment(setup, config, data, progress=False).start()
 
 
 def _model_from(setup: Setup, data, state: dict):
@@ -65,9 +66,10 @@ def test_every_level_starts_from_the_rewind_state_times_the_new_mask(name, digit
     densities = config.densities()
     assert len(df) == len(densities)
     for level in range(len(densities) - 1):
-        start = run.load_checkpoint(level)
+        start = run.load_checkpoint(level) if level else _initial(setup, config, digits)
         model = _model_from(setup, digits, start)
-        trainer = Trainer(model, digits, setup.train, seed=gimp.level_seed(setup.seed, level),
+        trainer = Trainer(model, digits, setup.train,
+                          seed=seeding.derive(setup.seed, "gimp", level),
                           position=start["position"], progress=False)
         point = config.rewind_point(level)
         trainer.run(point)
@@ -108,7 +110,7 @@ def test_weight_rewinding_returns_every_level_to_the_masked_initialization(digit
     setup = tiny_setup()
     gimp.run(setup, gimp.weight_rewinding(T, 0.3), data=digits, store=tmp_path, progress=False)
     run = next(runs.iter_runs(tmp_path, "gimp"))
-    init = run.load_checkpoint(0)["model"]
+    init = _initial(setup, gimp.weight_rewinding(T, 0.3), digits)["model"]
     level = 1
     while (state := run.load_checkpoint(level)) is not None:
         for key, value in state["model"].items():
@@ -158,7 +160,7 @@ def _comparable(df):
 
 
 def test_a_truncated_record_is_recomputed_not_used(digits, tmp_path):
-    config = gimp.sgimp(T, 0.5, 0.3)
+    config = gimp.sgimp(T, 0.3, rewind_fraction=0.5)
     reference = gimp.run(tiny_setup(), config, data=digits, store=tmp_path / "a", progress=False)
     gimp.run(tiny_setup(), config, data=digits, store=tmp_path / "b", progress=False)
     run = next(runs.iter_runs(tmp_path / "b", "gimp"))
@@ -190,49 +192,6 @@ def test_a_missing_checkpoint_steps_back_one_level(digits, tmp_path):
     assert _comparable(again) == _comparable(reference)
 
 
-KILL_SCRIPT = textwrap.dedent(
-    """
-    import sys
-    from pruninglab import data, gimp, schedules
-    from pruninglab.config import Setup
-    from pruninglab.train import TrainConfig
-    setup = Setup("lenet300", "digits", TrainConfig(schedules.resnet({T}), batch_size=32))
-    gimp.run(setup, gimp.sgimp({T}, 0.75, 0.1), data=data.load("digits"), store=sys.argv[1],
-             progress=False)
-    """
-)
-
-
-def test_a_killed_run_resumes_at_the_next_level_and_matches_an_uninterrupted_run(digits, tmp_path):
-    steps = 150  # long enough per level that the kill lands mid-training
-    setup = Setup("lenet300", "digits", TrainConfig(schedules.resnet(steps), batch_size=32))
-    config = gimp.sgimp(steps, 0.75, 0.1)
-    store = tmp_path / "killed"
-    script = tmp_path / "run.py"
-    script.write_text(KILL_SCRIPT.replace("{T}", str(steps)))
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.Popen([sys.executable, str(script), str(store)], env=env)
-    try:
-        deadline = time.monotonic() + 120
-        while not list(store.glob("gimp-*/record_001.json")):
-            assert proc.poll() is None, "the run ended before it could be killed"
-            assert time.monotonic() < deadline, "the run made no progress"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait()
-    run = next(runs.iter_runs(store, "gimp"))
-    done_before = len(run.records())
-    assert 2 <= done_before < len(config.densities())
-
-    resumed_levels = []
-    resumed = gimp.run(setup, config, data=digits, store=store, progress=False,
-                       on_level=lambda r: resumed_levels.append(r["level"]))
-    reference = gimp.run(setup, config, data=digits, store=tmp_path / "clean", progress=False)
-    assert resumed_levels == list(range(len(config.densities())))
-    assert _comparable(resumed) == _comparable(reference)
-
-
 @pytest.mark.parametrize(
     "kwargs, field",
     [
@@ -257,12 +216,122 @@ def test_bad_configs_raise_value_errors_naming_the_field(kwargs, field):
 @pytest.mark.parametrize("fraction", [-0.1, 1.5, math.nan])
 def test_sgimp_rewind_fraction_outside_0_1_raises(fraction):
     with pytest.raises(ValueError, match="rewind_fraction"):
-        gimp.sgimp(100, fraction, 0.1)
+        gimp.sgimp(100, 0.1, rewind_fraction=fraction)
 
 
 def test_stable_weight_rewinding_point_must_lie_within_training():
     with pytest.raises(ValueError, match="rewind_to"):
-        gimp.stable_weight_rewinding(100, 101, 0.1)
+        gimp.stable_weight_rewinding(100, 0.1, rewind_to=101)
+
+
+def test_presets_read_like_the_thesis_algorithms():
+    T_ = 100
+    assert gimp.finetune(T_, 0.1).replace(method="x") == gimp.GIMPConfig(
+        T_, 0.1, rewind_steps=0, rewind_steps_lr=0, retrain_steps=T_, method="x")
+    wr = gimp.weight_rewinding(T_, 0.1)
+    assert (wr.rewind_steps, wr.rewind_steps_lr, wr.retrain) == (T_, T_, T_)
+    assert wr.rewind_fraction == 1.0
+    swr = gimp.stable_weight_rewinding(T_, 0.1, rewind_to=7)
+    assert (swr.rewind_steps, swr.rewind_steps_lr, swr.retrain) == (93, 93, 93)
+    lrr = gimp.lr_rewinding(T_, 0.1)
+    assert (lrr.rewind_steps, lrr.rewind_steps_lr, lrr.retrain) == (0, T_, T_)
+    assert lrr.rewind_fraction == 0.0
+    sg = gimp.sgimp(T_, 0.1, rewind_fraction=0.75)
+    assert (sg.rewind_steps, sg.rewind_steps_lr, sg.retrain) == (75, T_, T_)
+    assert sg.rewind_fraction == 0.75
+    assert gimp.sgimp(T_, 0.1, rewind_fraction=0) == lrr  # the same runs in the store
+    assert gimp.sgimp(T_, 0.1, rewind_fraction=1) == wr
+    assert gimp.one_shot(T_, 0.1, rewind_fraction=0.25).rewind_fraction == 0.25
+
+
+def test_the_rewind_fraction_is_stored_in_the_config_and_checked_against_the_steps():
+    assert gimp.run_config(tiny_setup(), gimp.sgimp(T, 0.3, rewind_fraction=0.5))[
+        "method"]["rewind_fraction"] == 0.5
+    with pytest.raises(ValueError, match="rewind_fraction"):
+        gimp.GIMPConfig(100, 0.1, rewind_steps=10, rewind_fraction=0.5)
+
+
+def test_numpy_scalars_are_accepted_as_plain_numbers():
+    config = gimp.GIMPConfig(np.int64(100), np.float32(0.1), density_multiplier=np.float32(0.7),
+                             rewind_steps=np.int64(0))
+    assert config == gimp.GIMPConfig(100, 0.1, density_multiplier=0.7)
+    assert type(config.density_multiplier) is float and type(config.train_steps) is int
+    assert gimp.sgimp(np.int64(100), 0.1, rewind_fraction=np.float64(0.75)).rewind_steps == 75
+
+
+def test_a_string_exclude_is_one_pattern_not_its_characters(digits, tmp_path):
+    config = gimp.lr_rewinding(T, 0.5, exclude="classifier")
+    assert config.exclude == ("classifier",)
+    df = gimp.run(tiny_setup(), config, data=digits, store=tmp_path, progress=False)
+    assert "classifier" not in df["layers"].iloc[-1]
+
+
+def _never_trains(monkeypatch):
+    calls = []
+    monkeypatch.setattr(Trainer, "run", lambda self, *a, **k: calls.append(1))
+    return calls
+
+
+@pytest.mark.parametrize("exclude, match", [(["*"], "leaves no prunable layer"),
+                                            (["nothing.*"], "matches no prunable layer")])
+def test_an_exclude_that_leaves_nothing_to_prune_fails_before_training(
+        exclude, match, digits, tmp_path, monkeypatch):
+    calls = _never_trains(monkeypatch)
+    with pytest.raises(ValueError, match=match):
+        gimp.run(tiny_setup(), gimp.lr_rewinding(T, 0.5, exclude=exclude), data=digits,
+                 store=tmp_path, progress=False)
+    assert not calls
+
+
+def test_train_steps_other_than_the_schedule_length_fail_before_training(digits, tmp_path,
+                                                                          monkeypatch):
+    calls = _never_trains(monkeypatch)
+    with pytest.raises(ValueError, match=r"train_steps=48 .*setup.train.steps=24"):
+        gimp.run(tiny_setup(), gimp.lr_rewinding(2 * T, 0.5), data=digits, store=tmp_path,
+                 progress=False)
+    assert not calls and not any(tmp_path.iterdir())
+
+
+def test_a_flipped_byte_in_a_checkpoints_mask_is_detected_and_recomputed(digits, tmp_path):
+    config = gimp.lr_rewinding(T, 0.3)
+    reference = gimp.run(tiny_setup(), config, data=digits, store=tmp_path / "a", progress=False)
+    gimp.run(tiny_setup(), config, data=digits, store=tmp_path / "b", progress=False)
+    run = next(runs.iter_runs(tmp_path / "b", "gimp"))
+    for index in (3, 4):
+        (run.path / f"record_{index:03d}.json").unlink()
+    state = run.load_checkpoint(3)
+    mask = next(k for k in state["model"] if k.endswith(masking.MASK))
+    # rewrite the file with one mask entry flipped but the old checksum (a bit rot on disk)
+    body = torch.load(run.path / "checkpoint_003.pt", weights_only=True)
+    flat = body["state"]["model"][mask].view(-1)
+    flat[0] = ~flat[0]
+    torch.save(body, run.path / "checkpoint_003.pt")
+    with pytest.warns(runs.CorruptRecordWarning, match="checksum"):
+        again = gimp.run(tiny_setup(), config, data=digits, store=tmp_path / "b", progress=False)
+    assert _comparable(again) == _comparable(reference)
+
+
+def test_cumulative_steps_charges_each_level_all_the_training_before_it():
+    records = pd.DataFrame({"method": ["wr"] * 3 + ["one_shot"] * 2,
+                            "level": [0, 1, 2, 0, 1], "steps": [10, 10, 10, 10, 10]})
+    out = gimp.cumulative_steps(records)
+    assert out["total_steps"].tolist() == [10, 20, 30, 10, 20]
+    assert "total_steps" not in records  # a copy
+    with pytest.raises(ValueError, match="level 0"):
+        gimp.cumulative_steps(records.iloc[1:])
+    with pytest.raises(ValueError, match="steps"):
+        gimp.cumulative_steps(records.drop(columns="steps"))
+
+
+def test_run_many_labels_every_run_and_seed(digits, tmp_path):
+    setup = tiny_setup()
+    runs_ = {"LRR": (setup, gimp.lr_rewinding(T, 0.5)), "FT": (setup, gimp.finetune(T, 0.5))}
+    df = gimp.run_many(runs_, [0, 1], label="algorithm", data=digits, store=tmp_path,
+                       progress=False)
+    assert sorted(set(zip(df["algorithm"], df["seed"]))) == [("FT", 0), ("FT", 1), ("LRR", 0),
+                                                            ("LRR", 1)]
+    with pytest.raises(ValueError, match="seeds"):
+        gimp.run_many(runs_, [2**64], data=digits, store=tmp_path)
 
 
 def test_data_for_another_dataset_is_refused(digits, tmp_path):

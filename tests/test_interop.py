@@ -1,25 +1,13 @@
-"""Masks to and from torch.nn.utils.prune, folded into a plain model, and as CSR matrices."""
+"""Masks to and from torch.nn.utils.prune, and folded into a plain model."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
+from conftest import convnet
 from torch.nn.utils import prune as torch_prune
 
 from pruninglab import interop, masking
-from pruninglab.pruning import prune
-
-
-def convnet() -> nn.Sequential:
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
-                         nn.Linear(4 * 4 * 4, 5))  # fmt: skip
-
-
-@pytest.fixture
-def pruned() -> nn.Sequential:
-    return prune(convnet(), 0.3).eval()
 
 
 def test_to_torch_prune_gives_weight_orig_weight_mask_and_the_same_function(pruned):
@@ -72,35 +60,3 @@ def test_fold_gives_a_plain_copy_whose_state_dict_holds_zeros_and_loads_into_a_f
     fresh.load_state_dict(state)  # plain torch, strict
     x = torch.randn(3, 2, 6, 6)
     assert torch.equal(fresh.eval()(x), pruned(x))
-
-
-def test_to_csr_stores_exactly_the_kept_weights_of_the_2d_flattened_weight(pruned):
-    csr = interop.to_csr(pruned)
-    assert set(csr) == {"0", "4"}
-    assert csr["0"].layout == torch.sparse_csr and csr["0"].shape == (4, 18)
-    for name, layer in masking.masked_layers(pruned).items():
-        assert csr[name].values().numel() == int(getattr(layer, masking.MASK).sum())
-        assert torch.equal(csr[name].to_dense(), layer.weight.detach().flatten(1))
-    x = torch.randn(64, 7)
-    assert torch.allclose(csr["4"] @ x, pruned[4].weight.detach() @ x, atol=1e-5)
-
-
-def test_csr_nbytes_counts_values_columns_and_row_pointers():
-    model = nn.Sequential(nn.Linear(4, 3))
-    masking.set_masks(model, {"0": torch.tensor([[1, 0, 0, 1], [0, 0, 0, 0], [1, 1, 1, 0]])})
-    csr64 = interop.to_csr(model, index_dtype=torch.int64)["0"]
-    assert interop.csr_nbytes(csr64) == 5 * 4 + 5 * 8 + 4 * 8
-    assert interop.csr_nbytes(interop.to_csr(model)["0"]) == 5 * 4 + 5 * 4 + 4 * 4
-    with pytest.raises(ValueError, match="sparse_csr"):
-        interop.csr_nbytes(torch.zeros(3))
-
-
-def test_size_report_shows_csr_paying_off_only_at_low_density():
-    sparse = prune(convnet(), 0.05, scope="layerwise")
-    dense = prune(convnet(), 0.9, scope="layerwise")
-    ratio = {name: interop.size_report(net).loc["total", "ratio"]
-             for name, net in (("sparse", sparse), ("dense", dense))}
-    assert ratio["sparse"] > 1 > ratio["dense"]
-    report = interop.size_report(sparse)
-    assert report.loc["total", "dense_bytes"] == (72 + 320) * 4
-    assert report.loc["total", "kept"] == masking.count(sparse)[0]

@@ -22,7 +22,7 @@ def tiny_convnet() -> nn.Module:
         nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
         nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
         nn.Linear(4 * 6 * 6, 16), nn.ReLU(), nn.Linear(16, 3),
-    )  # fmt: skip
+    )
 
 
 def tiny_data(n: int = 96) -> Dataset:
@@ -61,7 +61,7 @@ def test_pruned_weights_stay_exactly_zero_after_100_training_steps(optimizer):
     masks = {n: m.clone() for n, m in masking.get_masks(model).items()}
     before = {n: m.weight.detach().clone() for n, m in masking.masked_layers(model).items()}
     config = TrainConfig(schedules.constant(0.05 if optimizer == "sgd" else 1e-2, 100),
-                         batch_size=16, optimizer=optimizer, momentum=0.9, l2=5e-3)  # fmt: skip
+                         batch_size=16, optimizer=optimizer, momentum=0.9, l2=5e-3)
     Trainer(model, tiny_data(), config, progress=False).run(100)
     for name, layer in masking.masked_layers(model).items():
         w = layer.weight.detach()
@@ -111,7 +111,7 @@ def test_masks_survive_deepcopy_dtype_and_device_moves():
     assert all(m.dtype == torch.bool for m in masking.get_masks(model).values())
     model.to("meta")
     assert all(m.device.type == "meta" and m.dtype == torch.bool
-               for m in masking.get_masks(model).values())  # fmt: skip
+               for m in masking.get_masks(model).values())
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -154,7 +154,7 @@ def test_summary_holds_density_compression_and_counts_and_needs_masks():
         masking.summary(model)
     masking.set_masks(model, {"8": torch.eye(3, 16)})
     assert masking.summary(model) == {"density": 3 / 48, "compression": 16.0, "kept": 3,
-                                      "total": 48}  # fmt: skip
+                                      "total": 48}
     masking.set_masks(model, {"8": torch.zeros(3, 16)})
     assert masking.summary(model)["compression"] == float("inf")
 

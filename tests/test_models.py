@@ -85,7 +85,7 @@ def test_bn_momentum_and_eps_reach_every_bn_layer(name):
     "name, momentum, eps",
     [("resnet20", 0.003, 1e-5), ("wrn-16-4", 0.01, 1e-3), ("vgg11", 0.01, 1e-3),
      ("convnet", 0.1, 1e-5)],
-)  # fmt: skip
+)
 def test_bn_defaults_are_the_thesis_values_in_pytorch_convention(name, momentum, eps):
     bns = [m for m in meta_model(name).modules() if isinstance(m, BN_TYPES)]
     assert bns
@@ -139,7 +139,7 @@ def test_names_are_known_and_pattern_names_work():
      ({"num_classes": -3}, "num_classes"), ({"input_size": 0}, "input_size"),
      ({"bn_momentum": 1.5}, "bn_momentum"), ({"bn_momentum": -0.1}, "bn_momentum"),
      ({"bn_eps": 0.0}, "bn_eps"), ({"bn_eps": -1e-5}, "bn_eps")],
-)  # fmt: skip
+)
 def test_bad_arguments_raise_value_error_naming_them(kwargs, arg):
     with pytest.raises(ValueError, match=arg):
         models.create("resnet20", **kwargs)
@@ -160,3 +160,22 @@ def test_keras_initialization_is_glorot_uniform_with_zero_biases():
     assert models.create("lenet300", in_channels=1, input_size=8).pruninglab_init == "torch"
     with pytest.raises(ValueError, match="init"):
         models.create("mlp", init="he")
+
+
+def test_table_1_1_reproduces_the_thesis_counts_except_wrn_16_4():
+    table = models.table_1_1()
+    assert list(table.index) == list(models.TABLE_1_1)
+    mismatched = table[table["difference"] != 0]
+    assert list(mismatched.index) == ["wrn-16-4"]
+    assert table.loc["wrn-16-4", "parameters"] == 2_748_890  # thesis: 2,752,570
+    assert table.loc["vgg19", "thesis_accuracy"] == 94.0
+    # conv1 3*16*9 + stage 1: 6 convs 16*16*9 + stage 2: 16*32*9 + 5 convs 32*32*9 + a 1x1
+    # shortcut 16*32 + stage 3: 32*64*9 + 5 * 64*64*9 + 32*64 + the classifier 64*10
+    by_hand = (432 + 6 * 2304 + (4608 + 5 * 9216 + 512) + (18432 + 5 * 36864 + 2048) + 640)
+    assert table.loc["resnet20", "kernel_weights"] == by_hand == 270_896
+    assert (table["kernel_weights"] < table["parameters"]).all()
+
+
+def test_table_1_1_rejects_a_model_not_in_the_table():
+    with pytest.raises(ValueError, match="not in Table 1.1"):
+        models.table_1_1(["mlp"])

@@ -70,7 +70,7 @@ def test_list_finds_the_repository_notebooks_from_anywhere(tmp_path, monkeypatch
     [("3", 3), ("0.5", 0.5), ("True", True), ("None", None), ("'cuda'", "cuda"),
      ("cuda", "cuda"), ("resnet20", "resnet20"), ("[1, 2]", [1, 2]), ("wrn-16-8", "wrn-16-8"),
      ("1e-3", 1e-3)],
-)  # fmt: skip
+)
 def test_runner_parses_parameter_values_as_literals_or_strings(text, value):
     assert notebooks._parse_value(text) == value
 
@@ -80,7 +80,7 @@ def test_a_failing_notebook_makes_run_return_nonzero(tmp_path, monkeypatch, caps
     folder.mkdir()
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}  # fmt: skip
+                                 "language": "python"}
     params = nbformat.v4.new_code_cell("SEED = 0")
     params.metadata["tags"] = ["parameters"]
     failing = nbformat.v4.new_code_cell(
@@ -92,7 +92,7 @@ def test_a_failing_notebook_makes_run_return_nonzero(tmp_path, monkeypatch, caps
     monkeypatch.delenv("PRUNINGLAB_PROFILE", raising=False)
 
     code = notebooks.main(["run", "--dir", str(folder), "--out", str(tmp_path / "out"),
-                           "--profile", "smoke", "-p", "SEED", "3"])  # fmt: skip
+                           "--profile", "smoke", "-p", "SEED", "3"])
     assert code != 0
     captured = capsys.readouterr()
     assert "RuntimeError: intended failure" in captured.out
@@ -100,7 +100,26 @@ def test_a_failing_notebook_makes_run_return_nonzero(tmp_path, monkeypatch, caps
     assert (tmp_path / "out" / "00_fails.ipynb").is_file()
 
 
-def test_run_rejects_an_unknown_profile_before_running(tmp_path):
-    with pytest.raises(ValueError, match="unknown profile"):
+def test_run_rejects_an_unknown_profile_before_running(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(notebooks, "execute", lambda *a, **k: pytest.fail("a kernel started"))
+    with pytest.raises(SystemExit) as exit_info:
         notebooks.main(["run", "--dir", str(NOTEBOOK_DIR), "--out", str(tmp_path),
-                        "--profile", "huge"])  # fmt: skip
+                        "--profile", "huge"])
+    assert exit_info.value.code == 2 and "profile 'huge' is unknown" in capsys.readouterr().err
+
+
+def test_run_checks_PRUNINGLAB_PROFILE_before_starting_any_kernel(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(notebooks, "execute", lambda *a, **k: pytest.fail("a kernel started"))
+    monkeypatch.setenv("PRUNINGLAB_PROFILE", "huge")
+    with pytest.raises(SystemExit) as exit_info:
+        notebooks.main(["run", "--dir", str(NOTEBOOK_DIR), "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "PRUNINGLAB_PROFILE='huge' is not a profile" in capsys.readouterr().err
+
+
+def test_run_refuses_an_empty_PRUNINGLAB_RUNS(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(notebooks, "execute", lambda *a, **k: pytest.fail("a kernel started"))
+    monkeypatch.setenv("PRUNINGLAB_RUNS", " ")
+    with pytest.raises(SystemExit):
+        notebooks.main(["run", "--dir", str(NOTEBOOK_DIR), "--out", str(tmp_path)])
+    assert "PRUNINGLAB_RUNS is set but empty" in capsys.readouterr().err

@@ -148,7 +148,7 @@ def test_a_custom_saliency_function_decides_what_is_kept():
     (lambda model, layers: {n: torch.full_like(m.weight, math.nan) for n, m in layers.items()},
      "NaN"),
     (lambda model, layers: {}, "layer '0'"),
-])  # fmt: skip
+])
 def test_bad_saliency_output_raises(scores, match):
     with pytest.raises(ValueError, match=match):
         prune(mlp(), 0.5, saliency=scores)
@@ -180,7 +180,7 @@ def test_prune_channels_with_chain_leaves_a_smaller_dense_network():
     assert masks["4"].all(0).equal(rows2) and masks["4"].any(1).all()  # logits stay
     small = nn.Sequential(nn.Linear(7, int(rows0.sum())), nn.ReLU(),
                           nn.Linear(int(rows0.sum()), int(rows2.sum())), nn.ReLU(),
-                          nn.Linear(int(rows2.sum()), 3))  # fmt: skip
+                          nn.Linear(int(rows2.sum()), 3))
     with torch.no_grad():
         small[0].weight.copy_(model[0].weight[rows0])
         small[0].bias.copy_(model[0].bias[rows0])

@@ -13,7 +13,7 @@ from pruninglab.schedules import Schedule
     "position, lr",
     [(0, 0.1), (35_999, 0.1), (36_000, 0.01), (53_999, 0.01), (54_000, 0.001),
      (71_999, 0.001), (72_000, 0.001), (10**7, 0.001)],
-)  # fmt: skip
+)
 def test_resnet_schedule_divides_by_10_at_36k_and_54k(position, lr):
     s = schedules.resnet()
     assert s.steps == 72_000
@@ -24,7 +24,7 @@ def test_resnet_schedule_divides_by_10_at_36k_and_54k(position, lr):
     "position, lr",
     [(0, 0.1), (31_999, 0.1), (32_000, 0.02), (47_999, 0.02), (48_000, 0.004),
      (63_999, 0.004), (64_000, 0.0008), (80_000, 0.0008), (10**7, 0.0008)],
-)  # fmt: skip
+)
 def test_vgg_schedule_divides_by_5_at_32k_48k_64k(position, lr):
     s = schedules.vgg()
     assert s.steps == 80_000
@@ -35,7 +35,7 @@ def test_vgg_schedule_divides_by_5_at_32k_48k_64k(position, lr):
     "position, lr",
     [(0, 0.2), (31_999, 0.2), (32_000, 0.04), (47_999, 0.04), (48_000, 0.008),
      (63_999, 0.008), (64_000, 0.0016), (10**7, 0.0016)],
-)  # fmt: skip
+)
 def test_wrn_schedule_starts_at_0_2_and_divides_by_5(position, lr):
     s = schedules.wrn()
     assert s.steps == 80_000
@@ -82,7 +82,7 @@ def test_schedule_uses_half_open_intervals():
      ({"boundaries": (0, 5)}, "boundaries"), ({"boundaries": (3, 11)}, "boundaries"),
      ({"values": (0.1, -0.01, 0.001)}, "values"),
      ({"values": (0.1, float("nan"), 0.001)}, "values")],
-)  # fmt: skip
+)
 def test_bad_schedules_raise_value_error_naming_the_field(kwargs, field):
     args = {"steps": 10, "boundaries": (3, 7), "values": (0.1, 0.01, 0.001), **kwargs}
     with pytest.raises(ValueError, match=field):

@@ -1,15 +1,18 @@
-"""Table 3.1's modifications keep every layer's density and do what their names say; the
-BN-settings experiment and pruning at initialization."""
+"""Table 3.1: the modifications keep every layer's density and do what their names say; the
+experiment runs through the store (resumable, JSON records enough once finished, a damaged
+ticket recomputed); Table 3.1's summary and Section 3.3.2's claims."""
 
 from __future__ import annotations
 
 import copy
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from pruninglab import at_init, bn, gimp, masking, models, schedules, shuffle
 from pruninglab import data as data_module
+from pruninglab import gimp, masking, models, runs, schedules, shuffle
 from pruninglab.config import Setup
 from pruninglab.pruning import prune
 from pruninglab.train import TrainConfig
@@ -29,7 +32,7 @@ def _kept_counts(model):
 
 def _kept_values(model):
     return {n: layer.weight[getattr(layer, masking.MASK)].detach().clone()
-            for n, layer in masking.masked_layers(model).items()}  # fmt: skip
+            for n, layer in masking.masked_layers(model).items()}
 
 
 @pytest.mark.parametrize("name", [n for n in shuffle.MODIFICATIONS if n != "none"])
@@ -102,34 +105,6 @@ def test_the_unmodified_ticket_reproduces_the_weight_rewinding_runs_last_level(t
         shuffle.run(setup, modifications=["flip"], data=digits, store=tmp_path)
 
 
-def test_bn_settings_convert_from_tensorflow_and_reach_every_bn_layer(tmp_path):
-    digits = data_module.load("digits")
-    setup = Setup("mlp-bn", "digits", TrainConfig(schedules.resnet(10), batch_size=32))
-    seen = []
-
-    def spy(record):
-        seen.append(record["level"])
-
-    df = bn.compare(setup, gimp.lr_rewinding(10, 0.5), data=digits, store=tmp_path,
-                    progress=False, on_level=spy)
-    assert set(df["bn"]) == set(bn.THESIS_SETTINGS)
-    assert len(df) == 2 * len(gimp.lr_rewinding(10, 0.5).densities())
-    variant = setup.replace(bn_momentum=models.tf_to_torch_momentum(0.997), bn_eps=1e-5)
-    norms = [m for m in variant.build_model(digits).modules()
-             if isinstance(m, torch.nn.BatchNorm1d)]  # fmt: skip
-    assert norms and all(m.momentum == pytest.approx(0.003) and m.eps == 1e-5 for m in norms)
-
-
-def test_snip_at_initialization_prunes_to_the_density_and_trains(tmp_path):
-    digits = data_module.load("digits")
-    setup = Setup("lenet300", "digits", TrainConfig(schedules.resnet(100), batch_size=32))
-    df = at_init.run(setup, 0.1, "snip", data=digits, store=tmp_path, progress=False)
-    assert df["density"].iloc[0] == pytest.approx(0.1, abs=1e-4)
-    assert df["test_accuracy"].iloc[0] > 0.5  # well above chance (0.1)
-    with pytest.raises(ValueError, match="criterion"):
-        at_init.run(setup, 0.1, "oracle", data=digits, store=tmp_path)
-
-
 def test_bad_arguments_raise_value_error_naming_them_before_any_work(tmp_path):
     setup = Setup("lenet300", "digits", TrainConfig(schedules.resnet(10), batch_size=32))
     for density in (1.0, 0.0, float("nan"), True):
@@ -139,28 +114,110 @@ def test_bad_arguments_raise_value_error_naming_them_before_any_work(tmp_path):
             shuffle.ticket(setup, density=density, store=tmp_path)
     with pytest.raises(ValueError, match="modifications"):
         shuffle.run(setup, modifications=[], store=tmp_path)
-    with pytest.raises(ValueError, match="n_batches"):
-        at_init.run(setup, 0.1, "snip", n_batches=0, store=tmp_path)
     assert not any(tmp_path.iterdir())
 
 
 def test_reinitialize_draws_from_the_models_own_initializer():
-    import math
-
     torch.manual_seed(0)
     model = models.create("mlp", in_channels=1, input_size=28, init="keras")
     prune(model, 0.5, saliency="random")
     shuffle.reinitialize(model, 1)
     layer = model.hidden[0]
     kept = layer.weight[getattr(layer, masking.MASK)]
-    bound = math.sqrt(6 / sum(layer.weight.shape))
+    bound = (6 / sum(layer.weight.shape)) ** 0.5
     assert kept.abs().max() <= bound and kept.abs().max() > 0.9 * bound  # Glorot, not PyTorch's
     assert torch.all(layer.bias == 0)
 
 
-def test_fetch_only_neither_trains_nor_creates_a_folder(tmp_path):
-    digits = data_module.load("digits")
-    setup = Setup("lenet300", "digits", TrainConfig(schedules.resnet(10), batch_size=32))
-    assert gimp.run(setup, gimp.lr_rewinding(10, 0.5), data=digits, store=tmp_path,
-                    fetch_only=True) is None
-    assert not any(tmp_path.iterdir())
+def test_reinitialize_never_redraws_the_initialization_of_the_same_seed(digits):
+    setup = Setup("lenet300", "digits", TrainConfig(schedules.resnet(10), batch_size=32), seed=3)
+    model = setup.build_model(digits)
+    masking.add_masks(model)
+    redrawn = shuffle.reinitialize(copy.deepcopy(model), setup.seed)
+    for name, layer in masking.masked_layers(model).items():
+        assert not torch.equal(layer.weight, redrawn.get_submodule(name).weight)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data_module.load("digits")
+
+
+SETUP = Setup("lenet300", "digits", TrainConfig(schedules.resnet(12), batch_size=32))
+
+
+def _records(store, kind="shuffle"):
+    return {run.path.name: [{k: v for k, v in r.items() if k != "seconds"} for r in run.records()]
+            for run in runs.iter_runs(store, kind)}
+
+
+def test_a_store_of_json_records_alone_reruns_table_3_1_without_training(digits, tmp_path,
+                                                                         monkeypatch):
+    first = shuffle.run(SETUP, density=0.5, data=digits, store=tmp_path, progress=False)
+    for checkpoint in tmp_path.glob("*/checkpoint_*.pt"):
+        checkpoint.unlink()  # what a committed store holds: JSON only
+    from pruninglab import train
+
+    monkeypatch.setattr(train.Trainer, "run", lambda *a, **k: pytest.fail("trained"))
+    again = shuffle.run(SETUP, density=0.5, data=digits, store=tmp_path, progress=False)
+    assert again.drop(columns="seconds").equals(first.drop(columns="seconds"))
+
+
+def test_a_corrupt_ticket_checkpoint_is_recomputed_not_called_missing(digits, tmp_path):
+    reference = shuffle.run(SETUP, density=0.5, modifications=["none", "reinitialize"],
+                            data=digits, store=tmp_path / "a", progress=False)
+    gimp.run(SETUP, gimp.weight_rewinding(12, 0.5), data=digits, store=tmp_path / "b",
+             progress=False)
+    ticket_run = next(runs.iter_runs(tmp_path / "b", "gimp"))
+    last = len(gimp.weight_rewinding(12, 0.5).densities()) - 1
+    path = ticket_run.path / f"checkpoint_{last:03d}.pt"
+    path.write_bytes(path.read_bytes()[:-100])  # truncated
+    with pytest.warns(runs.CorruptRecordWarning):
+        again = shuffle.run(SETUP, density=0.5, modifications=["none", "reinitialize"],
+                            data=digits, store=tmp_path / "b", progress=False)
+    assert again.drop(columns="seconds").equals(reference.drop(columns="seconds"))
+
+
+def _table_rows(means: dict[str, float], seeds=(0, 1, 2), spread: float = 0.002):
+    return pd.DataFrame([{"modification": name, "seed": s,
+                          "test_accuracy": mean + spread * (s - 1)}
+                         for name, mean in means.items() for s in seeds])
+
+
+THESIS_LIKE = {name: mean / 100 for name, (mean, _) in shuffle.THESIS_TABLE_3_1.items()}
+
+
+def test_table_3_1_gives_differences_to_the_unmodified_ticket():
+    summary = shuffle.table_3_1(_table_rows(THESIS_LIKE))
+    assert list(summary.index) == list(shuffle.MODIFICATIONS)
+    assert summary.loc["none", "difference"] == pytest.approx(0.0)
+    assert summary.loc["reinitialize", "difference"] == pytest.approx(98.259 - 98.624)
+    assert summary.loc["reinitialize", "thesis difference"] == pytest.approx(-0.365)
+    assert summary["std"].iloc[0] == pytest.approx(0.2)  # sample std of ±0.2 points
+    assert (summary["rank"] == summary["thesis rank"]).all()
+    assert np.isclose(summary.loc["none", "mean"], 98.624)
+    with pytest.raises(ValueError, match="none"):
+        shuffle.table_3_1(_table_rows({"reinitialize": 0.9}))
+
+
+def test_claims_hold_for_the_thesis_numbers_and_fail_for_a_reversed_table():
+    assert all(shuffle.claims(shuffle.table_3_1(_table_rows(THESIS_LIKE))).values())
+    names = list(shuffle.MODIFICATIONS)
+    reversed_means = dict(zip(names, sorted(THESIS_LIKE.values())))
+    verdict = shuffle.claims(shuffle.table_3_1(_table_rows(reversed_means)))
+    assert not verdict["every modification lowers the accuracy"]
+    assert not verdict["keeping the topology beats changing it"]
+    assert not verdict["the order of the five rows is the thesis's"]
+    one_seed = shuffle.claims(shuffle.table_3_1(_table_rows(THESIS_LIKE, seeds=(0,))))
+    assert one_seed["shuffling within masks and reinitializing do not differ significantly"] is None
+
+
+def test_the_ticket_is_the_initialization_under_weight_rewindings_final_mask(digits, tmp_path):
+    setup = Setup("mlp", "digits", TrainConfig(schedules.resnet(10), batch_size=32))
+    net = shuffle.ticket(setup, 0.3, data=digits, store=tmp_path, progress=False)
+    assert masking.density(net) == pytest.approx(0.3, abs=1e-3)
+    init = setup.build_model(digits)
+    for name, layer in masking.masked_layers(net).items():
+        mask = getattr(layer, masking.MASK)
+        assert torch.equal(layer.weight, init.get_submodule(name).weight * mask)
+    assert len(gimp.weight_rewinding(10, 0.3).densities()) == 5  # K**4 = 0.24 < 0.3 clamps

@@ -71,7 +71,7 @@ def test_l2_decays_only_conv_and_linear_kernels_with_twice_the_coefficient(digit
     config = TrainConfig(schedules.constant(0.1, 10), batch_size=16, l2=3e-4)
     trainer = Trainer(model, digits, config, progress=False)
     decayed = {id(p) for g in trainer.optimizer.param_groups if g["weight_decay"] > 0
-               for p in g["params"]}  # fmt: skip
+               for p in g["params"]}
     expected = {id(m.weight) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
     assert decayed == expected
     assert {g["weight_decay"] for g in trainer.optimizer.param_groups} == {6e-4, 0.0}
@@ -108,7 +108,7 @@ def test_one_step_minimizes_loss_plus_l2_times_the_squared_kernels(toy_data, opt
     loss = loss + l2 * (start.conv.weight.pow(2).sum() + start.fc.weight.pow(2).sum())
     grads = torch.autograd.grad(loss, list(start.parameters()))
     for (name, p0), g, (_, p1) in zip(start.named_parameters(), grads,
-                                      model.named_parameters()):  # fmt: skip
+                                      model.named_parameters()):
         if optimizer == "sgd":  # first SGD step: the momentum buffer is the gradient
             expected = p0 - lr * g
         else:  # first Adam step moves every coordinate by lr * sign(g)
@@ -145,10 +145,10 @@ def test_callbacks_fire_every_k_steps_and_after_the_last(toy_data):
     data = toy_data(n=16)
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
     trainer = Trainer(model, data, TrainConfig(schedules.constant(0.1, 10), batch_size=4),
-                      progress=False)  # fmt: skip
+                      progress=False)
     every3, every20 = [], []
     trainer.run(10, callbacks=[(3, lambda e: every3.append(e.step)),
-                               (20, lambda e: every20.append(e.step))])  # fmt: skip
+                               (20, lambda e: every20.append(e.step))])
     assert every3 == [3, 6, 9, 10]
     assert every20 == [10]
 
@@ -157,7 +157,7 @@ def test_callback_reports_window_averages_and_the_trainer(toy_data):
     data = toy_data(n=16)
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
     trainer = Trainer(model, data, TrainConfig(schedules.constant(0.1, 10), batch_size=4),
-                      progress=False)  # fmt: skip
+                      progress=False)
     events = []
     result = trainer.run(6, callbacks=[(2, events.append)])
     assert all(e.trainer is trainer for e in events)
@@ -171,7 +171,7 @@ def test_masked_weights_stay_exactly_zero_through_training(digits):
     model = models.create("lenet300", in_channels=1, num_classes=10, input_size=8)
     masking.add_masks(model)
     masks = {name: torch.rand(layer.weight.shape) < 0.3
-             for name, layer in masking.masked_layers(model).items()}  # fmt: skip
+             for name, layer in masking.masked_layers(model).items()}
     masking.set_masks(model, masks)
     config = TrainConfig(schedules.constant(0.1, 20), batch_size=32, l2=1e-3)
     Trainer(model, digits, config, progress=False).run(20)
@@ -212,7 +212,7 @@ def test_evaluate_splits_evaluates_each_split_and_only_the_first_max_train_image
 @pytest.mark.parametrize("kwargs, arg", [({"max_train": 0}, "max_train"),
                                          ({"max_train": 2.5}, "max_train"),
                                          ({"splits": "test"}, "splits"),
-                                         ({"splits": ("test", "holdout")}, "splits")])  # fmt: skip
+                                         ({"splits": ("test", "holdout")}, "splits")])
 def test_evaluate_splits_rejects_bad_arguments_naming_them(toy_data, kwargs, arg):
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
     with pytest.raises(ValueError, match=arg):
@@ -224,7 +224,7 @@ def test_evaluate_splits_rejects_bad_arguments_naming_them(toy_data, kwargs, arg
     [({"batch_size": 0}, "batch_size"), ({"batch_size": 2.0}, "batch_size"),
      ({"optimizer": "rmsprop"}, "optimizer"), ({"momentum": 1.0}, "momentum"),
      ({"momentum": -0.1}, "momentum"), ({"l2": -1e-4}, "l2"), ({"schedule": 0.1}, "schedule")],
-)  # fmt: skip
+)
 def test_bad_train_config_raises_value_error_naming_the_field(kwargs, arg):
     with pytest.raises(ValueError, match=arg):
         TrainConfig(**{"schedule": schedules.constant(0.1, 10), **kwargs})

@@ -113,14 +113,14 @@ def test_bn_pruning_explorer_trains_each_bn_setting_once_and_redraws(tmp_path):
 
     # without compute, a setting that is not stored is reported, not trained
     fetch_only = widgets.bn_pruning_explorer(setup, digits, config, tf_momentum=0.9, eps=1e-2,
-                                             compute=False, store=tmp_path)  # fmt: skip
+                                             compute=False, store=tmp_path)
     assert "not in the run store" in fetch_only.figure.axes[0].get_title()
     assert fetch_only.runs == {} and len(_gimp_runs(tmp_path)) == 3
     fetch_only.controls["momentum"].value = 0.99
     fetch_only.controls["eps"].value = 1e-3  # stored: drawn at once
     assert list(fetch_only.runs) == [(0.99, 1e-3)]
     assert fetch_only.runs[(0.99, 1e-3)]["test_accuracy"].tolist() == \
-        explorer.runs[(0.99, 1e-3)]["test_accuracy"].tolist()  # fmt: skip
+        explorer.runs[(0.99, 1e-3)]["test_accuracy"].tolist()
 
 
 def test_bn_pruning_explorer_needs_a_model_with_bn_and_offered_values(digits):
@@ -133,4 +133,4 @@ def test_bn_pruning_explorer_needs_a_model_with_bn_and_offered_values(digits):
         widgets.bn_pruning_explorer(setup, digits, gimp.lr_rewinding(10, 0.5), compute=False)
     with pytest.raises(ValueError, match="eps"):
         widgets.bn_pruning_explorer(setup.replace(model="mlp-bn"), digits,
-                                    gimp.lr_rewinding(10, 0.5), eps=0.5, compute=False)  # fmt: skip
+                                    gimp.lr_rewinding(10, 0.5), eps=0.5, compute=False)

@@ -1,0 +1,70 @@
+"""Argument checks shared by every config: one place for "name the argument, its value and
+what is allowed".
+
+Each check returns the value as a plain Python number, so a config holds the same thing
+whether it was given ``7``, ``np.int64(7)``, ``0.7`` or ``np.float32(0.7)``, and hashes the
+same in the run store. A numpy float is converted to the number it prints as
+(``np.float32(0.7)`` becomes ``0.7``, not ``0.699999988079071``): that is what was typed.
+Booleans are refused where a number is asked for (``True`` is an ``int`` in Python).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable
+
+__all__ = ["integer", "real", "one_of"]
+
+
+def integer(value: object, name: str, minimum: int | None = None,
+            maximum: int | None = None) -> int:
+    """``value`` as an ``int`` if it is an integer in ``[minimum, maximum]``; else
+    ``ValueError`` naming ``name``, the value and the allowed range."""
+    allowed = _interval(minimum, maximum, closed=(True, True))
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer{allowed}, got {value!r}")
+    value = int(value)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ValueError(f"{name} must be an integer{allowed}, got {value!r}")
+    return value
+
+
+def real(value: object, name: str, low: float | None = None, high: float | None = None,
+         low_open: bool = False, high_open: bool = False) -> float:
+    """``value`` as a ``float`` if it is a real number (not NaN) within the interval from
+    ``low`` to ``high`` (each end closed unless ``*_open``); else ``ValueError`` naming
+    ``name``, the value and the interval."""
+    allowed = _interval(low, high, closed=(not low_open, not high_open))
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number{allowed}, got {value!r}")
+    number = float(value) if isinstance(value, (int, float)) else float(str(value))
+    if math.isnan(number):
+        raise ValueError(f"{name} must be a number{allowed}, got {value!r}")
+    too_low = low is not None and (number <= low if low_open else number < low)
+    too_high = high is not None and (number >= high if high_open else number > high)
+    if too_low or too_high:
+        raise ValueError(f"{name} must be a number{allowed}, got {value!r}")
+    return number
+
+
+def one_of(value: object, name: str, options: Iterable[object]) -> object:
+    """``value`` if it is one of ``options``; else ``ValueError`` listing them."""
+    options = tuple(options)
+    if isinstance(value, str | int | float | bool | type(None)) and value in options:
+        return value
+    raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}")
+
+
+def _interval(low: float | None, high: float | None, closed: tuple[bool, bool]) -> str:
+    def show(x: float) -> str:
+        return str(x) if isinstance(x, int) else f"{x:g}"
+
+    if low is None and high is None:
+        return ""
+    if high is None:
+        return f" {'>=' if closed[0] else '>'} {show(low)}"
+    if low is None:
+        return f" {'<=' if closed[1] else '<'} {show(high)}"
+    return (f" in {'[' if closed[0] else '('}{show(low)}, {show(high)}"
+            f"{']' if closed[1] else ')'}")

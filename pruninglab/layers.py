@@ -1,0 +1,34 @@
+"""The library's layers, written down once: a module imports only from its own layer or the
+layers below it (DESIGN.md, "Layers"). ``tests/test_layers.py`` checks every import.
+
+1. foundations: data, models, masks, schedules, the run store and its runner, and small
+   helpers (argument checks, seeds, timing);
+2. operations on models: pruning, training, conversions, the teaching functions;
+3. what an experiment is made of: the setup and the profiles;
+4. the experiments, all on :mod:`pruninglab.runner`, and the verdicts read from them;
+5. figures, benchmarks and inference efficiency, the notebook harness;
+6. what puts it all together: the widgets and the reproduction report.
+"""
+
+from __future__ import annotations
+
+__all__ = ["LAYERS", "layer_of"]
+
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("checks", "seeding", "timing", "schedules", "models", "data", "masking", "saliency",
+     "runs", "runner", "layers"),
+    ("pruning", "train", "interop", "basics"),
+    ("config", "profiles"),
+    ("gimp", "tom", "shuffle", "at_init", "bn", "verdicts"),
+    ("plots", "bench", "efficiency", "notebooks"),
+    ("widgets", "reproduction"),
+)
+
+
+def layer_of(module: str) -> int:
+    """The layer (1 to 6) of ``module`` (``"gimp"`` or ``"pruninglab.gimp"``)."""
+    name = module.removeprefix("pruninglab.")
+    for number, names in enumerate(LAYERS, start=1):
+        if name in names:
+            return number
+    raise ValueError(f"module {module!r} has no layer; add it to pruninglab.layers.LAYERS")

@@ -1,0 +1,165 @@
+"""One runner for every experiment: the run store, resuming, checkpoints and the DataFrame.
+
+An experiment is a row of *stages* -- GIMP's levels, TOM's phases, the single training of
+pruning at initialization. Stage ``i`` starts from a *state* (a dict of CPU tensors and
+numbers: what a checkpoint holds), and gives a record and the state stage ``i + 1`` starts
+from::
+
+    state_0 = start()
+    record_0, state_1 = stage(0, state_0)       store: record_000.json, checkpoint_001.pt
+    record_1, state_2 = stage(1, state_1)       store: record_001.json, checkpoint_002.pt
+    ...
+
+:func:`run` does the rest for every experiment alike: a finished run comes back from the
+store at once; an interrupted one continues from the latest checkpoint it can trust (its
+checksum holds and it has the structure of ``start()``'s state), recomputing the stage
+before a damaged one; the store is checked writable before any training; ``fetch_only``
+answers without training; ``on_record`` sees every record in order. The experiments
+(:mod:`~pruninglab.gimp`, :mod:`~pruninglab.tom`, :mod:`~pruninglab.shuffle`,
+:mod:`~pruninglab.at_init`) supply only ``start`` and ``stage``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .runs import RunDir
+
+__all__ = ["Experiment", "run", "state_at"]
+
+State = dict
+Stage = Callable[[int, State], tuple[dict, State | None]]
+
+
+@dataclass
+class Experiment:
+    """One run of an experiment, as :func:`run` needs it.
+
+    Attributes:
+        kind: the run store's kind (``"gimp"``, ``"tom"``, ...); the folder's prefix.
+        config: everything that determines the results; its hash names the folder.
+        stages: a label per stage (for progress bars); one record each.
+        start: builds the state stage 0 starts from. It is also the structure every
+            checkpoint of this run must have, so it is called before any training (and is
+            where an experiment checks its inputs against the model).
+        stage: ``(index, state) -> (record, next state)``; the next state is ``None`` (or
+            ignored) after the last stage.
+        columns: constant columns put first in the DataFrame (``method``, ``seed``, ...).
+        label: the progress bar's label.
+    """
+
+    kind: str
+    config: dict
+    stages: list[str]
+    start: Callable[[], State]
+    stage: Stage
+    columns: dict = field(default_factory=dict)
+    label: str = ""
+
+
+def run(experiment: Experiment, store: str | os.PathLike | None = None, progress: bool = True,
+        on_record: Callable[[dict], None] | None = None,
+        fetch_only: bool = False) -> pd.DataFrame | None:
+    """Every stage of ``experiment``, from the run store or computed.
+
+    Args:
+        experiment: what to run.
+        store: run-store root (``None``: ``$PRUNINGLAB_RUNS`` or ``./runs``).
+        progress: a tqdm bar over the stages.
+        on_record: called with each record in order, the stored ones first.
+        fetch_only: return ``None`` instead of computing when the store does not hold the
+            finished run (for widgets that must answer at once); no folder is created.
+
+    Returns:
+        One row per stage: ``experiment.columns``, then the records' fields.
+    """
+    if fetch_only and not RunDir.path_for(experiment.kind, experiment.config, store).is_dir():
+        return None  # not even started: do not create an empty folder
+    run_dir = RunDir.open(experiment.kind, experiment.config, store)
+    total = len(experiment.stages)
+    records = run_dir.records()[:total]
+    if len(records) < total and fetch_only:
+        return None
+    if len(records) < total:
+        run_dir.check_writable()
+        template = experiment.start()
+        first, state = _trusted_start(run_dir, len(records), template)
+        del records[first:]
+        run_dir.discard_from(first)
+        run_dir.write_environment()
+        if on_record is not None:
+            for record in records:
+                on_record(record)
+        _compute(experiment, run_dir, first, total, state, progress, on_record, records)
+    elif on_record is not None:
+        for record in records:
+            on_record(record)
+    return frame(experiment, records)
+
+
+def state_at(experiment: Experiment, index: int, store: str | os.PathLike | None = None,
+             progress: bool = True) -> State:
+    """The state stage ``index`` starts from: its checkpoint if it can be trusted, else
+    recomputed from the latest trusted one before it (rewriting those stages' records,
+    which come out the same)."""
+    if not 0 <= index < len(experiment.stages):
+        raise ValueError(f"index must lie in [0, {len(experiment.stages)}), got {index!r}")
+    run_dir = RunDir.open(experiment.kind, experiment.config, store)
+    template = experiment.start()
+    if index == 0:
+        return template
+    state = run_dir.load_checkpoint(index, expected=template)
+    if state is None:
+        run_dir.check_writable()
+        first, state = _trusted_start(run_dir, index - 1, template)
+        state = _compute(experiment, run_dir, first, index, state, progress, None, [])
+    return state
+
+
+def frame(experiment: Experiment, records: list[dict]) -> pd.DataFrame:
+    """The records as a DataFrame, ``experiment.columns`` first."""
+    df = pd.DataFrame(records)
+    for position, (name, value) in enumerate(experiment.columns.items()):
+        df.insert(position, name, [value] * len(df))
+    return df
+
+
+def _trusted_start(run_dir: RunDir, index: int, template: State) -> tuple[int, State]:
+    """The latest stage ``<= index`` whose start state can be trusted, and that state (stage
+    0 starts from ``template``, the experiment's ``start()``)."""
+    while index > 0:
+        state = run_dir.load_checkpoint(index, expected=template)
+        if state is not None:
+            return index, state
+        index -= 1
+    return 0, template
+
+
+def _compute(experiment: Experiment, run_dir: RunDir, first: int, stop: int, state: State,
+             progress: bool, on_record: Callable[[dict], None] | None,
+             records: list[dict]) -> State | None:
+    """Stages ``first .. stop - 1``: each writes its next state's checkpoint, then its record
+    (so a stored record always has the checkpoint after it). Returns the state stage
+    ``stop`` starts from."""
+    total = len(experiment.stages)
+    bar = tqdm(range(first, stop), desc=experiment.label or experiment.kind, initial=first,
+               total=total, disable=not progress, leave=False)
+    for index in bar:
+        bar.set_postfix_str(experiment.stages[index])
+        record, state = experiment.stage(index, state)
+        if index + 1 < total:
+            if state is None:
+                raise RuntimeError(f"stage {index} of {experiment.kind} gave no state for the "
+                                   "next stage")
+            run_dir.save_checkpoint(index + 1, state)
+        run_dir.write_record(index, record)
+        records.append(record)
+        if on_record is not None:
+            on_record(record)
+    bar.close()
+    return state
