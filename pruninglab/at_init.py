@@ -18,9 +18,38 @@ from .saliency import random as random_saliency
 from .saliency import snip
 from .train import Trainer, evaluate_splits
 
-__all__ = ["run", "CRITERIA"]
+__all__ = ["run", "experiment", "CRITERIA"]
 
 CRITERIA = ("snip", "random", "magnitude")
+
+
+def experiment(setup: Setup, density: float, criterion: str, n_batches: int, data: Dataset,
+               progress: bool = True) -> runner.Experiment:
+    """Pruning at initialization as a :class:`~pruninglab.runner.Experiment`: one stage,
+    prune the initialization with ``criterion`` and train T steps."""
+    setup.check_data(data)
+
+    def prune_and_train(index: int, initial: dict) -> tuple[dict, None]:
+        tic = time.perf_counter()
+        model = setup.build_model(data).to(data.device)
+        saliency = {"snip": lambda: snip(data.x_train, data.y_train, n_batches,
+                                         setup.train.batch_size),
+                    "random": lambda: random_saliency(seeding.derive(setup.seed, "at_init",
+                                                                     "random")),
+                    "magnitude": lambda: "magnitude"}[criterion]()
+        prune(model, density, saliency=saliency)
+        Trainer(model, data, setup.train, seed=seeding.derive(setup.seed, "at_init", "train"),
+                progress=progress, desc=f"{criterion} @ {density:.3g}").run(setup.train.steps)
+        return {**masking.summary(model), **evaluate_splits(model, data, splits=("test", "train")),
+                "total_steps": setup.train.steps, "seconds": time.perf_counter() - tic}, None
+
+    return runner.Experiment(
+        kind="at_init",
+        config={"kind": "at_init", "setup": setup.to_dict(), "density": density,
+                "criterion": criterion, "n_batches": n_batches},
+        stages=[f"{criterion} @ {density:.3g}"], start=dict, stage=prune_and_train,
+        columns={"method": f"{criterion} at init", "seed": setup.seed},
+        label=f"{criterion} at init")
 
 
 def run(
@@ -43,36 +72,13 @@ def run(
 
     Returns:
         One row: ``method``, ``seed``, ``density``, ``compression``, ``kept``, ``total``
-        (:func:`pruninglab.masking.summary`), ``test_accuracy``, ``test_loss``,
-        ``train_accuracy`` (first 10,000 training images), ``total_steps`` (= T) and
-        ``seconds``.
+        (:func:`pruninglab.masking.summary`), ``test_loss``, ``test_accuracy``,
+        ``train_loss``, ``train_accuracy`` (first 10,000 training images), ``total_steps``
+        (= T) and ``seconds``.
     """
     density = check_density(density)
     checks.one_of(criterion, "criterion", CRITERIA)
     n_batches = checks.integer(n_batches, "n_batches", minimum=1)
     data = setup.resolve_data(data, device)
-
-    def prune_and_train(index: int, initial: dict) -> tuple[dict, None]:
-        tic = time.perf_counter()
-        model = setup.build_model(data).to(data.device)
-        saliency = {"snip": lambda: snip(data.x_train, data.y_train, n_batches,
-                                         setup.train.batch_size),
-                    "random": lambda: random_saliency(seeding.derive(setup.seed, "at_init",
-                                                                     "random")),
-                    "magnitude": lambda: "magnitude"}[criterion]()
-        prune(model, density, saliency=saliency)
-        Trainer(model, data, setup.train, seed=seeding.derive(setup.seed, "at_init", "train"),
-                progress=progress, desc=f"{criterion} @ {density:.3g}").run(setup.train.steps)
-        scores = evaluate_splits(model, data, splits=("test", "train"))
-        return {**masking.summary(model), "test_accuracy": scores["test_accuracy"],
-                "test_loss": scores["test_loss"], "train_accuracy": scores["train_accuracy"],
-                "total_steps": setup.train.steps, "seconds": time.perf_counter() - tic}, None
-
-    experiment = runner.Experiment(
-        kind="at_init",
-        config={"kind": "at_init", "setup": setup.to_dict(), "density": density,
-                "criterion": criterion, "n_batches": n_batches},
-        stages=[f"{criterion} @ {density:.3g}"], start=dict, stage=prune_and_train,
-        columns={"method": f"{criterion} at init", "seed": setup.seed},
-        label=f"{criterion} at init")
-    return runner.run(experiment, store, progress=False)
+    return runner.run(experiment(setup, density, criterion, n_batches, data, progress), store,
+                      progress=False)

@@ -10,6 +10,7 @@ Booleans are refused where a number is asked for (``True`` is an ``int`` in Pyth
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 from collections.abc import Iterable
@@ -38,7 +39,10 @@ def real(value: object, name: str, low: float | None = None, high: float | None 
     allowed = _interval(low, high, closed=(not low_open, not high_open))
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a number{allowed}, got {value!r}")
-    number = float(value) if isinstance(value, (int, float)) else float(str(value))
+    number = float(value)
+    if not isinstance(value, int | float):  # a numpy float32: the number it prints as
+        with contextlib.suppress(ValueError):  # (a Fraction prints as 1/3: keep its float)
+            number = float(str(value))
     if math.isnan(number):
         raise ValueError(f"{name} must be a number{allowed}, got {value!r}")
     too_low = low is not None and (number <= low if low_open else number < low)

@@ -8,12 +8,13 @@ algorithm's own config, is what the run store hashes (:mod:`pruninglab.runs`).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from . import checks, models, seeding
+from . import checks, masking, models, seeding
 from . import data as data_module
 from .schedules import Schedule
 from .train import TrainConfig, resolve_device
@@ -96,6 +97,26 @@ class Setup:
                                  num_classes=data.num_classes, input_size=data.input_size,
                                  bn_momentum=self.bn_momentum, bn_eps=self.bn_eps,
                                  init=self.init)
+
+    def masked_model(self, data: data_module.Dataset, exclude: Sequence[str] = (),
+                     state: Mapping[str, torch.Tensor] | None = None) -> nn.Module:
+        """:meth:`build_model` on ``data``'s device with all-True masks on every prunable
+        layer ``exclude`` spares, holding ``state`` (a masked state dict, e.g. a
+        checkpoint's ``"model"``) when given: what every experiment's stages start from.
+
+        Raises:
+            ValueError: a pattern of ``exclude`` matches no layer, or ``exclude`` leaves no
+                layer to prune.
+        """
+        model = self.build_model(data).to(data.device)
+        layers = masking.prunable_layers(model)
+        masking.add_masks(model, exclude)  # a pattern that matches no layer raises
+        if not masking.masked_layers(model):
+            raise ValueError(f"exclude={list(exclude)!r} leaves no prunable layer of "
+                             f"{self.model!r} to prune; its layers: {', '.join(layers)}")
+        if state is not None:
+            masking.load_state_dict(model, state)
+        return model
 
     def check_train_steps(self, train_steps: int) -> None:
         """Raise ``ValueError`` unless an experiment's ``train_steps`` (T) is the length of

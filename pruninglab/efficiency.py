@@ -91,6 +91,7 @@ def macs(model: nn.Module, input_shape: Sequence[int],
         for handle in handles:
             handle.remove()
 
+    counts = masking.kept_counts(model, layers)
     rows = []
     for name, layer in layers.items():
         if name not in outputs:
@@ -100,12 +101,9 @@ def macs(model: nn.Module, input_shape: Sequence[int],
         positions = 1
         for s in (shape[2:] if isinstance(layer, nn.modules.conv._ConvNd) else shape[1:-1]):
             positions *= s
-        weights = layer.weight.numel()
-        mask = getattr(layer, masking.MASK, None)
+        kept, weights = counts[name]
         if densities is not None and name in densities:
             kept = int(round(float(densities[name]) * weights))
-        else:
-            kept = weights if mask is None else int(mask.sum())
         rows.append({"layer": name, "type": type(layer).__name__, "weights": weights,
                      "kept": kept, "uses": positions, "dense_macs": positions * weights,
                      "kept_macs": positions * kept})

@@ -276,18 +276,6 @@ def sgimp_sweep(train_steps: int, percents: Iterable[float], target_density: flo
 # --------------------------------------------------------------------------------------
 
 
-def _masked_model(setup: Setup, config: GIMPConfig, data: Dataset) -> nn.Module:
-    """``setup``'s freshly initialized model on ``data``'s device, with all-True masks on
-    every prunable layer that ``config.exclude`` spares."""
-    model = setup.build_model(data).to(data.device)
-    layers = masking.prunable_layers(model)
-    masking.add_masks(model, config.exclude)  # a pattern that matches no layer raises
-    if not masking.masked_layers(model):
-        raise ValueError(f"exclude={list(config.exclude)!r} leaves no prunable layer of "
-                         f"{setup.model!r} to prune; its layers: {', '.join(layers)}")
-    return model
-
-
 def _checkpoint(model: nn.Module, position: int) -> dict:
     """What a level starts from: the whole module state (masks included) and the schedule
     position."""
@@ -304,8 +292,7 @@ def _level(setup: Setup, config: GIMPConfig, data: Dataset, level: int, start: d
         the last level).
     """
     densities = config.densities()
-    model = _masked_model(setup, config, data)
-    masking.load_state_dict(model, start["model"])
+    model = setup.masked_model(data, config.exclude, state=start["model"])
     trainer = Trainer(model, data, setup.train, seed=seeding.derive(setup.seed, "gimp", level),
                       position=start["position"], progress=progress,
                       desc=f"level {level} @ {densities[level]:.3g}")
@@ -373,7 +360,7 @@ def experiment(setup: Setup, config: GIMPConfig, data: Dataset, progress: bool =
     return runner.Experiment(
         kind="gimp", config=run_config(setup, config),
         stages=[f"level {i} @ {d:.3g}" for i, d in enumerate(densities)],
-        start=lambda: _checkpoint(_masked_model(setup, config, data), position=0),
+        start=lambda: _checkpoint(setup.masked_model(data, config.exclude), position=0),
         stage=lambda level, state: _level(setup, config, data, level, state, progress, on_step),
         columns={"method": config.method, "seed": setup.seed}, label=config.method)
 

@@ -37,6 +37,7 @@ __all__ = [
     "density",
     "functional_forward",
     "get_masks",
+    "kept_counts",
     "layer_densities",
     "load_state_dict",
     "masked_layers",
@@ -220,10 +221,23 @@ def density(model: nn.Module) -> float:
     return kept / total if total else 1.0
 
 
+def kept_counts(model: nn.Module, layers: Mapping[str, nn.Module] | None = None,
+                ) -> dict[str, tuple[int, int]]:
+    """``{name: (kept, weights)}`` for ``layers`` (default: the masked layers), in their
+    order: a masked layer keeps its mask's ``True`` entries, an unmasked one all weights."""
+    layers = masked_layers(model) if layers is None else layers
+    out = {}
+    for name, layer in layers.items():
+        mask = getattr(layer, MASK, None)
+        weights = layer.weight.numel()
+        out[name] = (weights if mask is None else int(mask.sum()), weights)
+    return out
+
+
 def layer_densities(model: nn.Module) -> dict[str, float]:
     """Each masked layer's kept fraction of its weights (kept / weights), by layer name in
     module order: what a GIMP record's ``layers`` holds."""
-    return {name: int(mask.sum()) / mask.numel() for name, mask in get_masks(model).items()}
+    return {name: kept / weights for name, (kept, weights) in kept_counts(model).items()}
 
 
 def summary(model: nn.Module) -> dict[str, float | int]:

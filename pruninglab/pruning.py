@@ -240,13 +240,9 @@ def sparsity_report(model: nn.Module) -> pd.DataFrame:
     layers = masking.masked_layers(model) or masking.prunable_layers(model)
     if not layers:
         raise ValueError("sparsity_report: the model has no Conv/Linear layer")
-    rows = []
-    for name, layer in layers.items():
-        mask = getattr(layer, masking.MASK, None)
-        weights = layer.weight.numel()
-        kept = weights if mask is None else int(mask.sum())
-        rows.append({"layer": name, "shape": tuple(layer.weight.shape), "weights": weights,
-                     "kept": kept})
+    rows = [{"layer": name, "shape": tuple(layers[name].weight.shape), "weights": weights,
+             "kept": kept}
+            for name, (kept, weights) in masking.kept_counts(model, layers).items()]
     total_w = sum(r["weights"] for r in rows)
     total_k = sum(r["kept"] for r in rows)
     rows.append({"layer": "total", "shape": (), "weights": total_w, "kept": total_k})

@@ -78,8 +78,11 @@ def run(experiment: Experiment, store: str | os.PathLike | None = None, progress
     Returns:
         One row per stage: ``experiment.columns``, then the records' fields.
     """
-    if fetch_only and not RunDir.path_for(experiment.kind, experiment.config, store).is_dir():
+    new = not RunDir.path_for(experiment.kind, experiment.config, store).is_dir()
+    if fetch_only and new:
         return None  # not even started: do not create an empty folder
+    # A new run checks its inputs (start() builds the model) before it makes its folder.
+    template = experiment.start() if new else None
     run_dir = RunDir.open(experiment.kind, experiment.config, store)
     total = len(experiment.stages)
     records = run_dir.records()[:total]
@@ -87,7 +90,7 @@ def run(experiment: Experiment, store: str | os.PathLike | None = None, progress
         return None
     if len(records) < total:
         run_dir.check_writable()
-        template = experiment.start()
+        template = template if template is not None else experiment.start()
         first, state = _trusted_start(run_dir, len(records), template)
         del records[first:]
         run_dir.discard_from(first)
@@ -116,6 +119,7 @@ def state_at(experiment: Experiment, index: int, store: str | os.PathLike | None
     state = run_dir.load_checkpoint(index, expected=template)
     if state is None:
         run_dir.check_writable()
+        run_dir.write_environment()
         first, state = _trusted_start(run_dir, index - 1, template)
         state = _compute(experiment, run_dir, first, index, state, progress, None, [])
     return state

@@ -147,11 +147,15 @@ def atomic_write(path: str | os.PathLike, payload: bytes) -> None:
 
 
 def _is_stale(tmp: Path, now: float) -> bool:
+    """Whether the temporary file ``tmp`` belongs to a write that can never finish."""
     parts = tmp.name[1:-len(".tmp")].rsplit("~", 3)
     try:
         age = now - tmp.stat().st_mtime
     except OSError:
         return False
+    if len(parts) != 4 and (_RECORD.match(tmp.name[1:]) or _CHECKPOINT.match(tmp.name[1:])
+                            or tmp.name.startswith((".config.json.", ".environment.json."))):
+        return True  # an earlier version's mkstemp name: nothing writes those any more
     if len(parts) == 4 and parts[1] == socket.gethostname() and parts[2].isdigit():
         try:
             os.kill(int(parts[2]), 0)
@@ -274,7 +278,14 @@ class RunDir:
         run = cls(path, config)
         stored = _read_json(path / "config.json")
         if stored is None:
-            _write_json(path / "config.json", config)
+            try:
+                _write_json(path / "config.json", config)
+            except PermissionError as err:
+                raise PermissionError(
+                    errno.EACCES, f"the run store {path.parent} is not writable "
+                    f"({err.strerror}): the run {path.name} cannot be stored there. Make it "
+                    "writable, or choose another store (store=... or PRUNINGLAB_RUNS)",
+                    str(path)) from err
         elif _canonical(stored) != _canonical(config):
             raise ValueError(f"{path} holds a different config with the same hash; move it away")
         run.remove_stale_temporaries()

@@ -65,7 +65,8 @@ def _permutation(n: int, generator: torch.Generator, device: torch.device) -> to
 
 
 def _generator(seed: int, stream: str) -> torch.Generator:
-    return torch.Generator().manual_seed(seeding.derive(seed, stream))
+    """A CPU generator for the stream ``("shuffle", stream)`` of the run seed ``seed``."""
+    return torch.Generator().manual_seed(seeding.derive(seed, "shuffle", stream))
 
 
 @torch.no_grad()
@@ -86,12 +87,12 @@ def reinitialize(model: nn.Module, seed: int = 0) -> nn.Module:
     """Draw fresh weights (and biases) for every masked layer from the model's own
     initializer (:func:`pruninglab.models.init_layer` with the scheme the model was built
     with, ``model.pruninglab_init``), then apply the unchanged masks. The draws come from
-    the stream ``derive(seed, "reinitialize")``, never the one that initialized a model of
-    ``Setup(seed=seed)``; torch's global random state is left as it was."""
+    the stream ``derive(seed, "shuffle", "reinitialize")``, never the one that initialized a
+    model of ``Setup(seed=seed)``; torch's global random state is left as it was."""
     init = getattr(model, "pruninglab_init", "torch")
     cuda = sorted({p.device.index or 0 for p in model.parameters() if p.is_cuda})
     with torch.random.fork_rng(devices=cuda):
-        torch.manual_seed(seeding.derive(seed, "reinitialize"))
+        torch.manual_seed(seeding.derive(seed, "shuffle", "reinitialize"))
         for layer in masking.masked_layers(model).values():
             models.init_layer(layer, init)
     masking.apply_masks(model)
@@ -114,8 +115,8 @@ def shuffle_masks_and_reinitialize(model: nn.Module, seed: int = 0) -> nn.Module
 
 
 def _permute_masks(model: nn.Module, seed: int, with_weights: bool) -> None:
-    """One random permutation per masked layer (the stream ``derive(seed, "permute
-    masks")``) applied to its mask, and to its weight when ``with_weights``."""
+    """One random permutation per masked layer (the stream ``("shuffle", "permute masks")``)
+    applied to its mask, and to its weight when ``with_weights``."""
     generator = _generator(seed, "permute masks")
     for layer in masking.masked_layers(model).values():
         mask = getattr(layer, masking.MASK)
@@ -153,8 +154,10 @@ def run(
     1. Prune ``setup``'s model by weight rewinding (Algorithm 2) with density multiplier
        ``K`` until ``density`` (thesis: 0.04, i.e. 96 % sparsity); the ticket is the state
        the last level trains from: the initial weights times the final mask.
-    2. For each modification, apply it to the ticket (the stream ``derive(seed, "shuffle",
-       name)``) and train it exactly as that last level was trained: T steps, the schedule
+    2. For each modification, apply it to the ticket (its random draws are the streams
+       ``("shuffle", ...)`` of ``setup.seed``; "shuffle masks and reinitialize" draws the same
+       new weights as "reinitialize", under another mask) and train it exactly as that last
+       level was trained: T steps, the schedule
        from 0, the same batches. ``"none"`` therefore reproduces the weight-rewinding run's
        last level.
 
@@ -163,9 +166,10 @@ def run(
     enough), and a damaged ticket checkpoint is recomputed.
 
     Returns:
-        One row per modification: ``seed``, ``modification``, ``test_accuracy``,
-        ``test_loss``, ``train_accuracy`` (first 10,000 training images), ``density``,
-        ``seconds``, ``layers`` (each layer's density, as in GIMP's records).
+        One row per modification: ``seed``, ``modification``, ``test_loss``,
+        ``test_accuracy``, ``train_loss``, ``train_accuracy`` (first 10,000 training
+        images), ``density``, ``seconds``, ``layers`` (each layer's density, as in GIMP's
+        records).
     """
     ticket_config = _ticket_config(setup, density, K)
     names = list(MODIFICATIONS if modifications is None else modifications)
@@ -203,15 +207,11 @@ def _retrain(setup: Setup, data: Dataset, ticket: dict, name: str, last: int,
              progress: bool) -> tuple[dict, None]:
     """Modify the ticket by ``name`` and train it as weight rewinding's last level was."""
     tic = time.perf_counter()
-    model = setup.build_model(data).to(data.device)
-    masking.add_masks(model)
-    masking.load_state_dict(model, ticket["model"])
-    MODIFICATIONS[name](model, seeding.derive(setup.seed, "shuffle", name))
+    model = setup.masked_model(data, state=ticket["model"])
+    MODIFICATIONS[name](model, setup.seed)
     Trainer(model, data, setup.train, seed=seeding.derive(setup.seed, "gimp", last),
             position=ticket["position"], progress=progress, desc=name).run(setup.train.steps)
-    scores = evaluate_splits(model, data, splits=("test", "train"))
-    return {"modification": name, "test_accuracy": scores["test_accuracy"],
-            "test_loss": scores["test_loss"], "train_accuracy": scores["train_accuracy"],
+    return {"modification": name, **evaluate_splits(model, data, splits=("test", "train")),
             "density": masking.density(model), "seconds": time.perf_counter() - tic,
             "layers": masking.layer_densities(model)}, None
 
@@ -236,10 +236,7 @@ def ticket(
     data = setup.resolve_data(data, device)
     ticket_run = gimp.experiment(setup, ticket_config, data, progress)
     state = runner.state_at(ticket_run, len(ticket_config.densities()) - 1, store, progress)
-    model = setup.build_model(data).to(data.device)
-    masking.add_masks(model)
-    masking.load_state_dict(model, state["model"])
-    return model
+    return setup.masked_model(data, state=state["model"])
 
 
 def table_3_1(results: pd.DataFrame, metric: str = "test_accuracy") -> pd.DataFrame:

@@ -159,7 +159,8 @@ class MaskTrainer:
             not modified (BN running statistics do follow the masked activations).
         data: training data on the model's device.
         config: the :class:`TOMConfig`.
-        seed: fixes the batch order and the Bernoulli draws.
+        seed: the run's seed; the batch order and the Bernoulli draws are its streams
+            ``("tom", "masks")`` and ``("tom", "bernoulli")``.
     """
 
     def __init__(self, model: nn.Module, data: Dataset, config: TOMConfig, batch_size: int,
@@ -174,9 +175,10 @@ class MaskTrainer:
         else:
             self.optimizer = torch.optim.SGD(params, lr=config.mask_lr,
                                              momentum=config.mask_momentum)
-        self.batches = iter(Batches(data.x_train, data.y_train, batch_size, seed, data.augment))
+        self.batches = iter(Batches(data.x_train, data.y_train, batch_size,
+                                    seeding.derive(seed, "tom", "masks"), data.augment))
         self.generator = torch.Generator(device=data.device).manual_seed(
-            seeding.derive(seed, "bernoulli"))
+            seeding.derive(seed, "tom", "bernoulli"))
 
     def sample(self) -> dict[str, torch.Tensor]:
         """A Bernoulli mask per layer with the straight-through, clipped gradient."""
@@ -249,20 +251,10 @@ def _masked_accuracy(model: nn.Module, masks: dict, x, y) -> dict:
 PHASES = ("pretrain", "masks", "final")
 
 
-def _masked_model(setup: Setup, data: Dataset, state: dict | None = None) -> nn.Module:
-    """``setup``'s model on ``data``'s device with masks on every prunable layer, holding
-    ``state`` (a checkpoint's ``"model"``) when given, else its initialization."""
-    model = setup.build_model(data).to(data.device)
-    masking.add_masks(model)
-    if state is not None:
-        masking.load_state_dict(model, state)
-    return model
-
-
 def _pretrain(setup: Setup, config: TOMConfig, data: Dataset, start: dict,
               progress: bool) -> tuple[dict, dict]:
     """Phase 1: train the dense network ``pretrain_fraction * T`` steps."""
-    model = _masked_model(setup, data, start["model"])
+    model = setup.masked_model(data, state=start["model"])
     Trainer(model, data, setup.train, seed=seeding.derive(setup.seed, "tom", "pretrain"),
             progress=progress, desc="pretrain").run(config.pretrain_steps)
     record = {"phase": "pretrain", "steps": config.pretrain_steps, **_metrics(model, data)}
@@ -274,9 +266,8 @@ def _train_masks(setup: Setup, config: TOMConfig, data: Dataset, start: dict, pr
     """Phase 2: train the mask logits on the frozen pretrained weights; install the top-t
     mask. The record's ``history`` holds, every ``eval_every`` steps, the expected density,
     the top-t mask's test accuracy and a histogram of the logits."""
-    model = _masked_model(setup, data, start["model"])
-    trainer = MaskTrainer(model, data, config, setup.train.batch_size,
-                          seed=seeding.derive(setup.seed, "tom", "masks"))
+    model = setup.masked_model(data, state=start["model"])
+    trainer = MaskTrainer(model, data, config, setup.train.batch_size, seed=setup.seed)
     steps = config.mask_training_steps
     every = eval_every or max(1, steps // 10)
     history = []
@@ -295,10 +286,10 @@ def _train_masks(setup: Setup, config: TOMConfig, data: Dataset, start: dict, pr
 
 
 def _final_training(setup: Setup, config: TOMConfig, data: Dataset, start: dict,
-                    initial: dict, progress: bool) -> tuple[dict, None]:
+                    initial: dict | None, progress: bool) -> tuple[dict, None]:
     """Phase 4: train the weights under the fixed mask for the full schedule, from the
     pretrained weights or from the initialization ``initial`` (``config.final_weights``)."""
-    model = _masked_model(setup, data, start["model"])
+    model = setup.masked_model(data, state=start["model"])
     masks = {name: mask.clone() for name, mask in masking.get_masks(model).items()}
     if config.final_weights == "init":
         model.load_state_dict(initial["model"])
@@ -318,14 +309,15 @@ def experiment(setup: Setup, config: TOMConfig, data: Dataset, progress: bool = 
         eval_every = checks.integer(eval_every, "eval_every", minimum=1)
 
     def start() -> dict:
-        return {"model": runs.cpu_state(_masked_model(setup, data).state_dict())}
+        return {"model": runs.cpu_state(setup.masked_model(data).state_dict())}
 
     def stage(index: int, state: dict) -> tuple[dict, dict | None]:
         if index == 0:
             return _pretrain(setup, config, data, state, progress)
         if index == 1:
             return _train_masks(setup, config, data, state, progress, eval_every)
-        return _final_training(setup, config, data, state, start(), progress)
+        initial = start() if config.final_weights == "init" else None
+        return _final_training(setup, config, data, state, initial, progress)
 
     return runner.Experiment(
         kind="tom", config={"kind": "tom", "setup": setup.to_dict(), "method": config.to_dict()},

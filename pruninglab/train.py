@@ -197,8 +197,9 @@ class Trainer:
 
         Args:
             steps: number of optimizer steps (>= 0).
-            callbacks: ``(every, fn)`` pairs; ``fn(event)`` is called after every ``every``
-                steps and after the last one.
+            callbacks: ``(every, fn)`` pairs; ``fn(event)`` is called whenever the trainer's
+                steps so far (``steps_done``, counted over all calls) reach a multiple of
+                ``every``, and after the last step of this call.
 
         Returns:
             ``{"steps", "loss", "accuracy", "seconds", "position"}``: the mean training
@@ -242,7 +243,7 @@ class Trainer:
             window_steps += 1
             bar.update(1)
             last = i == steps - 1
-            due = [fn for every, fn in callbacks if (i + 1) % every == 0 or last]
+            due = [fn for every, fn in callbacks if self.steps_done % every == 0 or last]
             if due or last or (self.progress and (i + 1) % 50 == 0):
                 w_loss = float(window_loss) / window_steps
                 w_acc = float(window_correct) / (window_steps * self.config.batch_size)

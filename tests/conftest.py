@@ -3,6 +3,9 @@ must not modify them) and a factory for tiny in-memory data sets."""
 
 from __future__ import annotations
 
+import errno
+import os
+
 import pytest
 import torch
 from torch import nn
@@ -53,3 +56,21 @@ def convnet() -> nn.Sequential:
 def pruned() -> nn.Sequential:
     """:func:`convnet` pruned globally by magnitude to density 0.3, in eval mode."""
     return prune(convnet(), 0.3).eval()
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+    """``read_only(folder)``: from now on no file can be created below ``folder`` (as in a
+    store without write permission; root ignores file modes, so the test cannot chmod)."""
+
+    def block(folder) -> None:
+        real_open = os.open
+
+        def refuse(path, flags, *args):
+            if str(path).startswith(str(folder)) and flags & os.O_CREAT:
+                raise PermissionError(errno.EACCES, "Permission denied")
+            return real_open(path, flags, *args)
+
+        monkeypatch.setattr(os, "open", refuse)
+
+    return block

@@ -10,8 +10,10 @@ bits), one after another:
 * ``{"trainings": j}``: the j-th call of ``Trainer.run`` trains half its steps, then SIGKILL;
 * ``null``: runs to the end (a reference, or the resume after a kill).
 
-Prints a JSON list: for each scenario, ``{"status": ..., "writes": n, "trainings": m}``
-(status: the signal that ended the child as a negative number, or its exit code).
+Prints a JSON list: for each scenario, ``{"status": ..., "records": r, "writes": n,
+"trainings": m}`` (status: the signal that ended the child as a negative number, or its exit
+code; records: the record files in the store when the child ended; writes and trainings: the
+calls the child made).
 """
 
 from __future__ import annotations
@@ -98,7 +100,8 @@ def main() -> None:
         _, status = os.waitpid(pid, 0)
         code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
         counts = json.loads(report.read_text()) if report.is_file() else {}
-        results.append({"status": code, **counts})
+        records = len(list(Path(scenario["store"]).glob("*/record_*.json")))
+        results.append({"status": code, "records": records, **counts})
     print(json.dumps(results))
 
 

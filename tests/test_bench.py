@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
+import sys
+
 import pytest
 
 from pruninglab import bench
@@ -39,8 +43,6 @@ def test_unknown_section_is_an_argparse_error(capsys):
 
 
 def test_data_section_prints_images_per_second_per_core_for_both_pipelines(capsys):
-    import importlib.util
-
     args = ["data", "--images", "16", "--batch-size", "4", "--input-size", "8",
             "--rounds", "1", "--batches", "1", "--warmup", "0"]
     assert bench.main(args) == 0
@@ -80,9 +82,6 @@ def test_sparse_section_prints_dense_and_csr_latency_and_bytes(capsys):
 
 
 def test_importing_bench_loads_no_optional_dependency():
-    import subprocess
-    import sys
-
     code = ("import sys, pruninglab.bench; "
             "print(sorted({m.split('.')[0] for m in sys.modules} "
             "& {'torchvision', 'ipywidgets', 'papermill', 'mlxtend'}))")

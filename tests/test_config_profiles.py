@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -132,7 +133,6 @@ def test_a_seed_outside_the_range_is_refused_when_the_setup_is_made(seed):
 
 
 def test_numpy_scalars_are_accepted_everywhere_a_number_is():
-    import numpy as np
 
 
 

@@ -4,6 +4,7 @@ error messages for missing or broken files, the embedded sets, and augmentation/
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import pytest
 import torch
 
 from pruninglab import data as data_module
+from pruninglab import schedules
+from pruninglab.train import TrainConfig, Trainer
 
 IDX_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -241,8 +244,6 @@ class Boom:
     """Unpickling this would call os.system: a crafted "batch file"."""
 
     def __reduce__(self):
-        import os
-
         return (os.system, ("echo pwned > /dev/null",))
 
 
@@ -273,9 +274,6 @@ def test_a_malformed_cifar_batch_file_is_named_in_the_error(tmp_path, damage, me
 ])
 def test_images_and_labels_of_the_wrong_type_are_refused_before_training(field, value, message,
                                                                         toy_data):
-    from pruninglab import schedules
-    from pruninglab.train import TrainConfig, Trainer
-
     with pytest.raises(ValueError, match=message):
         data_module.Dataset(**{**toy_data(8).__dict__, field: value})
     data = toy_data(8)

@@ -280,7 +280,7 @@ def test_an_exclude_that_leaves_nothing_to_prune_fails_before_training(
     with pytest.raises(ValueError, match=match):
         gimp.run(tiny_setup(), gimp.lr_rewinding(T, 0.5, exclude=exclude), data=digits,
                  store=tmp_path, progress=False)
-    assert not calls
+    assert not calls and not any(tmp_path.iterdir())  # not even a folder for the bad run
 
 
 def test_train_steps_other_than_the_schedule_length_fail_before_training(digits, tmp_path,

@@ -3,6 +3,8 @@ argument checking."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -146,8 +148,6 @@ def test_bad_arguments_raise_value_error_naming_them(kwargs, arg):
 
 
 def test_keras_initialization_is_glorot_uniform_with_zero_biases():
-    import math
-
     torch.manual_seed(0)
     model = models.create("mlp", in_channels=1, input_size=28, init="keras")
     layer = model.hidden[0]

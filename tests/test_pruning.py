@@ -11,7 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from pruninglab import masking
+from pruninglab import masking, widgets
+from pruninglab.data import Dataset
 from pruninglab.pruning import EmptyLayerWarning, prune, prune_channels, sparsity_report
 
 # Tiny nets with odd scores empty layers on purpose; the warning has its own test.
@@ -216,9 +217,6 @@ def test_sparsity_report_of_an_unmasked_model_is_dense():
 
 
 def test_pruning_playground_reprunes_a_copy_when_the_controls_change():
-    from pruninglab import widgets
-    from pruninglab.data import Dataset
-
     model = mlp((7, 20, 10, 3))
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(64, 7, generator=g), torch.randint(0, 3, (64,), generator=g)
@@ -237,9 +235,6 @@ def test_pruning_playground_reprunes_a_copy_when_the_controls_change():
 
 
 def test_pruning_playground_refuses_an_unknown_saliency():
-    from pruninglab import widgets
-    from pruninglab.data import Dataset
-
     x, y = torch.randn(8, 7), torch.zeros(8, dtype=torch.long)
     data = Dataset("toy", x, y, x, y, ["a", "b", "c"], torch.zeros(1), torch.ones(1))
     with pytest.raises(ValueError, match="'hessian'"):

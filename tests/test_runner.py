@@ -4,9 +4,6 @@ the store is known to be writable."""
 
 from __future__ import annotations
 
-import errno
-import os
-
 import pytest
 import torch
 
@@ -83,6 +80,36 @@ def test_state_at_loads_a_trusted_checkpoint_and_recomputes_a_damaged_one(tmp_pa
         runner.state_at(counting_experiment(calls), 4, tmp_path)
 
 
+def test_folders_named_like_records_are_ignored_until_a_record_must_go_there(tmp_path):
+    runner.run(counting_experiment([]), tmp_path, progress=False)
+    run = next(runs.iter_runs(tmp_path, "toy"))
+    (run.path / "record_004.json").mkdir()  # past the last stage: never read
+    calls = []
+    assert len(runner.run(counting_experiment(calls), tmp_path, progress=False)) == 4
+    (run.path / "record_002.json").unlink()
+    (run.path / "record_002.json").mkdir()  # where stage 2's record must be written
+    with pytest.raises(IsADirectoryError, match="record_002.json is a folder"):
+        runner.run(counting_experiment(calls), tmp_path, progress=False)
+    assert calls == [2]
+
+
+def test_a_new_run_whose_inputs_are_bad_leaves_no_folder(tmp_path):
+    def bad_start() -> dict:
+        raise ValueError("exclude=['*'] leaves no prunable layer")
+
+    experiment = counting_experiment([])
+    experiment.start = bad_start
+    with pytest.raises(ValueError, match="no prunable layer"):
+        runner.run(experiment, tmp_path, progress=False)
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_new_run_in_a_store_that_cannot_be_written_says_so(tmp_path, read_only):
+    read_only(tmp_path)
+    with pytest.raises(PermissionError, match="run store .* is not writable"):
+        runner.run(counting_experiment([]), tmp_path, progress=False)
+
+
 def test_fetch_only_neither_runs_nor_creates_a_folder(tmp_path):
     calls = []
     assert runner.run(counting_experiment(calls), tmp_path, fetch_only=True) is None
@@ -95,19 +122,12 @@ def test_fetch_only_neither_runs_nor_creates_a_folder(tmp_path):
 
 
 def test_an_unfinished_run_in_a_store_that_cannot_be_written_fails_before_any_stage(
-        tmp_path, monkeypatch):
+        tmp_path, read_only):
     runner.run(counting_experiment([]), tmp_path, progress=False)
     runner.run(counting_experiment([], stages=2), tmp_path, progress=False)
     unfinished = next(r for r in runs.iter_runs(tmp_path, "toy") if r.config["stages"] == 4)
     (unfinished.path / "record_003.json").unlink()
-    real_open = os.open
-
-    def read_only(path, flags, *args):
-        if str(path).startswith(str(tmp_path)) and flags & os.O_CREAT:
-            raise PermissionError(errno.EACCES, "Permission denied")
-        return real_open(path, flags, *args)
-
-    monkeypatch.setattr(os, "open", read_only)
+    read_only(tmp_path)
     calls = []
     with pytest.raises(PermissionError, match="not writable"):
         runner.run(counting_experiment(calls), tmp_path, progress=False)

@@ -201,16 +201,9 @@ def test_a_full_disk_names_the_file_and_says_the_disk_is_full(tmp_path, monkeypa
     assert not [p for p in run.path.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_an_unwritable_run_folder_fails_the_writable_check(tmp_path, monkeypatch):
+def test_an_unwritable_run_folder_fails_the_writable_check(tmp_path, read_only):
     run = runs.RunDir.open("x", {"a": 1}, tmp_path)
-    real_open = os.open
-
-    def read_only(path, flags, *args):
-        if str(path).startswith(str(run.path)) and flags & os.O_CREAT:
-            raise PermissionError(errno.EROFS, "Read-only file system")
-        return real_open(path, flags, *args)
-
-    monkeypatch.setattr(os, "open", read_only)
+    read_only(run.path)
     with pytest.raises(PermissionError, match=f"{run.path.name} is not writable"):
         run.check_writable()
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from pruninglab import data as data_module
-from pruninglab import gimp, masking, models, runs, schedules, shuffle
+from pruninglab import gimp, masking, models, runs, schedules, shuffle, train
 from pruninglab.config import Setup
 from pruninglab.pruning import prune
 from pruninglab.train import TrainConfig
@@ -156,26 +156,40 @@ def test_a_store_of_json_records_alone_reruns_table_3_1_without_training(digits,
     first = shuffle.run(SETUP, density=0.5, data=digits, store=tmp_path, progress=False)
     for checkpoint in tmp_path.glob("*/checkpoint_*.pt"):
         checkpoint.unlink()  # what a committed store holds: JSON only
-    from pruninglab import train
-
     monkeypatch.setattr(train.Trainer, "run", lambda *a, **k: pytest.fail("trained"))
     again = shuffle.run(SETUP, density=0.5, data=digits, store=tmp_path, progress=False)
     assert again.drop(columns="seconds").equals(first.drop(columns="seconds"))
 
 
-def test_a_corrupt_ticket_checkpoint_is_recomputed_not_called_missing(digits, tmp_path):
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[:-100])
+
+
+def _flip_a_mask_entry(path):
+    """Bit rot in the tensor data: one mask entry flipped, the stored checksum kept."""
+    body = torch.load(path, weights_only=True)
+    mask = next(k for k in body["state"]["model"] if k.endswith(masking.MASK))
+    flat = body["state"]["model"][mask].view(-1)
+    flat[0] = ~flat[0]
+    torch.save(body, path)
+
+
+@pytest.mark.parametrize("damage, reason", [(_truncate, "cannot be loaded"),
+                                            (_flip_a_mask_entry, "checksum")])
+def test_a_damaged_ticket_checkpoint_is_recomputed_not_called_missing(damage, reason, digits,
+                                                                      tmp_path):
     reference = shuffle.run(SETUP, density=0.5, modifications=["none", "reinitialize"],
                             data=digits, store=tmp_path / "a", progress=False)
     gimp.run(SETUP, gimp.weight_rewinding(12, 0.5), data=digits, store=tmp_path / "b",
              progress=False)
     ticket_run = next(runs.iter_runs(tmp_path / "b", "gimp"))
     last = len(gimp.weight_rewinding(12, 0.5).densities()) - 1
-    path = ticket_run.path / f"checkpoint_{last:03d}.pt"
-    path.write_bytes(path.read_bytes()[:-100])  # truncated
-    with pytest.warns(runs.CorruptRecordWarning):
+    damage(ticket_run.path / f"checkpoint_{last:03d}.pt")
+    with pytest.warns(runs.CorruptRecordWarning, match=reason):
         again = shuffle.run(SETUP, density=0.5, modifications=["none", "reinitialize"],
                             data=digits, store=tmp_path / "b", progress=False)
     assert again.drop(columns="seconds").equals(reference.drop(columns="seconds"))
+    assert ticket_run.load_checkpoint(last) is not None  # rewritten whole
 
 
 def _table_rows(means: dict[str, float], seeds=(0, 1, 2), spread: float = 0.002):

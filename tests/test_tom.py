@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from pruninglab import data as data_module
-from pruninglab import masking, schedules, tom
+from pruninglab import masking, runs, schedules, tom
 from pruninglab.config import Setup
 from pruninglab.train import TrainConfig
 
@@ -96,8 +96,6 @@ def test_pruned_weights_stay_zero_through_the_final_training(digits, tmp_path):
     setup = tiny_setup()
     config = tom.TOMConfig(30, 0.2, mask_steps=5)
     tom.run(setup, config, data=digits, store=tmp_path, progress=False)
-    from pruninglab import runs
-
     run = next(runs.iter_runs(tmp_path, "tom"))
     state = run.load_checkpoint(2)["model"]
     for key, mask in state.items():

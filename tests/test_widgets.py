@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 import ipywidgets
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from pruninglab import basics, models, widgets
+from pruninglab import basics, gimp, models, schedules, widgets
+from pruninglab import data as data_module
+from pruninglab.config import Setup
+from pruninglab.train import TrainConfig
 
 
 def running_mean_line(explorer: widgets.Explorer) -> np.ndarray:
@@ -79,19 +84,12 @@ def test_an_explorer_passes_control_values_to_draw():
 
 
 def _gimp_runs(store):
-    import json
-
     # runs that trained at least one level (a fetch that finds nothing leaves an empty folder)
     return [json.loads((path / "config.json").read_text())
             for path in sorted(store.glob("gimp-*")) if (path / "record_000.json").is_file()]
 
 
 def test_bn_pruning_explorer_trains_each_bn_setting_once_and_redraws(tmp_path):
-    from pruninglab import data as data_module
-    from pruninglab import gimp, schedules
-    from pruninglab.config import Setup
-    from pruninglab.train import TrainConfig
-
     digits = data_module.load("digits")
     setup = Setup("mlp-bn", "digits", TrainConfig(schedules.resnet(10), batch_size=32))
     config = gimp.lr_rewinding(10, 0.5)
@@ -124,10 +122,6 @@ def test_bn_pruning_explorer_trains_each_bn_setting_once_and_redraws(tmp_path):
 
 
 def test_bn_pruning_explorer_needs_a_model_with_bn_and_offered_values(digits):
-    from pruninglab import gimp, schedules
-    from pruninglab.config import Setup
-    from pruninglab.train import TrainConfig
-
     setup = Setup("mlp", "digits", TrainConfig(schedules.resnet(10), batch_size=32))
     with pytest.raises(ValueError, match="BatchNorm"):
         widgets.bn_pruning_explorer(setup, digits, gimp.lr_rewinding(10, 0.5), compute=False)
