@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"PRUNINGLAB_PROFILE={env_profile!r} is not a profile; known profiles: "
                      f"{', '.join(profiles.PROFILES)} (or unset it)")
     try:
-        store = runs.default_root() if "PRUNINGLAB_RUNS" in os.environ else Path("runs")
+        store = runs.default_root()
     except ValueError as err:
         parser.error(str(err))
     profile_name = env_profile or parameters["PROFILE"]

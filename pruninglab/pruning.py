@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-import numbers
 import warnings
 from collections.abc import Iterable, Mapping
 
@@ -23,7 +22,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import masking
+from . import checks, masking
 from .saliency import Saliency, resolve
 
 __all__ = [
@@ -45,10 +44,7 @@ class EmptyLayerWarning(UserWarning):
 def check_density(density: float, arg: str = "density") -> float:
     """Return ``density`` as a float if it is a real number in (0, 1]; else raise
     ``ValueError`` naming ``arg``, the value and the allowed range (NaN is refused too)."""
-    if (isinstance(density, bool) or not isinstance(density, numbers.Real)
-            or math.isnan(density) or not 0.0 < density <= 1.0):
-        raise ValueError(f"{arg} must be a number in (0, 1], got {density!r}")
-    return float(density)
+    return checks.real(density, arg, 0.0, 1.0, low_open=True)
 
 
 def _layers(model: nn.Module, exclude: Iterable[str]) -> dict[str, nn.Module]:

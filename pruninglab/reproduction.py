@@ -123,10 +123,14 @@ def _as_results(df: pd.DataFrame) -> pd.DataFrame:
     return df.rename(columns={"method.method": "method", "setup.seed": "seed"})
 
 
+def _at_target(df: pd.DataFrame, target: float) -> pd.DataFrame:
+    """The runs in ``df`` pruned to ``target``, as :func:`pruninglab.gimp.run`'s rows."""
+    return _as_results(df[np.isclose(df["method.target_density"], target)]) if len(df) else df
+
+
 def _by_method(df: pd.DataFrame, target: float) -> dict[str, pd.Series]:
     """Final test accuracy (%) per seed of each method run to ``target``."""
-    df = df[np.isclose(df["method.target_density"], target)]
-    return verdicts.final_accuracy(_as_results(df)) if len(df) else {}
+    return verdicts.final_accuracy(_at_target(df, target))
 
 
 @dataclass
@@ -180,15 +184,15 @@ def _dense_accuracy(ev: Evidence, tol: float) -> _Row:
         return _Row(claim, source, "needs the full profile (CIFAR-10, 72k-80k steps) on a GPU",
                     "—", thesis, "not testable at this scale")
     dense = cifar[cifar["level"] == 0].groupby("setup.model")["test_accuracy"]
-    parts, verdicts = [], []
+    parts, close = [], []
     for name, acc in dense:
         ref = models.TABLE_1_1.get(name, (None, None))[1]
         ours = 100 * acc
         parts.append(f"{name} {fmt(ours)}" + (f" (thesis {ref})" if ref else ""))
         if ref:
-            verdicts.append(ours.mean() >= ref - max(0.5, tol))
-    verdict = ("reproduced" if verdicts and all(verdicts)
-               else "contradicted" if verdicts else "not testable at this scale")
+            close.append(ours.mean() >= ref - max(0.5, tol))
+    verdict = ("reproduced" if close and all(close)
+               else "contradicted" if close else "not testable at this scale")
     return _Row(claim, source, "level 0 of the stored CIFAR-10 GIMP runs", "; ".join(parts),
                 thesis, verdict)
 
@@ -248,13 +252,9 @@ def _lrr_vs_swr(ev: Evidence, tol: float) -> _Row:
 
 def _rise(ev: Evidence, tol: float) -> _Row:
     source, thesis = "Figure 3.1", "a rise above dense at low compression"
-    df = ev.iterative()
-    if len(df):
-        df = df[np.isclose(df["method.target_density"], ev.profile.target_density)]
-    if not len(df) or not (df["method.method"] == "lr_rewinding").any():
-        return _not_run(verdicts.early_rise(pd.DataFrame(columns=["method"]), tol).claim,
-                        source, thesis, "notebook 05")
-    found = verdicts.early_rise(_as_results(df), tol)
+    found = verdicts.early_rise(_at_target(ev.iterative(), ev.profile.target_density), tol)
+    if found.verdict == "not run yet":
+        return _not_run(found.claim, source, thesis, "notebook 05")
     return _Row(found.claim, source, "levels 1-3 of the rewinding runs of notebook 05 vs dense",
                 found.ours, thesis, found.verdict)
 
@@ -272,15 +272,11 @@ def _wide(ev: Evidence, tol: float) -> _Row:
             return _Row(claim, source, f"{wide_models[0]} on CIFAR-10",
                         f"LRR {fmt(by['lr_rewinding'])}; sGIMP(75%) {fmt(by['sgimp(75%)'])}",
                         thesis, better(by["sgimp(75%)"], by["lr_rewinding"], tol))
-    if not len(ev.gimp):
-        return _Row(claim, source, "needs a Wide ResNet on CIFAR-10 (full profile)", "—", thesis,
-                    "not testable at this scale")
     target = ev.profile.target_density
-    wide, narrow = (_as_results(d[np.isclose(d["method.target_density"], target)])
-                    if len(d) else d for d in (ev.iterative(), ev.iterative("lenet300")))
-    found = (verdicts.width_gap(wide, narrow, (ev.profile.model, "lenet300"), tol)
-             if len(wide) and len(narrow) else None)
-    if found is None or found.verdict == "not run yet":
+    found = verdicts.width_gap(_at_target(ev.iterative(), target),
+                               _at_target(ev.iterative("lenet300"), target),
+                               (ev.profile.model, "lenet300"), tol)
+    if found.verdict == "not run yet":
         return _Row(claim, source, "needs a Wide ResNet on CIFAR-10 (full profile)", "—", thesis,
                     "not testable at this scale")
     return _Row(claim, source,

@@ -86,22 +86,20 @@ def run(experiment: Experiment, store: str | os.PathLike | None = None, progress
     run_dir = RunDir.open(experiment.kind, experiment.config, store)
     total = len(experiment.stages)
     records = run_dir.records()[:total]
-    if len(records) < total and fetch_only:
+    missing = len(records) < total
+    if missing and fetch_only:
         return None
-    if len(records) < total:
-        run_dir.check_writable()
+    if missing:
+        _prepare_to_write(run_dir)
         template = template if template is not None else experiment.start()
         first, state = _trusted_start(run_dir, len(records), template)
         del records[first:]
         run_dir.discard_from(first)
-        run_dir.write_environment()
-        if on_record is not None:
-            for record in records:
-                on_record(record)
-        _compute(experiment, run_dir, first, total, state, progress, on_record, records)
-    elif on_record is not None:
-        for record in records:
+    if on_record is not None:
+        for record in records:  # the stored ones; _compute reports the new ones
             on_record(record)
+    if missing:
+        _compute(experiment, run_dir, first, total, state, progress, on_record, records)
     return frame(experiment, records)
 
 
@@ -118,8 +116,7 @@ def state_at(experiment: Experiment, index: int, store: str | os.PathLike | None
         return template
     state = run_dir.load_checkpoint(index, expected=template)
     if state is None:
-        run_dir.check_writable()
-        run_dir.write_environment()
+        _prepare_to_write(run_dir)
         first, state = _trusted_start(run_dir, index - 1, template)
         state = _compute(experiment, run_dir, first, index, state, progress, None, [])
     return state
@@ -131,6 +128,12 @@ def frame(experiment: Experiment, records: list[dict]) -> pd.DataFrame:
     for position, (name, value) in enumerate(experiment.columns.items()):
         df.insert(position, name, [value] * len(df))
     return df
+
+
+def _prepare_to_write(run_dir: RunDir) -> None:
+    """Before any stage runs: the folder must be writable; the environment is recorded."""
+    run_dir.check_writable()
+    run_dir.write_environment()
 
 
 def _trusted_start(run_dir: RunDir, index: int, template: State) -> tuple[int, State]:

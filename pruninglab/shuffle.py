@@ -22,6 +22,7 @@ experiment, :func:`ticket` the unmodified network it starts from (Figure 3.11),
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 
@@ -157,9 +158,8 @@ def run(
     2. For each modification, apply it to the ticket (its random draws are the streams
        ``("shuffle", ...)`` of ``setup.seed``; "shuffle masks and reinitialize" draws the same
        new weights as "reinitialize", under another mask) and train it exactly as that last
-       level was trained: T steps, the schedule
-       from 0, the same batches. ``"none"`` therefore reproduces the weight-rewinding run's
-       last level.
+       level was trained: T steps, the schedule from 0, the same batches. ``"none"``
+       therefore reproduces the weight-rewinding run's last level.
 
     Each modification is a run of its own in the store; a store that holds every
     modification's record answers without the ticket's checkpoints (JSON records are
@@ -182,6 +182,7 @@ def run(
     data = setup.resolve_data(data, device)
     ticket_run = gimp.experiment(setup, ticket_config, data, progress)
     last = len(ticket_config.densities()) - 1
+    ticket_state = functools.cache(lambda: runner.state_at(ticket_run, last, store, progress))
     frames = []
     for name in tqdm(names, desc="modifications", disable=not progress, leave=False):
         experiment = runner.Experiment(
@@ -189,7 +190,7 @@ def run(
             config={"kind": "shuffle", "setup": setup.to_dict(),
                     "ticket": ticket_config.to_dict(), "modification": name},
             stages=[name],
-            start=lambda: runner.state_at(ticket_run, last, store, progress),
+            start=ticket_state,  # loaded (or recomputed) once, only if a record is missing
             stage=lambda index, ticket, name=name: _retrain(setup, data, ticket, name, last,
                                                              progress),
             columns={"seed": setup.seed}, label=name)

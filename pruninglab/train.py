@@ -316,9 +316,8 @@ def evaluate_splits(model: nn.Module, data: Dataset, max_train: int | None = 10_
     """
     if isinstance(splits, str) or not set(splits) <= set(SPLITS):
         raise ValueError(f"splits must be a sequence of names from {SPLITS}, got {splits!r}")
-    if max_train is not None and (isinstance(max_train, bool) or not isinstance(max_train, int)
-                                  or max_train < 1):
-        raise ValueError(f"max_train must be a positive integer or None, got {max_train!r}")
+    if max_train is not None:
+        max_train = checks.integer(max_train, "max_train (or None)", minimum=1)
     tensors = {"test": (data.x_test, data.y_test),
                "train": (data.x_train[:max_train], data.y_train[:max_train]),
                "val": (data.x_val, data.y_val)}

@@ -37,7 +37,10 @@ class Finding:
 
 
 def final_accuracy(results: pd.DataFrame, by: str = "method") -> dict[str, pd.Series]:
-    """Test accuracy (%) at each run's last level: ``{label of by: Series indexed by seed}``."""
+    """Test accuracy (%) at each run's last level: ``{label of by: Series indexed by seed}``
+    (empty for no rows)."""
+    if not len(results):
+        return {}
     missing = {by, "seed", "level", "test_accuracy"} - set(results)
     if missing:
         raise ValueError(f"results lacks the columns {sorted(missing)}; pass gimp.run's rows")
@@ -121,6 +124,8 @@ def early_rise(results: pd.DataFrame, tolerance: float) -> Finding:
     """Figure 3.1: rewinding methods first gain accuracy over the dense network at low
     compression (the best of levels 1-3 of every rewinding method, per seed, beats level 0)."""
     claim = "Rewinding methods first gain accuracy at low compression"
+    if not len(results):
+        return Finding(claim, "—", "not run yet")
     rewinding = results[(results["method"] != "finetune")
                         & ~results["method"].str.startswith("one_shot")]
     if not len(rewinding):
