@@ -6,7 +6,14 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.pruninglab-installed
 PROFILE ?= quick
+# pytest-xdist workers for the tests: the CPUs in this process's affinity mask, at most 4.
+JOBS    ?= $(shell $(PYTHON) -c "import os; print(min(4, len(os.sched_getaffinity(0)) \
+             if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1))")
 export PRUNINGLAB_RUNS ?= $(CURDIR)/runs
+# OpenMP threads sleep while they wait instead of spinning, so that torch keeps its speed
+# on a machine that other work shares (pruninglab/threads.py). It must be set before torch
+# loads, so it is set here for every process and kernel that make starts.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: venv run test unit notebooks-test lab bench lint clean
 
@@ -22,16 +29,19 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(PY) -m pruninglab.notebooks run --profile $(PROFILE)
 
-## Unit tests, then nbval on every notebook in the smoke profile.
+## Unit tests, then nbval on every notebook in the smoke profile, each on $(JOBS) workers
+## (one test file per worker at a time, so module fixtures are made once; nbval needs
+## --dist loadscope: one notebook's cells stay in order on one worker; each
+## worker's kernel takes one thread, so that the workers fill the CPUs between them).
 test: unit notebooks-test
 
 unit: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest -n $(JOBS) --dist loadfile tests
 
 notebooks-test: $(STAMP)
-	PRUNINGLAB_PROFILE=smoke PRUNINGLAB_RUNS=$$(mktemp -d) MPLBACKEND=Agg \
-	$(PY) -m pytest -c tests/nbval.ini --rootdir=. --nbval-lax --current-env \
-	    --nbval-sanitize-with tests/sanitize.cfg notebooks
+	PRUNINGLAB_PROFILE=smoke PRUNINGLAB_RUNS=$$(mktemp -d) MPLBACKEND=Agg PRUNINGLAB_THREADS=1 \
+	$(PY) -m pytest -c tests/nbval.ini --rootdir=. -n $(JOBS) --dist loadscope --nbval-lax \
+	    --current-env --nbval-sanitize-with tests/sanitize.cfg notebooks
 
 ## JupyterLab on notebooks/.
 lab: $(STAMP)

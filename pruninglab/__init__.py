@@ -2,16 +2,24 @@
 following Mikler (2021), *On Pruning Methods for Neural Networks*.
 
 Modules (one idea each; their layers are in :mod:`pruninglab.layers`): ``models``, ``data``,
-``schedules``, ``train``, ``masking``, ``saliency``, ``pruning``, ``interop``, ``runs`` and
-``runner`` (the run store and the one experiment runner), ``gimp``, ``tom``, ``shuffle``,
-``bn``, ``at_init``, ``verdicts``, ``config``, ``profiles``, ``plots``, ``efficiency``,
-``reproduction``, ``basics``, and the helpers ``checks``, ``seeding`` and ``timing``;
+``schedules``, ``train``, ``masking``, ``optim``, ``saliency``, ``pruning``, ``interop``,
+``runs`` and ``runner`` (the run store and the one experiment runner), ``gimp``, ``tom``,
+``shuffle``, ``bn``, ``at_init``, ``verdicts``, ``config``, ``profiles``, ``plots``,
+``efficiency``, ``reproduction``, ``basics``, and the helpers ``checks``, ``seeding``,
+``threads`` and ``timing``;
 ``notebooks``, ``widgets`` and ``bench`` load on first use.
+
+Importing the package first asks OpenMP to wait passively, if torch has not loaded yet
+(:func:`pruninglab.threads.prefer_passive_waiting`): it must happen before torch loads.
 """
 
 import importlib
 
-from . import (  # noqa: F401
+from . import threads
+
+threads.prefer_passive_waiting()
+
+from . import (  # noqa: E402, F401  (after the line above, which must precede torch)
     at_init,
     basics,
     bn,
@@ -23,6 +31,7 @@ from . import (  # noqa: F401
     interop,
     masking,
     models,
+    optim,
     plots,
     profiles,
     pruning,

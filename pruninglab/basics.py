@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import optim
+
 __all__ = [
     "CONVENTIONS",
     "XORResult",
@@ -215,7 +217,7 @@ def train_xor(hidden: int = 0, activation: str | None = "relu", steps: int = 500
         raise ValueError(f"lr must be positive, got {lr!r}")
     x, y = xor_data()
     model = xor_net(hidden, activation, seed)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    optimizer = optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     losses = []
     for _ in range(steps):
         loss = F.binary_cross_entropy_with_logits(model(x).squeeze(1), y)

@@ -2,13 +2,14 @@
 
 Sections (one function each; add a new one with :func:`section`):
 
-* ``masking`` -- one training step of the thesis MLP (784-400-400-400-10, batch 128):
-  dense vs our masked path (the plain step followed by one ``torch._foreach_mul_`` of the
-  weights by their masks in the weights' dtype, :class:`pruninglab.masking.MaskApplier`,
-  exactly what :class:`pruninglab.train.Trainer` does) vs ``torch.nn.utils.prune``'s
-  forward-pre-hook path (``weight = weight_orig * weight_mask`` recomputed in every forward
-  pass and differentiated through). A fourth row multiplies by the bool masks directly,
-  to show what the float multipliers save.
+* ``masking`` -- one training step of the thesis MLP (784-400-400-400-10, batch 128),
+  SGD with momentum and weight decay: dense (``torch.optim.SGD``, the baseline, and ours)
+  vs our masked path (:class:`pruninglab.optim.SGD` multiplies the masks into the momentum
+  update it makes anyway: exactly what :class:`pruninglab.train.Trainer` does) vs the
+  old path (``torch.optim.SGD``, then the weights multiplied by their masks: by float
+  multipliers, :class:`pruninglab.masking.MaskApplier`, or by the bool masks) vs
+  ``torch.nn.utils.prune``'s forward-pre-hook path (``weight = weight_orig * weight_mask``
+  recomputed in every forward pass and differentiated through).
 * ``data`` -- one augmented training batch: our batched tensor augmentation vs
   torchvision's PIL transforms in a DataLoader; images/s per core.
 * ``train`` -- training steps of ResNet-20 (``--models`` for more): our fast path (the
@@ -17,6 +18,9 @@ Sections (one function each; add a new one with :func:`section`):
   ``--device cpu --quick`` on a laptop.
 * ``sparse`` -- dense vs CSR inference latency and bytes: the thesis MLP and a VGG layer
   at 90/95/99% sparsity.
+* ``startup`` -- per notebook, seconds from starting its kernel to its first output and
+  to its end (smoke profile), against a bare kernel; and whether ``torch._dynamo`` was
+  imported.
 * ``all`` -- every section with its defaults.
 
 Each section prints the machine (CPU model, cores, threads) and the torch version, then a
@@ -30,9 +34,13 @@ import argparse
 import copy
 import dataclasses
 import os
+import pathlib
 import platform
+import queue
 import statistics
 import sys
+import tempfile
+import time
 from collections.abc import Callable
 
 import pandas as pd
@@ -41,7 +49,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from . import checks, efficiency, interop, masking, models, profiles, pruning
+from . import checks, efficiency, interop, masking, models, optim, profiles, pruning, threads
 from . import data as data_module
 from . import train as training
 from .timing import Step, interleaved, ratio_table, synchronize
@@ -51,6 +59,7 @@ __all__ = [
     "bench_data",
     "bench_masking",
     "bench_sparse",
+    "bench_startup",
     "bench_train",
     "machine",
     "main",
@@ -92,8 +101,9 @@ density = _argument("a number in (0, 1]", float,
                     lambda v: checks.real(v, "", 0.0, 1.0, low_open=True))
 
 
-def machine() -> str:
-    """One line: CPU model, logical cores, torch threads, torch and Python versions."""
+def machine(plan: threads.Plan | None = None) -> str:
+    """One line: CPU model, logical cores, torch threads (and why, given the ``plan`` that
+    set them), torch and Python versions."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -101,7 +111,8 @@ def machine() -> str:
                         if line.startswith("model name")), cpu)
     except OSError:
         pass
-    return (f"{cpu}, {os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads; "
+    used = str(plan) if plan is not None else f"{torch.get_num_threads()} torch threads"
+    return (f"{cpu}, {os.cpu_count()} logical cores, {used}; "
             f"torch {torch.__version__}, Python {platform.python_version()}")
 
 
@@ -110,23 +121,28 @@ def machine() -> str:
 # --------------------------------------------------------------------------------------
 
 
-def _sgd(model: nn.Module, lr: float, momentum: float, l2: float) -> torch.optim.SGD:
-    """SGD as the Trainer builds it: weight decay ``2 * l2`` on Conv/Linear kernels only
-    (including a torch-pruned ``weight_orig``), none on biases."""
+def _sgd(model: nn.Module, ours: bool) -> optim.SGD | torch.optim.SGD:
+    """SGD as the Trainer builds it (lr 0.01, momentum 0.9, weight decay ``2 * 1e-4`` on
+    Conv/Linear kernels only, a torch-pruned ``weight_orig`` included; none on biases):
+    ours with the model's masks in the step, or ``torch.optim.SGD(foreach=True)``."""
     kernels = {id(p) for m in model.modules() if isinstance(m, masking.PRUNABLE_TYPES)
                for n, p in m.named_parameters(recurse=False) if n in ("weight", "weight_orig")}
     params = list(model.parameters())
-    groups = [{"params": [p for p in params if id(p) in kernels], "weight_decay": 2 * l2},
+    groups = [{"params": [p for p in params if id(p) in kernels], "weight_decay": 2e-4},
               {"params": [p for p in params if id(p) not in kernels], "weight_decay": 0.0}]
-    return torch.optim.SGD([g for g in groups if g["params"]], lr=lr, momentum=momentum,
-                           foreach=True)
+    groups = [g for g in groups if g["params"]]
+    if ours:
+        return optim.SGD(groups, lr=0.01, momentum=0.9, model=model)
+    return torch.optim.SGD(groups, lr=0.01, momentum=0.9, foreach=True)
 
 
-def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks: str | None) -> Step:
-    """One step as the Trainer takes it. ``masks``: ``None`` (dense or hook-pruned),
-    ``"applier"`` (the Trainer's :class:`~pruninglab.masking.MaskApplier`) or ``"bool"``
-    (``torch._foreach_mul_`` by the bool masks themselves, for reference)."""
-    optimizer = _sgd(model, lr=0.01, momentum=0.9, l2=1e-4)
+def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ours: bool,
+                after: str | None = None) -> Step:
+    """One step as the Trainer takes it, with our SGD (``ours``: masks inside the step) or
+    torch's. ``after``: what follows torch's step: ``"multiply"`` (the weights times their
+    masks in their dtype, :class:`~pruninglab.masking.MaskApplier`), ``"bool multiply"``
+    (times the bool masks themselves) or ``None``."""
+    optimizer = _sgd(model, ours)
     apply_masks = masking.MaskApplier(model)
     layers = masking.masked_layers(model).values()
     weights, bools = [m.weight for m in layers], [getattr(m, masking.MASK) for m in layers]
@@ -136,9 +152,9 @@ def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks: str |
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        if masks == "applier":
+        if after == "multiply":
             apply_masks()
-        elif masks == "bool":
+        elif after == "bool multiply":
             with torch.no_grad():
                 torch._foreach_mul_(weights, bools)
 
@@ -155,7 +171,8 @@ def _masking_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=positive_int, default=10, help="timed steps per round")
     parser.add_argument("--warmup", type=non_negative_int, default=10)
     parser.add_argument("--threads", type=positive_int, default=None,
-                        help="torch threads (default: torch's)")
+                        help="torch threads (default: pruninglab.threads.plan(): "
+                        "$PRUNINGLAB_THREADS, else the usable CPUs)")
 
 
 @section("masking", _masking_arguments)
@@ -170,16 +187,20 @@ def bench_masking(args: argparse.Namespace) -> pd.DataFrame:
     masked = pruning.prune(copy.deepcopy(model), args.density, scope="layerwise")
     hooked = interop.to_torch_prune(masked)
     variants = {
-        "dense": _train_step(copy.deepcopy(model), x, y, masks=None),
-        "masked (ours)": _train_step(masked, x, y, masks="applier"),
-        "torch.nn.utils.prune hooks": _train_step(hooked, x, y, masks=None),
-        "masked, bool multiply (reference)": _train_step(copy.deepcopy(masked), x, y, masks="bool"),
+        "dense, torch.optim.SGD": _train_step(copy.deepcopy(model), x, y, ours=False),
+        "dense, pruninglab.optim.SGD": _train_step(copy.deepcopy(model), x, y, ours=True),
+        "masked (ours): masks inside the SGD step": _train_step(masked, x, y, ours=True),
+        "masked: torch.optim.SGD, then multiply": _train_step(
+            copy.deepcopy(masked), x, y, ours=False, after="multiply"),
+        "masked: torch.optim.SGD, then bool multiply": _train_step(
+            copy.deepcopy(masked), x, y, ours=False, after="bool multiply"),
+        "torch.nn.utils.prune hooks": _train_step(hooked, x, y, ours=False),
     }
     print(f"masking: one training step of {args.model} (input {args.input_size}x"
           f"{args.input_size}), batch {args.batch_size}, density {args.density:g}, CPU; "
           f"{args.rounds} rounds x {args.steps} steps, interleaved")
     times = interleaved(variants, args.rounds, args.steps, args.warmup)
-    return ratio_table(times, baseline="dense")
+    return ratio_table(times, baseline="dense, torch.optim.SGD")
 
 
 # --------------------------------------------------------------------------------------
@@ -427,7 +448,8 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--{key.replace('_', '-')}", type=kind, default=None,
                             help=f"{helps.get(key, '')} (default {full})".strip())
     parser.add_argument("--threads", type=positive_int, default=None,
-                        help="torch threads (default: torch's)")
+                        help="torch threads (default: pruninglab.threads.plan(): "
+                        "$PRUNINGLAB_THREADS, else the usable CPUs)")
 
 
 @section("train", _train_arguments)
@@ -531,7 +553,8 @@ def _sparse_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index-dtype", choices=("int32", "int64"), default="int32")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--threads", type=positive_int, default=None,
-                        help="torch threads (default: torch's)")
+                        help="torch threads (default: pruninglab.threads.plan(): "
+                        "$PRUNINGLAB_THREADS, else the usable CPUs)")
 
 
 @section("sparse", _sparse_arguments)
@@ -565,6 +588,129 @@ def bench_sparse(args: argparse.Namespace) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------
+# startup: a notebook kernel's time to its first output, and to its end
+# --------------------------------------------------------------------------------------
+
+_OUTPUTS = ("stream", "display_data", "execute_result", "error")
+
+
+def _run_kernel(cells: list[str], env: dict[str, str], timeout: float,
+                log: pathlib.Path) -> dict:
+    """Start a fresh ``python3`` kernel with ``env``, execute ``cells`` in order and return
+    ``{"first_output_s", "total_s", "dynamo", "error"}``: seconds from asking for the kernel
+    to its first output and to the end of the last cell, and whether ``torch._dynamo`` was
+    imported by then. The kernel's own stderr (its start-up warnings) goes to ``log``; a
+    kernel that falls silent for ``timeout`` seconds is reported with the end of it."""
+    from jupyter_client.manager import start_new_kernel  # only this section needs it
+
+    probe = "import sys; print('torch._dynamo' in sys.modules, end='')"
+    tic = time.perf_counter()
+    with open(log, "w") as stderr:
+        manager, client = start_new_kernel(kernel_name="python3", env=env, stderr=stderr)
+    first, error, probed, total = None, None, "", float("nan")
+    try:
+        for i, code in enumerate([*cells, probe]):
+            msg_id = client.execute(code, store_history=False)
+            while error is None:
+                try:
+                    msg = client.get_iopub_msg(timeout=timeout)
+                except queue.Empty:
+                    tail = " | ".join(log.read_text().strip().splitlines()[-3:])
+                    error = f"cell {i + 1}: no output for {timeout:g} s; kernel stderr: {tail}"
+                    break
+                if msg["parent_header"].get("msg_id") != msg_id:
+                    continue
+                kind, content = msg["msg_type"], msg["content"]
+                if i == len(cells):  # the probe: not part of the notebook
+                    probed += content.get("text", "") if kind == "stream" else ""
+                elif kind in _OUTPUTS and first is None:
+                    first = time.perf_counter() - tic
+                if kind == "error":
+                    error = f"cell {i + 1}: {content['ename']}: {content['evalue']}"
+                if kind == "status" and content["execution_state"] == "idle":
+                    break
+            if error:
+                break
+            if i == len(cells) - 1:
+                total = time.perf_counter() - tic
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+    return {"first_output_s": first, "total_s": total, "dynamo": probed.strip() == "True",
+            "error": error}
+
+
+def _startup_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("select", nargs="*", help="notebook name prefixes (default: all)")
+    parser.add_argument("--profile", default="smoke", help="the notebooks' profile")
+    parser.add_argument("--rounds", type=positive_int, default=1,
+                        help="fresh kernels per notebook (the median is shown)")
+    parser.add_argument("--dir", default=None, help="folder holding the notebooks")
+    parser.add_argument("--python-path", default=None,
+                        help="put this folder first on the kernels' PYTHONPATH, e.g. another "
+                        "checkout of pruninglab, to time it before a change (the kernels "
+                        "still inherit this process's OMP_* thread variables)")
+    parser.add_argument("--timeout", type=positive_int, default=600,
+                        help="seconds to wait for any one output")
+
+
+@section("startup", _startup_arguments)
+def bench_startup(args: argparse.Namespace) -> pd.DataFrame:
+    """Seconds from starting a notebook's kernel to its first output (the imports and the
+    harness line) and to the end of its last cell, against a bare kernel printing one
+    number, in the same run; and whether the kernel imported ``torch._dynamo``.
+
+    Each kernel is fresh, with ``$PRUNINGLAB_PROFILE`` set to ``--profile`` and an empty
+    temporary run store (so every notebook trains), its threads set by the harness. The
+    rounds take the notebooks in turn. A notebook that fails is reported in an ``error``
+    column and timed to its first output only.
+    """
+    import nbformat
+
+    from . import notebooks as harness  # same layer; imported here, as only this section needs it
+
+    paths = harness.find_notebooks(args.dir, args.select or None)
+    if not paths:
+        raise ValueError(f"no notebook matches {args.select}")
+    if args.profile not in profiles.PROFILES:
+        raise ValueError(f"--profile {args.profile!r} is unknown; known: "
+                         f"{', '.join(profiles.PROFILES)}")
+    sources = {"bare kernel (baseline)": ["print(1)"]}
+    for path in paths:
+        cells = nbformat.read(path, as_version=4).cells
+        sources[path.stem] = [c.source for c in cells if c.cell_type == "code"]
+    print(f"startup: {len(paths)} notebooks in the {args.profile} profile, fresh kernels, "
+          f"{args.rounds} round(s)" + (f", kernels' PYTHONPATH {args.python_path}"
+                                       if args.python_path else ""))
+    results: dict[str, list[dict]] = {name: [] for name in sources}
+    with tempfile.TemporaryDirectory() as store, tempfile.TemporaryDirectory() as logs:
+        env = {**os.environ, "PRUNINGLAB_PROFILE": args.profile, "PRUNINGLAB_RUNS": store,
+               "MPLBACKEND": "Agg"}
+        if args.python_path:
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (os.path.abspath(args.python_path), env.get("PYTHONPATH")) if p)
+        for _ in range(args.rounds):
+            for name, cells in sources.items():
+                results[name].append(_run_kernel(cells, env, args.timeout,
+                                                 pathlib.Path(logs) / "kernel.log"))
+    rows = []
+    for name, runs_of in results.items():
+        errors = [r["error"] for r in runs_of if r["error"]]
+        rows.append({"notebook": name,
+                     "first_output_s": statistics.median(r["first_output_s"] or float("nan")
+                                                         for r in runs_of),
+                     "total_s": statistics.median(r["total_s"] for r in runs_of),
+                     "torch._dynamo": any(r["dynamo"] for r in runs_of),
+                     "error": errors[0] if errors else ""})
+    table = pd.DataFrame(rows).set_index("notebook")
+    table.insert(1, "ratio", table["first_output_s"]
+                 / table.loc["bare kernel (baseline)", "first_output_s"])
+    if not table["error"].any():
+        table = table.drop(columns="error")
+    return table
+
+
+# --------------------------------------------------------------------------------------
 # command line
 # --------------------------------------------------------------------------------------
 
@@ -587,9 +733,8 @@ def main(argv: list[str] | None = None) -> int:
             section_args = section_parser.parse_args([])
         else:
             section_args = args
-        if getattr(section_args, "threads", None):
-            torch.set_num_threads(section_args.threads)
-        print(machine())
+        plan = threads.configure(getattr(section_args, "threads", None))
+        print(machine(plan))
         table = fn(section_args)
         with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 120):
             print(table.to_string())

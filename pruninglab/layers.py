@@ -1,8 +1,8 @@
 """The library's layers, written down once: a module imports only from its own layer or the
 layers below it (DESIGN.md, "Layers"). ``tests/test_layers.py`` checks every import.
 
-1. foundations: data, models, masks, schedules, the run store and its runner, and small
-   helpers (argument checks, seeds, timing);
+1. foundations: data, models, masks and the optimizers that keep them, schedules, the run
+   store and its runner, and small helpers (argument checks, seeds, threads, timing);
 2. operations on models: pruning, training, conversions, the teaching functions;
 3. what an experiment is made of: the setup and the profiles;
 4. the experiments, all on :mod:`pruninglab.runner`, and the verdicts read from them;
@@ -15,8 +15,8 @@ from __future__ import annotations
 __all__ = ["LAYERS", "layer_of"]
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("checks", "seeding", "timing", "schedules", "models", "data", "masking", "saliency",
-     "runs", "runner", "layers"),
+    ("checks", "seeding", "threads", "timing", "schedules", "models", "data", "masking",
+     "optim", "saliency", "runs", "runner", "layers"),
     ("pruning", "train", "interop", "basics"),
     ("config", "profiles"),
     ("gimp", "tom", "shuffle", "at_init", "bn", "verdicts"),

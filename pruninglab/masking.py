@@ -2,11 +2,11 @@
 
 A mask is a boolean buffer named ``pruning_mask`` registered on a ``Conv``/``Linear`` layer,
 with the shape of its ``weight``. The weight itself holds exact zeros where the mask is
-``False``, so the forward pass is the plain dense one; after every optimizer step the
-training loop multiplies the weights by their masks again (:func:`apply_masks`, one
-``torch._foreach_mul_`` over all layers), which keeps pruned weights at exactly 0 under SGD
-with momentum and weight decay, Adam, or anything else. :class:`MaskApplier` is the fast
-form of that step for the training loop.
+``False``, so the forward pass is the plain dense one; the training loop's optimizers
+(:mod:`pruninglab.optim`) apply the masks inside their step, which keeps pruned weights at
+exactly 0 under SGD with momentum and weight decay and under Adam. With any other
+optimizer, multiply the weights by their masks after every step: :class:`MaskApplier` (or
+:func:`apply_masks`, one ``torch._foreach_mul_`` over all layers).
 
 Because the mask is a buffer it travels with ``state_dict``, ``copy.deepcopy`` and
 ``.to(device)``. A state dict with masks loads into a fresh model with
@@ -122,55 +122,64 @@ def apply_masks(model: nn.Module) -> None:
 
 
 class MaskApplier:
-    """The training loop's mask step, made cheap: ``apply = MaskApplier(model)`` once, then
-    ``apply()`` after every optimizer step multiplies each masked weight by its mask with
-    one ``torch._foreach_mul_``.
+    """The masks of ``model`` as multipliers, followed as they change: ``apply =
+    MaskApplier(model)`` once, then ``apply()`` after every optimizer step multiplies each
+    masked weight by its mask with one ``torch._foreach_mul_``. (Our optimizers,
+    :mod:`pruninglab.optim`, use it to apply the masks inside their step instead.)
 
     It multiplies by *multipliers*: copies of the bool masks in each weight's dtype. On a
     CPU, float32 times bool casts inside the inner loop and costs about 2.5x as much as
-    float32 times float32: on the thesis MLP's training step (batch 128, CPU) the bool
-    multiply costs 10-16% of a dense step, the float one 3-6%
-    (``python -m pruninglab.bench masking``). On a GPU both are negligible. The copies cost
-    4 bytes per masked weight (float32).
+    float32 times float32 (``python -m pruninglab.bench masking``). The copies cost 4 bytes
+    per masked weight (float32).
 
-    A mask changed in place (``prune``, ``set_masks``) or replaced (``.to(device)``), and a
-    weight replaced or converted to another dtype, are noticed before the next multiply (a
-    check of version counters and identities, no device synchronisation) and the masked
-    layers and multipliers are collected again. A layer that gets a mask after
-    construction is only seen at such a rebuild: make a new ``MaskApplier`` after adding
-    masks (the :class:`~pruninglab.train.Trainer` makes one per ``run``).
+    Every call first checks, for each Conv/Linear layer the model had when the applier was
+    made, that its mask and its weight are the same tensors as before, unchanged in place
+    and of the same dtype (a few dictionary reads per layer, no device synchronisation). A
+    mask added, removed, changed in place (``prune``, ``set_masks``) or replaced
+    (``.to(device)``), and a weight replaced or converted, make it collect the masked layers
+    and multipliers again. Layers added to the model later are not seen: make a new one.
+
+    Attributes:
+        weights: the masked weights, in module order.
+        multipliers: their masks in the weights' dtypes, in the same order.
+        by_weight: ``{id(weight): multiplier}``.
     """
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
-        self.layers: list[nn.Module] = []
+        self._prunable = [m for m in model.modules() if isinstance(m, PRUNABLE_TYPES)]
+        self._seen: list[tuple] = []
+        self._held: list[torch.Tensor | None] = []  # keeps the ids in _seen from being reused
         self.weights: list[torch.Tensor] = []
         self.multipliers: list[torch.Tensor] = []
-        self._masks: list[torch.Tensor] = []
-        self._versions: list[int] = []
-        self._dtypes: list[torch.dtype] = []
-        self._refresh()
+        self.by_weight: dict[int, torch.Tensor] = {}
+        self.update()
 
-    def _refresh(self) -> None:
-        self.layers = list(masked_layers(self.model).values())
-        self.weights = [layer.weight for layer in self.layers]
-        self._masks = [getattr(layer, MASK) for layer in self.layers]
-        self._versions = [mask._version for mask in self._masks]
-        self._dtypes = [w.dtype for w in self.weights]
-        self.multipliers = [m.to(dtype) for m, dtype in zip(self._masks, self._dtypes)]
-
-    def _stale(self) -> bool:
+    def _now(self) -> list[tuple]:
         # Runs every step: plain dict reads, no nn.Module.__getattr__ (a few microseconds).
-        for layer, weight, mask, version, dtype in zip(
-                self.layers, self.weights, self._masks, self._versions, self._dtypes):
-            now, w = layer._buffers.get(MASK), layer._parameters["weight"]
-            if now is not mask or now._version != version or w is not weight or w.dtype != dtype:
-                return True
-        return False
+        out = []
+        for layer in self._prunable:
+            mask, weight = layer._buffers.get(MASK), layer._parameters.get("weight")
+            out.append((id(mask), mask._version if mask is not None else 0, id(weight),
+                        weight.dtype if weight is not None else None))
+        return out
+
+    def update(self) -> bool:
+        """Collect the masks again if any changed since the last look; ``True`` if so."""
+        now = self._now()
+        if now == self._seen:
+            return False
+        layers = [m for m in self._prunable if m._buffers.get(MASK) is not None]
+        self.weights = [layer.weight for layer in layers]
+        self.multipliers = [getattr(layer, MASK).to(layer.weight.dtype) for layer in layers]
+        self.by_weight = {id(w): m for w, m in zip(self.weights, self.multipliers)}
+        self._held = [t for layer in self._prunable
+                      for t in (layer._buffers.get(MASK), layer._parameters.get("weight"))]
+        self._seen = now
+        return True
 
     def __call__(self) -> None:
-        if self._stale():
-            self._refresh()
+        self.update()
         if self.weights:
             with torch.no_grad():
                 torch._foreach_mul_(self.weights, self.multipliers)

@@ -4,8 +4,9 @@ In a notebook, right after the ``parameters`` cell::
 
     nb = pl.notebooks.start(PROFILE, DEVICE, SEED, DATASET, MODEL)
 
-resolves the profile (``$PRUNINGLAB_PROFILE`` wins), the device and the run store, and
-shows them in one line.
+resolves the profile (``$PRUNINGLAB_PROFILE`` wins), the device and the run store, sets
+torch's threads to what this kernel may really use (:mod:`pruninglab.threads`;
+``$PRUNINGLAB_THREADS`` overrides), and shows them in one line.
 
 From a shell, the runner executes notebooks in order with papermill::
 
@@ -14,7 +15,9 @@ From a shell, the runner executes notebooks in order with papermill::
     python -m pruninglab.notebooks list
 
 Executed copies go to ``build/notebooks/<profile>/`` (``--out`` changes it); the runner
-prints the folder and a table of times, and exits non-zero if any notebook failed.
+prints the folder and a table of times, and exits non-zero if any notebook failed. It sets
+the thread variables (``OMP_NUM_THREADS``, ...) of the kernels it starts from
+:func:`pruninglab.threads.plan`, so each kernel's libraries start with the right count.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from . import profiles, runs
+from . import profiles, runs, threads
 from .profiles import Profile
 from .train import resolve_device
 
@@ -51,6 +54,7 @@ class Context:
     model: str
     store: Path
     progress: bool
+    threads: threads.Plan
 
     def setup(self, **overrides):
         """The profile's :class:`~pruninglab.config.Setup` for this notebook's data set, model
@@ -61,13 +65,14 @@ class Context:
     def __str__(self) -> str:
         return (f"pruninglab {self.profile.name} profile: {self.model} on {self.dataset}, "
                 f"device {self.device}, seed {self.seed}, T={self.profile.steps_for(self.model)} "
-                f"steps; runs stored in {self.store}")
+                f"steps; runs stored in {self.store}; {self.threads}")
 
 
 def start(profile: str = "quick", device: str = "auto", seed: int = 0,
           dataset: str | None = None, model: str | None = None,
           progress: bool = True) -> Context:
-    """Resolve a notebook's parameters and print a one-line summary.
+    """Resolve a notebook's parameters, set torch's threads (:func:`threads.configure`) and
+    print a one-line summary.
 
     Args:
         profile: ``smoke``, ``quick`` or ``full``; ``$PRUNINGLAB_PROFILE`` overrides it.
@@ -77,9 +82,10 @@ def start(profile: str = "quick", device: str = "auto", seed: int = 0,
         progress: show progress bars (pass ``INTERACTIVE`` so headless runs stay quiet).
     """
     prof = profiles.resolve(profile)
+    plan = threads.configure()
     torch.manual_seed(seed)
     ctx = Context(prof, resolve_device(device), seed, dataset or prof.dataset,
-                  model or prof.model, runs.default_root().resolve(), progress)
+                  model or prof.model, runs.default_root().resolve(), progress, plan)
     print(ctx)
     return ctx
 
@@ -181,7 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     profile_name = env_profile or parameters["PROFILE"]
     out_dir = Path(args.out or Path("build") / "notebooks" / profile_name).resolve()
     os.environ["PRUNINGLAB_RUNS"] = str(store.resolve())
-    print(f"executing {len(notebooks)} notebooks ({profile_name} profile) into {out_dir}")
+    try:
+        plan = threads.configure()  # sets OMP_NUM_THREADS etc. for the kernels started below
+    except ValueError as err:
+        parser.error(str(err))
+    print(f"executing {len(notebooks)} notebooks ({profile_name} profile) into {out_dir}; "
+          f"{plan}")
     results = execute(notebooks, out_dir, parameters, args.timeout)
     width = max(len(name) for name, _, _ in results)
     for name, seconds, error in results:

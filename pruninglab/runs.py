@@ -182,7 +182,7 @@ def _environment() -> dict:
     cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {"torch": torch.__version__, "python": platform.python_version(),
             "platform": platform.platform(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "cuda": cuda}
+            "cuda": cuda, "torch_threads": torch.get_num_threads()}  # CPU sums vary with it
 
 
 # --------------------------------------------------------------------------------------

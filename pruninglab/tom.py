@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import checks, masking, runner, runs, seeding
+from . import checks, masking, optim, runner, runs, seeding
 from .config import Setup
 from .data import Batches, Dataset
 from .pruning import prune
@@ -171,10 +171,9 @@ class MaskTrainer:
                        for name, layer in self.layers.items()}
         params = list(self.logits.values())
         if config.mask_optimizer == "adam":
-            self.optimizer = torch.optim.Adam(params, lr=config.mask_lr)
+            self.optimizer = optim.Adam(params, lr=config.mask_lr)
         else:
-            self.optimizer = torch.optim.SGD(params, lr=config.mask_lr,
-                                             momentum=config.mask_momentum)
+            self.optimizer = optim.SGD(params, lr=config.mask_lr, momentum=config.mask_momentum)
         self.batches = iter(Batches(data.x_train, data.y_train, batch_size,
                                     seeding.derive(seed, "tom", "masks"), data.augment))
         self.generator = torch.Generator(device=data.device).manual_seed(

@@ -10,8 +10,9 @@ penalty ``beta_2 * sum(w**2)`` on the kernels of Conv/Linear layers only (not bi
 BN). Its gradient is ``2 * beta_2 * w``, so it is applied as PyTorch weight decay
 ``2 * l2`` on those tensors.
 
-Masked models (see :mod:`pruninglab.masking`) are supported directly: after every optimizer
-step the masks are multiplied in again, so pruned weights stay exactly zero.
+Masked models (see :mod:`pruninglab.masking`) are supported directly: the optimizers of
+:mod:`pruninglab.optim` apply the masks inside their step, so pruned weights stay exactly
+zero.
 
 On CUDA the loop uses the fast path of issue 6: channels-last memory, bf16 autocast,
 optional ``torch.compile``, and no host synchronisation per step (loss and accuracy are
@@ -30,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import checks, masking
+from . import checks, masking, optim
 from .data import Batches, Dataset
 from .schedules import Schedule
 
@@ -186,11 +187,11 @@ class Trainer:
         ]
         groups = [g for g in groups if g["params"]]
         lr = cfg.schedule(self.position)
-        foreach = True
+        # pruninglab.optim: the masks applied inside the step, and no torch._dynamo import
         if cfg.optimizer == "sgd":
-            self.optimizer = torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, foreach=foreach)
+            self.optimizer = optim.SGD(groups, lr=lr, momentum=cfg.momentum, model=self.model)
         else:
-            self.optimizer = torch.optim.Adam(groups, lr=lr, foreach=foreach)
+            self.optimizer = optim.Adam(groups, lr=lr, model=self.model)
 
     def run(self, steps: int, callbacks: Sequence[tuple[int, Callback]] = ()) -> dict:
         """Train ``steps`` iterations from the current position.
@@ -210,7 +211,6 @@ class Trainer:
         for every, _ in callbacks:
             if not isinstance(every, int) or every < 1:
                 raise ValueError(f"callback intervals must be positive integers, got {every!r}")
-        apply_masks = masking.MaskApplier(self.model)
         self.model.train()
         total_loss = torch.zeros((), device=self.device)
         total_correct = torch.zeros((), device=self.device, dtype=torch.long)
@@ -233,8 +233,7 @@ class Trainer:
                 loss = F.cross_entropy(logits.float(), y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            self.optimizer.step()
-            apply_masks()
+            self.optimizer.step()  # applies the masks: pruned weights stay exactly 0
             self.position += 1
             self.steps_done += 1
             with torch.no_grad():  # accumulate on the device: no host sync per step

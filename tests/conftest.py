@@ -3,6 +3,10 @@ must not modify them) and a factory for tiny in-memory data sets."""
 
 from __future__ import annotations
 
+from pruninglab import data as data_module
+from pruninglab import threads
+from pruninglab.pruning import prune
+
 import errno
 import os
 
@@ -10,8 +14,17 @@ import pytest
 import torch
 from torch import nn
 
-from pruninglab import data as data_module
-from pruninglab.pruning import prune
+
+def pytest_configure(config) -> None:
+    """The tests share out the threads :func:`pruninglab.threads.plan` gives this process
+    (``$PRUNINGLAB_THREADS``, or the usable CPUs) among pytest-xdist's workers: on a busy
+    machine more threads than CPUs make the suite many times slower. The share goes into
+    ``$PRUNINGLAB_THREADS``, so that a test's own ``configure()`` (the harness, the runner,
+    the benchmarks) and its child processes keep to it."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    share = max(1, threads.plan().threads // workers)
+    os.environ[threads.ENV] = str(share)
+    threads.configure(share)
 
 
 @pytest.fixture(scope="session")
@@ -74,3 +87,18 @@ def read_only(monkeypatch):
         monkeypatch.setattr(os, "open", refuse)
 
     return block
+
+
+@pytest.fixture
+def restore_threads(monkeypatch):
+    """Put torch's thread count and the thread variables of child processes back after a
+    test that calls :func:`pruninglab.threads.configure`."""
+    count = torch.get_num_threads()
+    for name in threads.CHILD_ENV:
+        if name in os.environ:
+            monkeypatch.setenv(name, os.environ[name])
+        else:
+            monkeypatch.delenv(name, raising=False)
+    yield
+    threads.configure(count)
+    monkeypatch.undo()  # the variables as they were (configure wrote them again)

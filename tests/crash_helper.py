@@ -18,6 +18,11 @@ calls the child made).
 
 from __future__ import annotations
 
+from pruninglab import at_init, gimp, runs, schedules, shuffle, tom, train
+from pruninglab import data as data_module
+from pruninglab.config import Setup
+from pruninglab.train import TrainConfig
+
 import json
 import os
 import signal
@@ -25,11 +30,6 @@ import sys
 from pathlib import Path
 
 import torch
-
-from pruninglab import at_init, gimp, runs, schedules, shuffle, tom, train
-from pruninglab import data as data_module
-from pruninglab.config import Setup
-from pruninglab.train import TrainConfig
 
 T = 12
 SETUP = Setup("lenet300", "digits", TrainConfig(schedules.resnet(T), batch_size=32))

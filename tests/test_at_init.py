@@ -3,12 +3,12 @@ steps, through the run store."""
 
 from __future__ import annotations
 
-import pytest
-
 from pruninglab import at_init, runs, schedules
 from pruninglab import data as data_module
 from pruninglab.config import Setup
 from pruninglab.train import TrainConfig
+
+import pytest
 
 
 def test_snip_at_initialization_prunes_to_the_density_and_trains(tmp_path):

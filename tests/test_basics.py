@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from pruninglab import basics, models
+
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from pruninglab import basics, models
 
 # --------------------------------------------------------------------------------------
 # Section 2.1: neurons and layers

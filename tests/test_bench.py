@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from pruninglab import bench
+
 import importlib.util
 import subprocess
 import sys
 
 import pytest
-
-from pruninglab import bench
 
 TINY = ["--input-size", "4", "--batch-size", "8", "--rounds", "2", "--steps", "1", "--warmup", "1"]
 
@@ -16,9 +16,14 @@ TINY = ["--input-size", "4", "--batch-size", "8", "--rounds", "2", "--steps", "1
 def test_masking_section_runs_at_a_tiny_size_and_prints_machine_and_ratios(capsys):
     assert bench.main(["masking", *TINY]) == 0
     out = capsys.readouterr().out
-    assert "torch " in out and "logical cores" in out
-    for variant in ("dense", "masked (ours)", "torch.nn.utils.prune hooks", "bool multiply"):
+    assert "torch " in out and "logical cores" in out and "torch thread" in out
+    for variant in ("dense, torch.optim.SGD", "dense, pruninglab.optim.SGD",
+                    "masked (ours): masks inside the SGD step",
+                    "masked: torch.optim.SGD, then multiply", "then bool multiply",
+                    "torch.nn.utils.prune hooks"):
         assert variant in out
+    baseline = next(line for line in out.splitlines() if line.startswith("dense, torch.optim"))
+    assert baseline.split()[-1] == "1.000"  # the ratios are against torch's dense step
     assert "median_ms" in out and "ratio" in out
 
 
@@ -79,6 +84,28 @@ def test_sparse_section_prints_dense_and_csr_latency_and_bytes(capsys):
     out = capsys.readouterr().out
     for text in ("mlp 784-400-400-400-10", "vgg conv3x3 4->4 @3x3", "csr_ms", "bytes_ratio"):
         assert text in out
+
+
+def test_startup_section_times_each_kernel_against_a_bare_one_and_names_errors(tmp_path,
+                                                                            capsys):
+    import nbformat
+
+    ok = nbformat.v4.new_notebook()
+    ok.cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("print(x + 1)"),
+                nbformat.v4.new_code_cell("import torch\nm = torch.nn.Linear(2, 1)\n"
+                                          "from pruninglab import optim\n"
+                                          "optim.SGD(m.parameters(), lr=0.1).step()")]
+    nbformat.write(ok, tmp_path / "00_tiny.ipynb")
+    failing = nbformat.v4.new_notebook()
+    failing.cells = [nbformat.v4.new_code_cell("raise KeyError('boom')")]
+    nbformat.write(failing, tmp_path / "01_fails.ipynb")
+    assert bench.main(["startup", "--dir", str(tmp_path), "--timeout", "60"]) == 0
+    out = capsys.readouterr().out
+    for column in ("first_output_s", "ratio", "total_s", "torch._dynamo", "bare kernel"):
+        assert column in out
+    tiny = next(line for line in out.splitlines() if line.startswith("00_tiny"))
+    assert tiny.split()[4] == "False"  # our optimizer does not import the compiler
+    assert "cell 1: KeyError: 'boom'" in out
 
 
 def test_importing_bench_loads_no_optional_dependency():

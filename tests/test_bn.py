@@ -3,13 +3,13 @@ and every setting runs through GIMP."""
 
 from __future__ import annotations
 
-import pytest
-import torch
-
 from pruninglab import bn, gimp, models, schedules
 from pruninglab import data as data_module
 from pruninglab.config import Setup
 from pruninglab.train import TrainConfig
+
+import pytest
+import torch
 
 
 def test_bn_settings_convert_from_tensorflow_and_reach_every_bn_layer(tmp_path):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from pruninglab import checks
+
 import math
 
 import numpy as np
 import pytest
-
-from pruninglab import checks
 
 
 def test_numpy_scalars_become_the_plain_numbers_they_print_as():

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from pruninglab import models, profiles, schedules
+from pruninglab.config import Setup
+from pruninglab.train import TrainConfig
+
 import json
 
 import numpy as np
 import pytest
 import torch
-
-from pruninglab import models, profiles, schedules
-from pruninglab.config import Setup
-from pruninglab.train import TrainConfig
 
 
 def a_setup(**changes) -> Setup:

@@ -3,6 +3,10 @@ error messages for missing or broken files, the embedded sets, and augmentation/
 
 from __future__ import annotations
 
+from pruninglab import data as data_module
+from pruninglab import schedules
+from pruninglab.train import TrainConfig, Trainer
+
 import gzip
 import os
 import pickle
@@ -11,10 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from pruninglab import data as data_module
-from pruninglab import schedules
-from pruninglab.train import TrainConfig, Trainer
 
 IDX_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")

@@ -3,14 +3,14 @@ dense vs CSR comparison."""
 
 from __future__ import annotations
 
+from pruninglab import efficiency, masking, models, pruning, timing
+from pruninglab.pruning import prune
+
 import pandas as pd
 import pytest
 import torch
 from conftest import convnet
 from torch import nn
-
-from pruninglab import efficiency, masking, models, pruning, timing
-from pruninglab.pruning import prune
 
 
 def test_macs_counts_each_conv_weight_once_per_output_position():

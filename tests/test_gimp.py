@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from pruninglab import data as data_module
+from pruninglab import gimp, masking, runs, schedules, seeding
+from pruninglab.config import Setup
+from pruninglab.pruning import prune
+from pruninglab.train import TrainConfig, Trainer
+
 import math
 import time
 
@@ -9,12 +15,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-from pruninglab import data as data_module
-from pruninglab import gimp, masking, runs, schedules, seeding
-from pruninglab.config import Setup
-from pruninglab.pruning import prune
-from pruninglab.train import TrainConfig, Trainer
 
 T = 24  # steps of the dense training in these tests
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from pruninglab import interop, masking
+
 import pytest
 import torch
 from conftest import convnet
 from torch.nn.utils import prune as torch_prune
-
-from pruninglab import interop, masking
 
 
 def test_to_torch_prune_gives_weight_orig_weight_mask_and_the_same_function(pruned):

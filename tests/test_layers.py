@@ -3,12 +3,12 @@ layer or below, and every module has a layer."""
 
 from __future__ import annotations
 
+from pruninglab import layers
+
 import ast
 from pathlib import Path
 
 import pytest
-
-from pruninglab import layers
 
 PACKAGE = Path(layers.__file__).parent
 MODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")

@@ -3,17 +3,17 @@ travel with state_dict, deepcopy and .to()."""
 
 from __future__ import annotations
 
+from pruninglab import masking, schedules
+from pruninglab.data import Dataset
+from pruninglab.pruning import prune
+from pruninglab.train import TrainConfig, Trainer
+
 import copy
 import io
 
 import pytest
 import torch
 from torch import nn
-
-from pruninglab import masking, schedules
-from pruninglab.data import Dataset
-from pruninglab.pruning import prune
-from pruninglab.train import TrainConfig, Trainer
 
 
 def tiny_convnet() -> nn.Module:

@@ -3,13 +3,13 @@ argument checking."""
 
 from __future__ import annotations
 
+from pruninglab import models
+
 import math
 
 import pytest
 import torch
 from torch import nn
-
-from pruninglab import models
 
 # Table 1.1 of the thesis: trainable parameters for CIFAR-10 (3 channels, 10 classes, 32x32).
 THESIS_COUNTS = {

@@ -3,14 +3,14 @@ and the headless runner lists, parses parameters and reports failures."""
 
 from __future__ import annotations
 
+from pruninglab import notebooks
+
 import ast
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
-
-from pruninglab import notebooks
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
@@ -33,6 +33,20 @@ def test_notebook_is_stripped_and_uses_the_python3_kernel(path):
         if cell.cell_type == "code":
             assert cell.outputs == [], f"outputs left in {path.name}"
             assert cell.execution_count is None, f"execution count left in {path.name}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_imports_pruninglab_before_torch(path):
+    """So that OpenMP's threads wait passively in a kernel started without make
+    (pruninglab.threads.prefer_passive_waiting must run before torch loads)."""
+    nb = nbformat.read(path, as_version=4)
+    lines = [line for cell in nb.cells if cell.cell_type == "code"
+             for line in cell.source.splitlines()]
+    first = {name: next((i for i, line in enumerate(lines)
+                         if re.match(rf"(import|from) {name}\b", line)), None)
+             for name in ("pruninglab", "torch")}
+    assert first["pruninglab"] is not None, f"{path.name} does not import pruninglab"
+    assert first["torch"] is None or first["pruninglab"] < first["torch"], path.name
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

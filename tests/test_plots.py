@@ -9,14 +9,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+from pruninglab import gimp, masking, models, plots, pruning, schedules, shuffle  # noqa: E402
+from pruninglab.config import Setup  # noqa: E402
+from pruninglab.train import TrainConfig  # noqa: E402
+
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-
-from pruninglab import gimp, masking, models, plots, pruning, schedules, shuffle  # noqa: E402
-from pruninglab.config import Setup  # noqa: E402
-from pruninglab.train import TrainConfig  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -3,6 +3,10 @@ structured channel pruning; the sparsity report."""
 
 from __future__ import annotations
 
+from pruninglab import masking, widgets
+from pruninglab.data import Dataset
+from pruninglab.pruning import EmptyLayerWarning, prune, prune_channels, sparsity_report
+
 import itertools
 import math
 import warnings
@@ -10,10 +14,6 @@ import warnings
 import pytest
 import torch
 from torch import nn
-
-from pruninglab import masking, widgets
-from pruninglab.data import Dataset
-from pruninglab.pruning import EmptyLayerWarning, prune, prune_channels, sparsity_report
 
 # Tiny nets with odd scores empty layers on purpose; the warning has its own test.
 pytestmark = pytest.mark.filterwarnings("ignore::pruninglab.pruning.EmptyLayerWarning")

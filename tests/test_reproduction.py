@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from pruninglab import gimp, profiles, reproduction, runs
+
+import pytest
 
 QUICK = profiles.get("quick")
 T, TARGET = QUICK.train_steps, QUICK.target_density

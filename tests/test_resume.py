@@ -8,6 +8,8 @@ torch thread each, so that killed, resumed and reference runs compute the same b
 
 from __future__ import annotations
 
+from pruninglab import runs
+
 import json
 import os
 import signal
@@ -16,8 +18,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from pruninglab import runs
 
 HELPER = Path(__file__).with_name("crash_helper.py")
 

@@ -4,10 +4,10 @@ the store is known to be writable."""
 
 from __future__ import annotations
 
+from pruninglab import runner, runs
+
 import pytest
 import torch
-
-from pruninglab import runner, runs
 
 
 def counting_experiment(calls: list, stages: int = 4) -> runner.Experiment:

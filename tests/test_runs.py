@@ -5,6 +5,8 @@ or a full disk reported clearly, DataFrames."""
 
 from __future__ import annotations
 
+from pruninglab import runs
+
 import errno
 import os
 import subprocess
@@ -13,8 +15,6 @@ import zipfile
 
 import pytest
 import torch
-
-from pruninglab import runs
 
 
 def test_the_folder_is_named_by_kind_and_config_hash(tmp_path):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from pruninglab import masking, saliency
+from pruninglab.pruning import prune
+
 import pytest
 import torch
 from torch import nn
-
-from pruninglab import masking, saliency
-from pruninglab.pruning import prune
 
 
 def two_layer_net() -> nn.Sequential:

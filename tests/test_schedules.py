@@ -3,10 +3,10 @@ scaling, and validation."""
 
 from __future__ import annotations
 
-import pytest
-
 from pruninglab import schedules
 from pruninglab.schedules import Schedule
+
+import pytest
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from pruninglab import seeding
+
 import numpy as np
 import pytest
-
-from pruninglab import seeding
 
 
 def test_a_stream_seed_depends_only_on_the_run_seed_and_the_stream_names():

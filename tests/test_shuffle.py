@@ -4,18 +4,18 @@ ticket recomputed); Table 3.1's summary and Section 3.3.2's claims."""
 
 from __future__ import annotations
 
+from pruninglab import data as data_module
+from pruninglab import gimp, masking, models, runs, schedules, shuffle, train
+from pruninglab.config import Setup
+from pruninglab.pruning import prune
+from pruninglab.train import TrainConfig
+
 import copy
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-from pruninglab import data as data_module
-from pruninglab import gimp, masking, models, runs, schedules, shuffle, train
-from pruninglab.config import Setup
-from pruninglab.pruning import prune
-from pruninglab.train import TrainConfig
 
 
 @pytest.fixture()

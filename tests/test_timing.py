@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from pruninglab import timing
+
+import pytest
 
 
 def test_interleaved_times_every_variant_once_per_round_in_rotating_order():

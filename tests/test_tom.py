@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
-import torch
-from torch import nn
-
 from pruninglab import data as data_module
 from pruninglab import masking, runs, schedules, tom
 from pruninglab.config import Setup
 from pruninglab.train import TrainConfig
+
+import pytest
+import torch
+from torch import nn
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,6 @@ schedule position is explicit, callbacks fire when promised, masks hold, bad inp
 
 from __future__ import annotations
 
-import copy
-
-import pytest
-import torch
-import torch.nn.functional as F
-from torch import nn
-
 from pruninglab import masking, models, profiles, schedules
 from pruninglab.schedules import Schedule
 from pruninglab.train import (
@@ -20,6 +13,13 @@ from pruninglab.train import (
     kernels,
     resolve_device,
 )
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
 
 
 @pytest.fixture(scope="module")

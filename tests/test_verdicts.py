@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
+from pruninglab import verdicts
+
 import pandas as pd
 import pytest
-
-from pruninglab import verdicts
 
 
 def series(*values: float) -> pd.Series:

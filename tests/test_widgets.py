@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+from pruninglab import basics, gimp, models, schedules, widgets
+from pruninglab import data as data_module
+from pruninglab.config import Setup
+from pruninglab.train import TrainConfig
+
 import json
 
 import ipywidgets
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
-
-from pruninglab import basics, gimp, models, schedules, widgets
-from pruninglab import data as data_module
-from pruninglab.config import Setup
-from pruninglab.train import TrainConfig
 
 
 def running_mean_line(explorer: widgets.Explorer) -> np.ndarray:
