@@ -21,6 +21,10 @@ Sections (one function each; add a new one with :func:`section`):
 * ``startup`` -- per notebook, seconds from starting its kernel to its first output and
   to its end (smoke profile), against a bare kernel; and whether ``torch._dynamo`` was
   imported.
+* ``threads`` -- training steps of the quick profile's MLP and the small conv net at one
+  thread and at more (up to the usable CPUs, at least two), interleaved, on the machine as
+  it is and then beside one busy process that the section starts (and always ends): the
+  measurement behind :mod:`pruninglab.threads`'s default.
 * ``all`` -- every section with its defaults.
 
 Each section prints the machine (CPU model, cores, threads) and the torch version, then a
@@ -31,6 +35,7 @@ shared machine are noisy: compare ratios from one run, not numbers across runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import dataclasses
 import os
@@ -38,6 +43,7 @@ import pathlib
 import platform
 import queue
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -60,6 +66,7 @@ __all__ = [
     "bench_masking",
     "bench_sparse",
     "bench_startup",
+    "bench_threads",
     "bench_train",
     "machine",
     "main",
@@ -585,6 +592,99 @@ def bench_sparse(args: argparse.Namespace) -> pd.DataFrame:
                                                 index_dtype)
               for label, (net, shape) in networks.items()}
     return pd.concat(tables, names=["network"]).drop(columns="density")
+
+
+# --------------------------------------------------------------------------------------
+# threads: one thread against more, on a quiet machine and beside a busy process
+# --------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _busy_neighbour(busy: bool):
+    """If ``busy``, keep one CPU-bound Python process (``while True: pass``) running beside
+    this one for the duration; it is ended however the block ends."""
+    if not busy:
+        yield
+        return
+    neighbour = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)  # let it start spinning before the first timed step
+        yield
+    finally:
+        neighbour.kill()
+        neighbour.wait()
+
+
+def _at_threads(count: int, step: Step) -> Step:
+    """``step`` run with ``count`` torch threads (set only when it changes: once a round)."""
+
+    def run() -> None:
+        if torch.get_num_threads() != count:
+            torch.set_num_threads(count)
+        step()
+
+    return run
+
+
+def _thread_counts(text: str) -> list[int]:
+    """An argparse type: ``--counts 1,2,4`` as a sorted list of thread counts >= 1."""
+    try:
+        counts = sorted({int(part) for part in text.split(",")})
+    except ValueError:
+        counts = [0]
+    if counts[0] < 1:
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated thread counts >= 1, e.g. 1,2, got {text!r}")
+    return counts
+
+
+def _threads_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", default="mlp,convnet",
+                        help="comma-separated pruninglab model names, on 28x28 one-channel "
+                        "images (mnist5k's shape)")
+    parser.add_argument("--counts", type=_thread_counts, default=None,
+                        help="comma-separated thread counts (default: 1 up to the usable CPUs, "
+                        "at least 1 and 2)")
+    parser.add_argument("--batch-size", type=positive_int, default=128)
+    parser.add_argument("--rounds", type=positive_int, default=5)
+    parser.add_argument("--steps", type=positive_int, default=10, help="timed steps per round")
+    parser.add_argument("--warmup", type=non_negative_int, default=5)
+
+
+@section("threads", _threads_arguments)
+def bench_threads(args: argparse.Namespace) -> pd.DataFrame:
+    """Seconds per training step (dense, our SGD with momentum and weight decay, CPU, a fixed
+    random batch) at each thread count, the counts interleaved, first on the machine as it
+    is ("quiet"), then beside one busy process ("busy"); ratios against one thread on the
+    quiet machine, per model. Run it on an otherwise idle machine."""
+    counts = args.counts or list(range(1, max(2, threads.usable_cpus()[0]) + 1))
+    names = [name.strip() for name in args.models.split(",") if name.strip()]
+    print(f"threads: one training step, batch {args.batch_size}, {counts} threads, OpenMP "
+          f"{'waits passively' if threads.waits_passively() else 'spins while it waits'}; "
+          f"{args.rounds} rounds x {args.steps} steps, interleaved, quiet then busy")
+    before = torch.get_num_threads()
+    rows = []
+    try:
+        for name in names:
+            torch.manual_seed(0)
+            model = models.create(name, in_channels=1, num_classes=10, input_size=28)
+            x = torch.randn(args.batch_size, 1, 28, 28)
+            y = torch.randint(0, 10, (args.batch_size,))
+            step = _train_step(model, x, y, ours=True)
+            for condition in ("quiet", "busy"):
+                with _busy_neighbour(condition == "busy"):
+                    times = interleaved({n: _at_threads(n, step) for n in counts},
+                                        args.rounds, args.steps, args.warmup)
+                rows += [{"model": name, "machine": condition, "threads": n,
+                          "median_ms": 1e3 * statistics.median(t), "min_ms": 1e3 * min(t)}
+                         for n, t in times.items()]
+    finally:
+        torch.set_num_threads(before)
+    table = pd.DataFrame(rows)
+    one_quiet = table[(table["machine"] == "quiet") & (table["threads"] == 1)]
+    base = table["model"].map(one_quiet.set_index("model")["median_ms"])
+    table["ratio"] = table["median_ms"] / base
+    return table.set_index(["model", "machine", "threads"])
 
 
 # --------------------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 Why not ``torch.optim``? Two reasons, measured in issue 12:
 
 * Making any ``torch.optim`` optimizer imports ``torch._dynamo`` (its ``add_param_group``
-  is wrapped so that the compiler skips it): about 2.7 s of start-up in every notebook
-  kernel, for a compiler the notebooks do not use.
+  is wrapped so that the compiler skips it): 1.0-1.1 s of start-up in every notebook kernel
+  on a warm 2-core machine, 2-4 s with a cold file cache, for a compiler the notebooks do
+  not use.
 * With masks, ``torch.optim``'s step must be followed by a multiply of every weight by its
   mask: one more pass over all the weights. Our SGD with momentum multiplies the mask into
   the momentum update it makes anyway (``addcmul`` instead of ``add``), so masked training

@@ -2,30 +2,37 @@
 
 ``os.cpu_count()`` counts the machine's cores, not what a process gets. A Binder pod or a
 course server hands a notebook a CPU *quota* (cgroup ``cpu.max``) far below the cores it
-sees, ``taskset`` or a batch scheduler pins it to a few, and a laptop runs a browser and
-other work beside it. torch starts one intra-op thread per visible core, and at the end of
-every parallel operation its OpenMP threads wait for each other by *spinning*: when one of
-them has to share its core with another busy process, the others burn their time slices
-waiting for it. On a quiet 2-core machine the quick profile's notebook 04 took 30 s alone
-and 359 s beside one busy Python loop with torch's default of two spinning threads, and
-notebook 05 went from 809 s to more than 1,800 s (issue 12).
+sees, ``taskset`` or a batch scheduler pins it to a few, and a laptop runs a browser, the
+Jupyter server and other work beside it. torch starts one intra-op thread per visible
+core, and at the end of every parallel operation its OpenMP threads wait for each other by
+*spinning*: when one of them has to share its core with another busy process, the others
+burn their time slices waiting for it. On a 2-core machine with torch's default of two
+spinning threads, the quick profile's notebook 04 took 24 s alone and 282-303 s beside one
+busy Python loop (issue 21).
 
-Two things fix it, and :func:`configure` does both that it can::
+:func:`configure` does two things about it::
 
     usable  = min(CPUs in the affinity mask, the cgroup CPU quota rounded down)
-    threads = usable            if OpenMP waits passively (OMP_WAIT_POLICY=PASSIVE)
-              max(1, usable - 1) otherwise: one CPU left to the rest of the machine
+    threads = max(1, usable - 1)      one CPU left to the rest of the machine
 
-or ``$PRUNINGLAB_THREADS`` when it is set. A passive wait puts a waiting thread to sleep,
-so a busy neighbour slows a step by its share of the CPUs, not by a factor of ten: with two
-passive threads notebook 04 took 27 s alone and 46 s beside the busy loop (05: 607 s and
-1,098 s), while one thread alone took 34 s. Under ``taskset -c 0`` or a cgroup quota of one
-CPU the plan is one thread: 35 s and 38 s (05: 833 s and 891 s; torch's default under that
-quota, two threads, took 60 s and 1,487 s). OpenMP reads its wait policy once, when torch loads, so
-``import pruninglab`` sets ``OMP_WAIT_POLICY=PASSIVE`` (unless you set it) only when torch
-is not loaded yet (:func:`prefer_passive_waiting`); ``make``, the notebook runner and
-Binder set it for every kernel. A kernel that imported torch before pruninglab without it
-gets the ``usable - 1`` rule, which is safe but leaves a CPU idle on a quiet machine.
+or ``$PRUNINGLAB_THREADS`` when it is set; and OpenMP's waiting threads sleep instead of
+spinning (``OMP_WAIT_POLICY=PASSIVE``), for whoever runs more than one thread.
+
+Why one CPU fewer than usable, measured on a 2-core machine (``python -m pruninglab.bench
+threads``: ms per training step, batch 128, passive waits, quiet / beside one busy
+process): the quick profile's MLP 784-400-400-400-10 is no faster with two threads than
+with one even on a quiet machine (one thread 5.1 / 5.1 ms, two 7.8 / 5.9 ms), and the small
+conv net, which two threads speed up 1.5-1.8x on a quiet machine, is 7-11 % slower with them
+beside a busy process (one thread 79 / 81 ms, two 46 / 87 ms). Whole notebooks in the quick
+profile differ by less than the noise (04: 23 s either way, quiet or busy). A student's
+machine is never quiet (the browser, the Jupyter server), and every notebook of the quick
+profile trains the MLP; set ``PRUNINGLAB_THREADS=2`` for conv nets on a 2-core machine that
+nothing else uses.
+
+OpenMP reads its wait policy once, when torch loads, so ``import pruninglab`` sets
+``OMP_WAIT_POLICY=PASSIVE`` (unless you set it) only when torch is not loaded yet
+(:func:`prefer_passive_waiting`); ``make``, the notebook runner and Binder set it for every
+kernel, and the notebooks import pruninglab before torch.
 
 :func:`configure` sets torch's intra-op and inter-op threads and the BLAS/OpenMP libraries
 below it (through ``threadpoolctl``), and writes the count to ``OMP_NUM_THREADS``,
@@ -204,9 +211,9 @@ def usable_cpus(root: str | os.PathLike = "/sys/fs/cgroup",
 def plan(environ: Mapping[str, str] | None = None, root: str | os.PathLike = "/sys/fs/cgroup",
          self_cgroup: str | os.PathLike = "/proc/self/cgroup") -> Plan:
     """The thread count :func:`configure` would set: ``$PRUNINGLAB_THREADS`` if set, else
-    the usable CPUs when OpenMP waits passively and one fewer when it spins (see the
-    module's text). ``environ`` defaults to ``os.environ``; ``root`` and ``self_cgroup``
-    as in :func:`usable_cpus`.
+    one fewer than the usable CPUs, at least one (see the module's text for why).
+    ``environ`` defaults to ``os.environ``; ``root`` and ``self_cgroup`` as in
+    :func:`usable_cpus`.
 
     ``$PRUNINGLAB_THREADS`` above the CPUs this process may run on (its affinity mask) is
     clamped to them, and the plan's reason says so: more threads than CPUs only wait for
@@ -228,10 +235,9 @@ def plan(environ: Mapping[str, str] | None = None, root: str | os.PathLike = "/s
                                         "may run on")
         return Plan(int(text), None, f"{ENV}={text}")
     usable, reason = usable_cpus(root, self_cgroup)
-    if waits_passively(environ):
-        return Plan(usable, usable, f"{reason}, OpenMP waits passively")
-    return Plan(max(1, usable - 1), usable,
-                f"{reason}, OpenMP threads spin while they wait ({WAIT_POLICY} is not PASSIVE)")
+    waits = ("OpenMP waits passively" if waits_passively(environ) else
+             f"OpenMP threads spin while they wait ({WAIT_POLICY} is not PASSIVE)")
+    return Plan(max(1, usable - 1), usable, f"{reason}, {waits}")
 
 
 def configure(threads: int | None = None) -> Plan:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pruninglab import bench
 
+import argparse
 import importlib.util
 import subprocess
 import sys
@@ -84,6 +85,34 @@ def test_sparse_section_prints_dense_and_csr_latency_and_bytes(capsys):
     out = capsys.readouterr().out
     for text in ("mlp 784-400-400-400-10", "vgg conv3x3 4->4 @3x3", "csr_ms", "bytes_ratio"):
         assert text in out
+
+
+def test_threads_section_times_each_count_quiet_and_beside_a_busy_process_it_ends(
+        monkeypatch, capsys):
+    started = []
+
+    class Recorded(subprocess.Popen):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(bench.subprocess, "Popen", Recorded)
+    args = argparse.Namespace(models="mlp", counts=[1, 2], batch_size=8, rounds=1, steps=1,
+                              warmup=0)
+    table = bench.bench_threads(args)
+    assert list(table.index) == [("mlp", machine, n) for machine in ("quiet", "busy")
+                                 for n in (1, 2)]
+    assert table.loc[("mlp", "quiet", 1), "ratio"] == 1.0  # the baseline: 1 thread, quiet
+    assert (table["median_ms"] > 0).all()
+    assert len(started) == 1 and started[0].poll() is not None  # the neighbour was ended
+    assert "OpenMP waits passively" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("counts", ["0,1", "two", "1,,2"])
+def test_threads_section_refuses_counts_that_are_not_thread_counts(counts, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["threads", "--counts", counts])
+    assert exit_info.value.code == 2 and "--counts" in capsys.readouterr().err
 
 
 def test_startup_section_times_each_kernel_against_a_bare_one_and_names_errors(tmp_path,

@@ -93,23 +93,22 @@ def test_a_cgroup_v1_quota_of_an_ancestor_applies_too(tmp_path):
     assert threads.cgroup_quota(tmp_path / "cgroup", me) == 1.5
 
 
-@pytest.mark.parametrize(("affinity", "quota", "usable"), [
-    (2, None, 2),                 # a 2-core laptop
-    (1, None, 1),                 # taskset -c 0
-    (8, None, 8),
-    (16, "150000 100000", 1),     # a Binder-like quota of 1.5 CPUs on a big machine
-    (16, "400000 100000", 4),
-    (2, "800000 100000", 2),      # a quota above the affinity: the affinity wins
+@pytest.mark.parametrize(("affinity", "quota", "usable", "planned"), [
+    (2, None, 2, 1),              # a 2-core laptop
+    (1, None, 1, 1),              # taskset -c 0
+    (8, None, 8, 7),
+    (16, "150000 100000", 1, 1),  # a Binder-like quota of 1.5 CPUs on a big machine
+    (16, "400000 100000", 4, 3),
+    (2, "800000 100000", 2, 1),   # a quota above the affinity: the affinity wins
 ])
 @pytest.mark.parametrize("policy", ["PASSIVE", "passive", "", "ACTIVE"])
-def test_the_plan_uses_every_usable_cpu_when_openmp_waits_passively_else_one_fewer(
-        tmp_path, monkeypatch, affinity, quota, usable, policy):
+def test_the_plan_leaves_one_usable_cpu_to_the_rest_of_the_machine_and_names_the_wait_policy(
+        tmp_path, monkeypatch, affinity, quota, usable, planned, policy):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(affinity)), raising=False)
     root, me = cgroup_v2(tmp_path, "/box", {"/box": quota or "max 100000"})
     environ = {"OMP_WAIT_POLICY": policy} if policy else {}
     plan = threads.plan(environ, root=root, self_cgroup=me)
     passive = policy.lower() == "passive"
-    planned = usable if passive else max(1, usable - 1)
     assert (plan.threads, plan.usable) == (planned, usable)
     assert f"affinity {affinity} CPU" in plan.reason
     assert ("no cgroup quota" in plan.reason) == (quota is None)
