@@ -23,7 +23,7 @@ threads``: ms per training step, batch 128, passive waits, quiet / beside one bu
 process): the quick profile's MLP 784-400-400-400-10 is no faster with two threads than
 with one even on a quiet machine (one thread 5.1 / 5.1 ms, two 7.8 / 5.9 ms), and the small
 conv net, which two threads speed up 1.5-1.8x on a quiet machine, is 7-11 % slower with them
-beside a busy process (one thread 79 / 81 ms, two 46 / 87 ms). Whole notebooks in the quick
+beside a busy process (one thread 81 / 79 ms, two 46 / 87 ms). Whole notebooks in the quick
 profile differ by less than the noise (04: 23 s either way, quiet or busy). A student's
 machine is never quiet (the browser, the Jupyter server), and every notebook of the quick
 profile trains the MLP; set ``PRUNINGLAB_THREADS=2`` for conv nets on a 2-core machine that
