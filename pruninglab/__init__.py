@@ -5,8 +5,8 @@ Modules (one idea each; their layers are in :mod:`pruninglab.layers`): ``models`
 ``schedules``, ``train``, ``masking``, ``optim``, ``saliency``, ``pruning``, ``interop``,
 ``runs`` and ``runner`` (the run store and the one experiment runner), ``gimp``, ``tom``,
 ``shuffle``, ``bn``, ``at_init``, ``verdicts``, ``config``, ``profiles``, ``plots``,
-``efficiency``, ``reproduction``, ``basics``, and the helpers ``checks``, ``seeding``,
-``threads`` and ``timing``;
+``efficiency``, ``reproduction``, ``basics``, ``exercises``, and the helpers ``checks``,
+``seeding``, ``threads`` and ``timing``;
 ``notebooks``, ``widgets`` and ``bench`` load on first use.
 
 Importing the package first asks OpenMP to wait passively, if torch has not loaded yet
@@ -27,6 +27,7 @@ from . import (  # noqa: E402, F401  (after the line above, which must precede t
     config,
     data,
     efficiency,
+    exercises,
     gimp,
     interop,
     masking,

@@ -17,7 +17,7 @@ __all__ = ["LAYERS", "layer_of"]
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("checks", "seeding", "threads", "timing", "schedules", "models", "data", "masking",
      "optim", "saliency", "runs", "runner", "layers"),
-    ("pruning", "train", "interop", "basics"),
+    ("pruning", "train", "interop", "basics", "exercises"),
     ("config", "profiles"),
     ("gimp", "tom", "shuffle", "at_init", "bn", "verdicts"),
     ("plots", "bench", "efficiency", "notebooks"),

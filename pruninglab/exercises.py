@@ -1,0 +1,716 @@
+"""Exercises: small functions a student writes in a notebook, checked against the library.
+
+An exercise in a notebook is a stub and one call::
+
+    def linear_parameters(n_in: int, n_out: int) -> int:
+        ...  # your code
+
+    pl.exercises.check("01.1", linear_parameters)
+
+:func:`check` calls the answer and the library's reference on the same inputs (drawn with
+fixed seeds, so a hint is the same every time it is shown) and prints one line:
+
+* a pass;
+* ``not done yet`` for a stub: ``None``, ``...``, a function that raises
+  ``NotImplementedError`` or that returns ``None`` (the body ``...`` does);
+* or a hint that names what is wrong: the first input on which the answer differs, what
+  was expected and what came back (the count, the shape, the dtype, the value), and, when
+  the answer behaves like a known mistake (the other momentum convention, rounding down,
+  the wrong axis, ...), the mistake by name.
+
+It returns ``True`` or ``False`` and never raises, so a notebook's Run All goes on. Each
+exercise stands alone: later cells never call a student's answer.
+
+Headless runs (``make run``, ``make test``) set ``PRUNINGLAB_FILL_EXERCISES=1``: a stub is
+then checked as if it were the reference, and the line says so, so every check runs green
+there while the student's copy keeps its stubs. ``PRUNINGLAB_FILL_EXERCISES=0`` or unset
+leaves stubs as stubs.
+
+:func:`names` lists the ids (``"NN.k"``: notebook ``NN``, exercise ``k``), :func:`describe`
+gives the task in a sentence, :func:`solution` the reference (a function or a value).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import numbers
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from . import basics, masking, models, pruning
+
+__all__ = ["FILL_VARIABLE", "Exercise", "Mistake", "check", "describe", "names", "solution"]
+
+FILL_VARIABLE = "PRUNINGLAB_FILL_EXERCISES"
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A plausible wrong answer and the hint that names it.
+
+    Attributes:
+        name: a few words, e.g. ``"forgot the biases"``.
+        hint: what to look at again, one sentence.
+        answer: the wrong function (or value), written as a student might; :func:`check`
+            recognises the mistake when an answer agrees with it where the reference differs.
+    """
+
+    name: str
+    hint: str
+    answer: object
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise.
+
+    Attributes:
+        id: ``"NN.k"``.
+        signature: how the answer is named and called in the notebook, e.g.
+            ``"linear_parameters(n_in, n_out)"``; a bare name for a value.
+        task: the task in one sentence.
+        reference: the library's answer: a function, or the value itself when ``cases`` is
+            ``None``.
+        cases: keyword arguments of the inputs the answer is tried on (``None`` for a value).
+        mistakes: known wrong answers, recognised in the hint.
+        tolerance: relative tolerance for floating-point results (``0`` for exact).
+    """
+
+    id: str
+    signature: str
+    task: str
+    reference: object
+    cases: tuple[dict, ...] | None
+    mistakes: tuple[Mistake, ...] = ()
+    tolerance: float = 1e-5
+
+
+# ======================================================================================
+# Comparing an answer's result with the reference's
+# ======================================================================================
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    if isinstance(value, bool):
+        return f"the bool {value}"
+    if isinstance(value, (int, float)):
+        return f"the {type(value).__name__} {value!r}"
+    if isinstance(value, (list, tuple)):
+        return f"a {type(value).__name__} of {len(value)} items"
+    return f"a {type(value).__name__}"
+
+
+def difference(expected: object, got: object, tolerance: float = 1e-5) -> str | None:
+    """``None`` if ``got`` agrees with ``expected``, else a short description of the first
+    difference: the type, the length, the shape, the dtype, the count of a mask, the value.
+
+    Integers must match exactly (``12.0`` for ``12`` is a type error: a count is an int);
+    floats and float tensors to ``tolerance`` relative (and 1e-7 absolute)."""
+    if isinstance(expected, (list, tuple)):
+        if not isinstance(got, (list, tuple)):
+            return f"expected a list of {len(expected)} items, got {_kind(got)}"
+        if len(got) != len(expected):
+            return f"expected {len(expected)} items, got {len(got)}"
+        for i, (e, g) in enumerate(zip(expected, got)):
+            problem = difference(e, g, tolerance)
+            if problem:
+                return f"item {i}: {problem}"
+        return None
+    if isinstance(expected, torch.Tensor):
+        if not isinstance(got, torch.Tensor):
+            return f"expected {_kind(expected)}, got {_kind(got)}"
+        if got.shape != expected.shape:
+            return (f"expected shape {tuple(expected.shape)}, got {tuple(got.shape)} "
+                    "(check which axis you summed or averaged over)")
+        if expected.dtype == torch.bool:
+            if got.dtype != torch.bool:
+                return f"expected a bool mask (True = kept), got dtype {got.dtype}"
+            if int(got.sum()) != int(expected.sum()):
+                return (f"keeps {int(got.sum())} of {got.numel()} entries, "
+                        f"expected {int(expected.sum())}")
+            if not torch.equal(got, expected):
+                first = tuple(int(i) for i in (got != expected).nonzero()[0])
+                return (f"keeps the right number of entries but not the right ones "
+                        f"(first difference at index {first})")
+            return None
+        if not got.is_floating_point():
+            return f"expected floating-point values ({expected.dtype}), got dtype {got.dtype}"
+        got = got.detach().to(expected.dtype)
+        close = torch.isclose(got, expected, rtol=tolerance, atol=1e-7)
+        if bool(close.all()):
+            return None
+        first = tuple(int(i) for i in (~close).nonzero()[0])
+        return (f"values differ, first at index {first}: expected {float(expected[first]):.6g},"
+                f" got {float(got[first]):.6g}")
+    if isinstance(expected, bool) or not isinstance(expected, (int, float)):
+        return None if got == expected else f"expected {expected!r}, got {_kind(got)}"
+    if isinstance(got, torch.Tensor) and got.dim() == 0:
+        got = got.item()  # a 0-d tensor holds a number: take it
+    if isinstance(expected, int):
+        if isinstance(got, bool) or not isinstance(got, numbers.Integral):
+            return f"expected the int {expected:,}, got {_kind(got)}"
+        return None if got == expected else f"expected {expected:,}, got {int(got):,}"
+    if isinstance(got, bool) or not isinstance(got, numbers.Real):
+        return f"expected the number {expected:.6g}, got {_kind(got)}"
+    if math.isclose(got, expected, rel_tol=tolerance, abs_tol=1e-12):
+        return None
+    return f"expected {expected:.6g}, got {got:.6g}"
+
+
+def _show(value: object) -> str:
+    if isinstance(value, torch.Tensor):
+        if value.numel() <= 4:
+            return "[" + ", ".join(f"{v:.4g}" for v in value.flatten().tolist()) + "]"
+        return f"<tensor {tuple(value.shape)}>"
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], torch.Tensor):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return repr(value)
+
+
+def _call_text(function_name: str, case: dict) -> str:
+    return f"{function_name}({', '.join(f'{k}={_show(v)}' for k, v in case.items())})"
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+def _is_stub_value(value: object) -> bool:
+    return value is None or value is Ellipsis
+
+
+# ======================================================================================
+# check, names, describe, solution
+# ======================================================================================
+
+
+def check(id: str, answer: object) -> bool:
+    """Check a student's ``answer`` to exercise ``id`` and print one line about it.
+
+    Args:
+        id: the exercise, e.g. ``"01.1"`` (:func:`names` lists them).
+        answer: the student's function, or value for a value exercise.
+
+    Returns:
+        ``True`` if the answer agrees with the reference on every input, else ``False``.
+        Never raises: an unknown id, a stub or an answer that fails prints why instead.
+    """
+    try:
+        exercise = _get(id)
+        fill = _fill_requested()
+    except ValueError as err:
+        print(f"✗ {err}")
+        return False
+    verdict, message = _judge(exercise, answer)
+    if verdict is None and fill:
+        verdict, message = _judge(exercise, exercise.reference)
+        message = (f"not done yet; this headless run ({FILL_VARIABLE}=1) checks the "
+                   f"reference in its place: {message}")
+    elif verdict is None:
+        message = f"not done yet: {message}"
+    mark = "✓" if verdict else ("○" if verdict is None else "✗")
+    print(f"{mark} {exercise.id} {message}")
+    return bool(verdict)
+
+
+def _judge(exercise: Exercise, answer: object) -> tuple[bool | None, str]:
+    """``(True, msg)`` pass, ``(False, hint)`` fail, ``(None, msg)`` a stub."""
+    name = exercise.signature.split("(")[0]
+    if exercise.cases is None:  # a value
+        if _is_stub_value(answer):
+            return None, f"set {name} to your answer, then run this cell again."
+        if callable(answer):
+            try:
+                answer()
+            except NotImplementedError:
+                return None, f"set {name} to your answer, then run this cell again."
+            except Exception:  # whatever else it does, a function is not a value
+                pass
+            return False, f"{name} should be a value, not a function"
+        problem = difference(exercise.reference, answer, exercise.tolerance)
+        if problem is None:
+            return True, f"passed: {name} = {answer!r}."
+        return False, _with_mistake(exercise, problem, None, answer, answer)
+    if _is_stub_value(answer):
+        return None, f"write {exercise.signature}, then run this cell again."
+    if not callable(answer):
+        return False, f"{name} should be a function {exercise.signature}, got {_kind(answer)}"
+    for case in exercise.cases:
+        expected = exercise.reference(**copy.deepcopy(case))
+        try:
+            got = answer(**copy.deepcopy(case))
+        except NotImplementedError:
+            return None, f"write {exercise.signature}, then run this cell again."
+        except Exception as err:  # the student's code: report it, never raise
+            return False, f"{_call_text(name, case)} raised {_one_line(err)}"
+        if _is_stub_value(got):
+            return None, (f"{name} returned {got!r}: write its body ({exercise.signature}), "
+                          "then run this cell again.")
+        problem = difference(expected, got, exercise.tolerance)
+        if problem:
+            return False, _with_mistake(exercise, f"{_call_text(name, case)}: {problem}",
+                                        case, answer, got)
+    return True, f"passed: {name} agrees with the reference on {len(exercise.cases)} inputs."
+
+
+def _with_mistake(exercise: Exercise, problem: str, case: dict | None, answer: object,
+                  got: object) -> str:
+    """``problem``, and the hint of the known mistake that ``answer`` behaves like: the one
+    that gives what it gives on the most inputs (at least on ``case``, where it failed)."""
+    cases = [None] if case is None else exercise.cases
+    outputs = [got] if case is None else [_quietly(answer, c) for c in cases]
+
+    def agrees(mistake: Mistake, c: dict | None, output: object) -> bool:
+        theirs = mistake.answer if c is None else _quietly(mistake.answer, c)
+        return (theirs is not _FAILED and output is not _FAILED
+                and difference(theirs, output, exercise.tolerance) is None)
+
+    best, best_count = None, 0
+    for mistake in exercise.mistakes:
+        if not agrees(mistake, case, got):
+            continue
+        count = sum(agrees(mistake, c, out) for c, out in zip(cases, outputs))
+        if count > best_count:
+            best, best_count = mistake, count
+    return problem if best is None else f"{problem}. Looks like: {best.name}. {best.hint}"
+
+
+_FAILED = object()
+
+
+def _quietly(function, case: dict) -> object:
+    """``function(**case)`` on a copy of the inputs, or ``_FAILED`` if it raises."""
+    try:
+        return function(**copy.deepcopy(case))
+    except Exception:
+        return _FAILED
+
+
+def _fill_requested() -> bool:
+    value = os.environ.get(FILL_VARIABLE, "0").strip()
+    if value not in ("0", "1", ""):
+        raise ValueError(f"{FILL_VARIABLE} must be 0 or 1, got {value!r}")
+    return value == "1"
+
+
+def _get(id: str) -> Exercise:
+    if id not in _EXERCISES:
+        raise ValueError(f"no exercise {id!r}; the exercises are {', '.join(_EXERCISES)}")
+    return _EXERCISES[id]
+
+
+def names(notebook: str | None = None) -> list[str]:
+    """The exercise ids in course order; ``notebook="04"`` keeps that notebook's."""
+    if notebook is not None and not (isinstance(notebook, str) and len(notebook) == 2
+                                     and notebook.isdigit()):
+        raise ValueError(f"notebook must be two digits such as '04', got {notebook!r}")
+    return [i for i in _EXERCISES if notebook is None or i.startswith(f"{notebook}.")]
+
+
+def describe(id: str) -> str:
+    """The task of exercise ``id`` in a sentence, with the signature the check calls."""
+    exercise = _get(id)
+    return f"{exercise.id} · {exercise.signature}: {exercise.task}"
+
+
+def solution(id: str) -> object:
+    """The reference answer of exercise ``id``: a function to call, or the value."""
+    return _get(id).reference
+
+
+# ======================================================================================
+# The inputs the answers are tried on (fixed seeds: the same hint every time)
+# ======================================================================================
+
+
+def _generator(id: str) -> torch.Generator:
+    return torch.Generator().manual_seed(int(id.replace(".", "")))
+
+
+def _integers(id: str, count: int, low: int, high: int) -> list[int]:
+    return torch.randint(low, high + 1, (count,), generator=_generator(id)).tolist()
+
+
+def _not_half_way(density: float, n: int) -> float:
+    """A density whose ``density * n`` ends in .75: rounding to nearest and rounding down
+    then keep different counts, so the two are told apart."""
+    return (math.floor(density * n) + 0.75) / n
+
+
+def _weights(shapes: Sequence[tuple[int, ...]], scales: Sequence[float], g: torch.Generator):
+    return [scale * torch.randn(shape, generator=g) for shape, scale in zip(shapes, scales)]
+
+
+# ======================================================================================
+# The references: the library's own functions (masks through pruning.prune)
+# ======================================================================================
+
+
+def _layer_with(weight: torch.Tensor) -> nn.Module:
+    """A bias-free Linear or Conv2d layer that holds ``weight`` (2-d or 4-d)."""
+    if weight.dim() == 2:
+        layer = nn.Linear(weight.shape[1], weight.shape[0], bias=False)
+    elif weight.dim() == 4:
+        layer = nn.Conv2d(weight.shape[1], weight.shape[0], tuple(weight.shape[2:]), bias=False)
+    else:
+        raise ValueError(f"weight must be 2-d (Linear) or 4-d (Conv2d), got {weight.dim()}-d")
+    with torch.no_grad():
+        layer.weight.copy_(weight)
+    return layer
+
+
+def _magnitude_masks(weights: Sequence[torch.Tensor], density: float,
+                     scope: str) -> list[torch.Tensor]:
+    net = nn.Sequential(*[_layer_with(w) for w in weights])
+    with warnings.catch_warnings():  # an emptied layer is a fine answer here
+        warnings.simplefilter("ignore", pruning.EmptyLayerWarning)
+        pruning.prune(net, density, scope=scope)
+    return [m.clone() for m in masking.get_masks(net).values()]
+
+
+def _bn(x, running_mean, running_var, gamma, beta, eps, training):
+    return basics.batch_norm_by_hand(x, running_mean, running_var, gamma, beta,
+                                     training=training, eps=eps)[0]
+
+
+# ======================================================================================
+# The exercises, notebook by notebook
+# ======================================================================================
+
+
+def _exercises_01() -> list[Exercise]:
+    pairs = list(zip(_integers("01.1", 6, 1, 1000), _integers("01.11", 6, 1, 1000)))
+    g = _generator("01.2")
+    neuron_cases = tuple(
+        {"y": torch.randn(5, n, generator=g), "w": torch.randn(n, generator=g),
+         "b": float(torch.randn((), generator=g))} for n in (3, 4, 7))
+    return [
+        Exercise(
+            "01.2", "linear_parameters(n_in, n_out)",
+            "the number of parameters (weights and biases) of a linear layer with n_in "
+            "inputs and n_out outputs.",
+            reference=basics.linear_layer_parameters,
+            cases=({"n_in": 784, "n_out": 400}, {"n_in": 1, "n_out": 1},
+                   *({"n_in": a, "n_out": b} for a, b in pairs)),
+            mistakes=(
+                Mistake("forgot the biases", "Each of the n_out neurons has a bias too.",
+                        lambda n_in, n_out: n_in * n_out),
+                Mistake("one bias per input", "The biases belong to the output neurons: "
+                        "n_out of them, not n_in.", lambda n_in, n_out: n_in * n_out + n_in),
+            )),
+        Exercise(
+            "01.1", "relu_neuron(y, w, b)",
+            "one ReLU neuron on a batch: ReLU(y·w + b) for each row of y (y is (B, N), "
+            "w is (N,), b a number; the result is (B,)).",
+            reference=lambda y, w, b: basics.neuron(y, w, b, activation="relu"),
+            cases=neuron_cases,
+            mistakes=(
+                Mistake("no ReLU", "The neuron's output goes through ReLU: negative sums "
+                        "become 0.", lambda y, w, b: y @ w + b),
+                Mistake("bias left out", "Add b to the weighted sum before the ReLU.",
+                        lambda y, w, b: torch.relu(y @ w)),
+                Mistake("ReLU before the bias", "ReLU acts on the whole sum, bias included:"
+                        " ReLU(y·w + b), not ReLU(y·w) + b.",
+                        lambda y, w, b: torch.relu(y @ w) + b),
+            )),
+        Exercise(
+            "01.3", "mlp_parameters(widths)",
+            "the parameters of a fully connected network with layer widths `widths` "
+            "(inputs first, outputs last), e.g. [784, 400, 400, 400, 10].",
+            reference=basics.mlp_parameters,
+            cases=({"widths": [784, 400, 400, 400, 10]}, {"widths": [2, 2, 1]},
+                   {"widths": [784, 300, 100, 10]}, {"widths": [5, 3]},
+                   {"widths": _integers("01.3", 5, 1, 50)}),
+            mistakes=(
+                Mistake("a layer too few (off by one)", "A network with widths "
+                        "[a, b, c] has two layers: a→b and b→c; count every consecutive pair.",
+                        lambda widths: sum((a + 1) * b for a, b in
+                                           zip(widths[:-2], widths[1:-1]))),
+                Mistake("biases on the inputs", "Only neurons that compute something have a"
+                        " bias: the input layer has none.",
+                        lambda widths: sum(a * b for a, b in zip(widths, widths[1:]))
+                        + sum(widths)),
+                Mistake("forgot the biases", "Each layer's output neurons have one bias "
+                        "each.", lambda widths: sum(a * b for a, b in zip(widths, widths[1:]))),
+            )),
+    ]
+
+
+def _exercises_02() -> list[Exercise]:
+    sizes = _integers("02.1", 8, 5, 64)
+    kernels = _integers("02.11", 8, 1, 5)
+    strides = _integers("02.12", 8, 1, 3)
+    paddings = _integers("02.13", 8, 0, 2)
+    cases = [{"size": 32, "kernel": 3, "stride": 2, "padding": 1},
+             {"size": 28, "kernel": 5, "stride": 1, "padding": 0},
+             {"size": 8, "kernel": 3, "stride": 3, "padding": 0}]
+    cases += [{"size": s, "kernel": k, "stride": st, "padding": p}
+              for s, k, st, p in zip(sizes, kernels, strides, paddings)]
+    channels = list(zip(_integers("02.2", 6, 1, 64), _integers("02.21", 6, 1, 64),
+                        _integers("02.22", 6, 1, 7)))
+    return [
+        Exercise(
+            "02.1", "conv_output_size(size, kernel, stride, padding)",
+            "the output height (or width) of a convolution on an input `size` pixels high, "
+            "with a `kernel`-pixel window, `stride` and `padding` zeros on each side.",
+            reference=basics.conv_output_size,
+            cases=tuple(cases),
+            mistakes=(
+                Mistake("padding on one side only", "`padding` zeros go on *each* side: "
+                        "the padded input is size + 2·padding.",
+                        lambda size, kernel, stride, padding:
+                        (size + padding - kernel) // stride + 1),
+                Mistake("forgot the +1 (off by one)", "Count window positions: the first "
+                        "one is at 0, then one per stride that still fits.",
+                        lambda size, kernel, stride, padding:
+                        (size + 2 * padding - kernel) // stride),
+                Mistake("rounded up instead of down", "A window that does not fit wholly is"
+                        " not a position: round the division down.",
+                        lambda size, kernel, stride, padding:
+                        math.ceil((size + 2 * padding - kernel) / stride) + 1),
+                Mistake("ignored the stride", "With stride s the window moves s pixels per "
+                        "step: divide by s.",
+                        lambda size, kernel, stride, padding: size + 2 * padding - kernel + 1),
+            )),
+        Exercise(
+            "02.2", "conv_parameters(c_in, c_out, kernel, bias)",
+            "the parameters of a convolutional layer with c_in input and c_out output "
+            "channels and a square kernel×kernel window, with or without a bias per filter.",
+            reference=basics.conv2d_parameters,
+            cases=({"c_in": 3, "c_out": 16, "kernel": 3, "bias": False},
+                   {"c_in": 3, "c_out": 16, "kernel": 3, "bias": True},
+                   *({"c_in": a, "c_out": b, "kernel": k, "bias": i % 2 == 0}
+                     for i, (a, b, k) in enumerate(channels))),
+            mistakes=(
+                Mistake("forgot the input channels", "Each filter covers all c_in input "
+                        "channels: c_in·k·k weights per filter.",
+                        lambda c_in, c_out, kernel, bias: c_out * (kernel * kernel + bias)),
+                Mistake("the kernel counted once, not k×k", "The window is kernel × kernel "
+                        "pixels.", lambda c_in, c_out, kernel, bias:
+                        c_out * (c_in * kernel + bias)),
+                Mistake("the bias ignored (or always counted)", "One bias per filter, and "
+                        "only when bias is True.",
+                        lambda c_in, c_out, kernel, bias:
+                        c_out * (c_in * kernel * kernel + (not bias))),
+            )),
+    ]
+
+
+def _standardize_per_channel(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """Training-mode BN without γ, β: x standardized per channel with the batch's own
+    statistics (03.3's answer written out; a known mistake of 03.4)."""
+    mean = x.mean(dim=(0, 2, 3), keepdim=True)
+    var = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+    return (x - mean) / torch.sqrt(var + eps)
+
+
+def _exercises_03() -> list[Exercise]:
+    g = _generator("03.1")
+    ema_cases = tuple({"old": torch.randn(4, generator=g), "new": torch.randn(4, generator=g),
+                       "momentum": m} for m in (0.1, 0.01, 0.3, 0.003))
+    g = _generator("03.2")
+    bn_train_cases = []
+    for shape, eps in (((4, 3, 3, 3), 1e-3), ((8, 2, 2, 5), 1e-2), ((3, 4, 4, 4), 0.1)):
+        channel_std = torch.logspace(-1.5, 0.5, shape[1])  # small and large variances
+        x = 2.0 + channel_std.view(1, -1, 1, 1) * torch.randn(shape, generator=g)
+        bn_train_cases.append({"x": x, "eps": eps})
+    g = _generator("03.3")
+    bn_eval_cases = []
+    for shape in ((4, 3, 3, 3), (2, 5, 2, 2), (6, 2, 4, 4)):
+        c = shape[1]
+        bn_eval_cases.append({
+            "x": 1.0 + torch.randn(shape, generator=g),
+            "running_mean": torch.randn(c, generator=g),
+            "running_var": 0.2 + torch.rand(c, generator=g) * 3,
+            "gamma": 0.5 + torch.rand(c, generator=g), "beta": torch.randn(c, generator=g),
+            "eps": 1e-3})
+
+    def per_sample(x, eps):
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        var = x.var(dim=(1, 2, 3), unbiased=False, keepdim=True)
+        return (x - mean) / torch.sqrt(var + eps)
+
+    def per_pixel(x, eps):
+        mean, var = x.mean(dim=0, keepdim=True), x.var(dim=0, unbiased=False, keepdim=True)
+        return (x - mean) / torch.sqrt(var + eps)
+
+    def unbiased(x, eps):
+        mean = x.mean(dim=(0, 2, 3), keepdim=True)
+        var = x.var(dim=(0, 2, 3), unbiased=True, keepdim=True)
+        return (x - mean) / torch.sqrt(var + eps)
+
+    def eps_outside(x, eps):
+        mean = x.mean(dim=(0, 2, 3), keepdim=True)
+        var = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+        return (x - mean) / (torch.sqrt(var) + eps)
+
+    def view(t):
+        return t.view(1, -1, 1, 1)
+
+    return [
+        Exercise(
+            "03.1", "running_average_step(old, new, momentum)",
+            "one update of a running average in PyTorch's convention, where `momentum` "
+            "(e.g. 0.1) is the weight of the new value.",
+            reference=lambda old, new, momentum: basics.ema_update(old, new, momentum, "torch"),
+            cases=ema_cases,
+            mistakes=(
+                Mistake("TensorFlow's convention", "That is the thesis's (TF's) convention, "
+                        "where momentum weighs the *old* value; PyTorch's weighs the new one.",
+                        lambda old, new, momentum: momentum * old + (1 - momentum) * new),
+            )),
+        Exercise(
+            "03.3", "batch_norm_train(x, eps)",
+            "batch normalization in training mode without γ and β: standardize each channel "
+            "of x (N, C, H, W) with the batch's own mean and biased variance over N, H and W.",
+            reference=lambda x, eps: _bn(x, torch.zeros(x.shape[1]), torch.ones(x.shape[1]),
+                                         None, None, eps, training=True),
+            cases=tuple(bn_train_cases),
+            mistakes=(
+                Mistake("normalized over the wrong axis (per image)", "BN's statistics are "
+                        "per channel, over the batch and the pixels: dim=(0, 2, 3).",
+                        per_sample),
+                Mistake("normalized over the wrong axis (per pixel)", "Average over the "
+                        "pixels too, not only the batch: dim=(0, 2, 3).", per_pixel),
+                Mistake("the unbiased variance", "Training-mode BN divides by n, not n − 1 "
+                        "(unbiased=False); only the running variance uses n − 1.", unbiased),
+                Mistake("eps outside the square root", "ε is added to the variance: "
+                        "sqrt(var + eps).", eps_outside),
+            )),
+        Exercise(
+            "03.4", "batch_norm_eval(x, running_mean, running_var, gamma, beta, eps)",
+            "batch normalization in evaluation mode: γ·(x − running_mean)/sqrt(running_var + "
+            "ε) + β per channel of x (N, C, H, W).",
+            reference=lambda x, running_mean, running_var, gamma, beta, eps: _bn(
+                x, running_mean, running_var, gamma, beta, eps, training=False),
+            cases=tuple(bn_eval_cases),
+            mistakes=(
+                Mistake("the batch's statistics", "Evaluation mode uses the running "
+                        "statistics, not the batch's own mean and variance.",
+                        lambda x, running_mean, running_var, gamma, beta, eps:
+                        view(gamma) * _standardize_per_channel(x, eps) + view(beta)),
+                Mistake("divided by the variance", "Divide by the standard deviation, "
+                        "sqrt(running_var + eps).",
+                        lambda x, running_mean, running_var, gamma, beta, eps:
+                        view(gamma) * (x - view(running_mean)) / (view(running_var) + eps)
+                        + view(beta)),
+                Mistake("γ and β left out", "After standardizing, scale by γ and shift by β.",
+                        lambda x, running_mean, running_var, gamma, beta, eps:
+                        (x - view(running_mean)) / torch.sqrt(view(running_var) + eps)),
+            )),
+        Exercise(
+            "03.2", "resnet_torch_momentum",
+            "the thesis's ResNets use the TF momentum μ = 0.997: the value to pass to "
+            "nn.BatchNorm2d(momentum=...) in PyTorch.",
+            reference=models.tf_to_torch_momentum(0.997),
+            cases=None,
+            mistakes=(
+                Mistake("TensorFlow's convention", "0.997 is TF's μ, the weight of the old "
+                        "value; PyTorch's momentum weighs the new one.", 0.997),
+            ),
+            tolerance=1e-6),
+    ]
+
+
+def _exercises_04() -> list[Exercise]:
+    g = _generator("04.1")
+    mask_cases = []
+    for shape, density in (((12, 7), 0.3), ((16, 3, 3, 3), 0.1), ((10, 25), 0.05),
+                           ((4, 4), 0.5)):
+        weight = torch.randn(shape, generator=g)
+        mask_cases.append({"weight": weight,
+                           "density": _not_half_way(density, weight.numel())})
+    g = _generator("04.2")
+    global_cases = []
+    for shapes, scales, density in ((((20, 8), (6, 20)), (0.2, 1.0), 0.3),
+                                    (((8, 1, 3, 3), (10, 8, 3, 3), (4, 10)), (1.0, 0.1, 0.5),
+                                     0.2)):
+        weights = _weights(shapes, scales, g)
+        total = sum(w.numel() for w in weights)
+        global_cases.append({"weights": weights, "density": _not_half_way(density, total)})
+    g = _generator("04.3")
+    density_cases = []
+    for shapes in (((100, 10), (10, 10)), ((30, 4), (5, 6), (2, 2))):
+        density_cases.append({"masks": [torch.rand(s, generator=g) < p for s, p in
+                                        zip(shapes, (0.1, 0.8, 0.5))]})
+
+    def largest(weight, k):
+        keep = torch.zeros(weight.numel(), dtype=torch.bool)
+        keep[weight.flatten().topk(k).indices] = True
+        return keep.view_as(weight)
+
+    return [
+        Exercise(
+            "04.1", "magnitude_mask(weight, density)",
+            "a bool mask shaped like `weight` that keeps exactly round(density·N) of its N "
+            "weights, those with the largest |w|.",
+            reference=lambda weight, density: _magnitude_masks([weight], density, "global")[0],
+            cases=tuple(mask_cases),
+            mistakes=(
+                Mistake("rounded down instead of to nearest", "Keep round(density·N) weights"
+                        " (Python's round), not int(density·N).",
+                        lambda weight, density: largest(weight.abs(),
+                                                        int(density * weight.numel()))),
+                Mistake("the signed values instead of |w|", "A large negative weight matters "
+                        "as much as a large positive one: rank by weight.abs().",
+                        lambda weight, density: largest(weight,
+                                                        round(density * weight.numel()))),
+                Mistake("kept the smallest weights", "Magnitude pruning keeps the *largest* "
+                        "|w| and removes the rest.",
+                        lambda weight, density: largest(-weight.abs(),
+                                                        round(density * weight.numel()))),
+            )),
+        Exercise(
+            "04.3", "global_masks(weights, density)",
+            "bool masks for a list of weight tensors with one threshold for all of them "
+            "(global pruning): keep the round(density·N) largest |w| of all N weights.",
+            reference=lambda weights, density: _magnitude_masks(weights, density, "global"),
+            cases=tuple(global_cases),
+            mistakes=(
+                Mistake("layerwise instead of global", "Global pruning ranks all weights "
+                        "together, so the layers end up with different densities.",
+                        lambda weights, density: _magnitude_masks(weights, density,
+                                                                  "layerwise")),
+                Mistake("rounded down instead of to nearest", "Keep round(density·N) weights,"
+                        " not int(density·N).",
+                        lambda weights, density: _magnitude_masks(
+                            weights, int(density * sum(w.numel() for w in weights))
+                            / sum(w.numel() for w in weights), "global")),
+            )),
+        Exercise(
+            "04.2", "overall_density(masks)",
+            "the density of a network from its layers' bool masks: the share of all its "
+            "weights that are kept.",
+            reference=lambda masks: sum(int(m.sum()) for m in masks)
+            / sum(m.numel() for m in masks),
+            cases=tuple(density_cases),
+            mistakes=(
+                Mistake("averaged the layers' densities", "A layer of 1,000 weights counts "
+                        "ten times as much as one of 100: divide the kept weights by all "
+                        "weights.", lambda masks: sum(float(m.float().mean()) for m in masks)
+                        / len(masks)),
+                Mistake("the sparsity, not the density", "Density is the share *kept*; "
+                        "sparsity = 1 − density.",
+                        lambda masks: 1 - sum(int(m.sum()) for m in masks)
+                        / sum(m.numel() for m in masks)),
+            )),
+    ]
+
+
+def _catalog() -> dict[str, Exercise]:
+    exercises = [*_exercises_01(), *_exercises_02(), *_exercises_03(), *_exercises_04()]
+    return {e.id: e for e in sorted(exercises, key=lambda e: e.id)}
+
+
+_EXERCISES: dict[str, Exercise] = _catalog()
