@@ -17,7 +17,9 @@ From a shell, the runner executes notebooks in order with papermill::
 Executed copies go to ``build/notebooks/<profile>/`` (``--out`` changes it); the runner
 prints the folder and a table of times, and exits non-zero if any notebook failed. It sets
 the thread variables (``OMP_NUM_THREADS``, ...) of the kernels it starts from
-:func:`pruninglab.threads.plan`, so each kernel's libraries start with the right count.
+:func:`pruninglab.threads.plan`, so each kernel's libraries start with the right count, and
+``PRUNINGLAB_FILL_EXERCISES=1`` (unless set already, or ``--stubs``), so that every
+exercise's check runs its reference in place of the stub (:mod:`pruninglab.exercises`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from . import profiles, runs, threads
+from . import exercises, profiles, runs, threads
 from .profiles import Profile
 from .train import resolve_device
 
@@ -155,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--out", default=None, help="folder for executed copies")
     run_p.add_argument("--dir", default=None, help="folder holding the notebooks")
     run_p.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    run_p.add_argument("--stubs", action="store_true",
+                       help="leave the exercises' stubs as they are (checks print 'not done "
+                            "yet') instead of checking the references in their place")
     list_p = sub.add_parser("list", help="list the notebooks")
     list_p.add_argument("--dir", default=None)
     args = parser.parse_args(argv)
@@ -187,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     profile_name = env_profile or parameters["PROFILE"]
     out_dir = Path(args.out or Path("build") / "notebooks" / profile_name).resolve()
     os.environ["PRUNINGLAB_RUNS"] = str(store.resolve())
+    if args.stubs:
+        os.environ[exercises.FILL_VARIABLE] = "0"
+    else:
+        os.environ.setdefault(exercises.FILL_VARIABLE, "1")
     try:
         plan = threads.configure()  # sets OMP_NUM_THREADS etc. for the kernels started below
     except ValueError as err:

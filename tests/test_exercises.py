@@ -121,8 +121,9 @@ def test_a_plausible_mistake_fails_with_a_hint_naming_it(capsys, id):
     assert named in out
 
 
-@pytest.mark.parametrize("id, mistake", [(e.id, m) for e in exercises._EXERCISES.values()
-                                          for m in e.mistakes], ids=str)
+@pytest.mark.parametrize("id, mistake", [
+    pytest.param(e.id, m, id=f"{e.id} {m.name}") for e in exercises._EXERCISES.values()
+    for m in e.mistakes])
 def test_every_known_mistake_is_told_apart_by_the_inputs(capsys, id, mistake):
     result, out = run_check(capsys, id, mistake.answer)
     assert result is False
