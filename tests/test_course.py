@@ -67,7 +67,9 @@ def test_each_exercise_is_a_task_a_stub_with_its_check_and_a_folded_solution(pat
         assert task.source.startswith(f"### Exercise {found[0][0]} · ")
         assert solution.cell_type == "code" and tags(solution) == ["solution"]
         assert folded(solution), "JupyterLab shows a solution collapsed"
-        assert solution.source.startswith(f"# Solution {found[0][0]} ")
+        # a collapsed cell shows its first line: it must not give the solution away
+        first_line = solution.source.splitlines()[0]
+        assert first_line == f"# Solution {found[0][0]} (open it after you tried)"
     assert ids == exercises.names(path.name[:2])
 
 
@@ -95,9 +97,13 @@ def test_the_notebook_ends_with_questions_each_with_a_folded_answer(path):
     questions = [i for i, c in enumerate(cells) if "question" in tags(c)]
     assert len(questions) >= 2
     assert any(c.source.startswith("## Questions") for c in cells[:questions[0]])
-    for i in questions:
+    for k, i in enumerate(questions, start=1):
+        assert cells[i].source.startswith(f"**Question {k}.** ")
         answer = cells[i + 1]
         assert answer.cell_type == "markdown" and tags(answer) == ["answer"] and folded(answer)
+        # a collapsed cell shows its first line: it must not give the answer away
+        assert answer.source.splitlines()[:2] == [
+            f"**Answer {k}** (open it after you have answered)", ""]
     # nothing but the questions, their answers and the link to the next notebook after them
     assert questions[-1] + 1 == len(cells) - 2
 
