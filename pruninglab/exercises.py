@@ -5,7 +5,7 @@ An exercise in a notebook is a stub and one call::
     def linear_parameters(n_in: int, n_out: int) -> int:
         ...  # your code
 
-    pl.exercises.check("01.1", linear_parameters)
+    pl.exercises.check("01.2", linear_parameters)
 
 :func:`check` calls the answer and the library's reference on the same inputs (drawn with
 fixed seeds, so a hint is the same every time it is shown) and prints one line:
@@ -45,7 +45,8 @@ from torch import nn
 
 from . import basics, masking, models, pruning
 
-__all__ = ["FILL_VARIABLE", "Exercise", "Mistake", "check", "describe", "names", "solution"]
+__all__ = ["FILL_VARIABLE", "Exercise", "Mistake", "check", "describe", "difference", "names",
+           "solution"]
 
 FILL_VARIABLE = "PRUNINGLAB_FILL_EXERCISES"
 
@@ -79,7 +80,8 @@ class Exercise:
             ``None``.
         cases: keyword arguments of the inputs the answer is tried on (``None`` for a value).
         mistakes: known wrong answers, recognised in the hint.
-        tolerance: relative tolerance for floating-point results (``0`` for exact).
+        tolerance: relative tolerance for floating-point results (integers, counts and
+            masks must match exactly).
     """
 
     id: str
@@ -212,12 +214,16 @@ def check(id: str, answer: object) -> bool:
     except ValueError as err:
         print(f"✗ {err}")
         return False
-    verdict, message = _judge(exercise, answer)
-    if verdict is None and fill:
-        verdict, message = _judge(exercise, exercise.reference)
-        message = (f"not done yet; this headless run ({FILL_VARIABLE}=1) checks the "
-                   f"reference in its place: {message}")
-    elif verdict is None:
+    try:
+        verdict, message = _judge(exercise, answer)
+        if verdict is None and fill:
+            verdict, message = _judge(exercise, exercise.reference)
+            message = (f"not done yet; this headless run ({FILL_VARIABLE}=1) checks the "
+                       f"reference in its place: {message}")
+    except Exception as err:  # e.g. a result that cannot even be compared: say so, go on
+        print(f"✗ {exercise.id} could not check the answer: {_one_line(err)}")
+        return False
+    if verdict is None and not fill:
         message = f"not done yet: {message}"
     mark = "✓" if verdict else ("○" if verdict is None else "✗")
     print(f"{mark} {exercise.id} {message}")

@@ -225,3 +225,13 @@ def test_a_bad_fill_variable_is_reported_not_raised(capsys, monkeypatch):
 
 def test_the_package_exposes_the_module():
     assert pl.exercises is exercises
+
+
+def test_a_result_that_cannot_be_compared_is_reported_not_raised(capsys):
+    class Unmeasurable(list):
+        def __len__(self):
+            raise RuntimeError("no length")
+
+    result, out = run_check(capsys, "04.3", lambda weights, density: Unmeasurable())
+    assert result is False
+    assert "04.3 could not check the answer: RuntimeError: no length" in out
