@@ -396,8 +396,8 @@ def _bn(x, running_mean, running_var, gamma, beta, eps, training):
 
 
 def _exercises_01() -> list[Exercise]:
-    pairs = list(zip(_integers("01.1", 6, 1, 1000), _integers("01.11", 6, 1, 1000)))
-    g = _generator("01.2")
+    pairs = list(zip(_integers("01.2", 6, 1, 1000), _integers("01.21", 6, 1, 1000)))
+    g = _generator("01.1")
     neuron_cases = tuple(
         {"y": torch.randn(5, n, generator=g), "w": torch.randn(n, generator=g),
          "b": float(torch.randn((), generator=g))} for n in (3, 4, 7))
