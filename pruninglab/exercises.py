@@ -247,44 +247,49 @@ def _judge(exercise: Exercise, answer: object) -> tuple[bool | None, str]:
         problem = difference(exercise.reference, answer, exercise.tolerance)
         if problem is None:
             return True, f"passed: {name} = {answer!r}."
-        return False, _with_mistake(exercise, problem, None, answer, answer)
+        return False, _with_mistake(exercise, problem, None, [answer])
     if _is_stub_value(answer):
         return None, f"write {exercise.signature}, then run this cell again."
     if not callable(answer):
         return False, f"{name} should be a function {exercise.signature}, got {_kind(answer)}"
+    outputs = []  # the answer's result on every input, or the exception it raised
     for case in exercise.cases:
-        expected = exercise.reference(**copy.deepcopy(case))
         try:
-            got = answer(**copy.deepcopy(case))
+            outputs.append(answer(**copy.deepcopy(case)))
         except NotImplementedError:
             return None, f"write {exercise.signature}, then run this cell again."
         except Exception as err:  # the student's code: report it, never raise
-            return False, f"{_call_text(name, case)} raised {_one_line(err)}"
+            outputs.append(err)
+    for case, got in zip(exercise.cases, outputs):
+        if isinstance(got, Exception):
+            return False, f"{_call_text(name, case)} raised {_one_line(got)}"
         if _is_stub_value(got):
             return None, (f"{name} returned {got!r}: write its body ({exercise.signature}), "
                           "then run this cell again.")
-        problem = difference(expected, got, exercise.tolerance)
+        problem = difference(exercise.reference(**copy.deepcopy(case)), got,
+                             exercise.tolerance)
         if problem:
             return False, _with_mistake(exercise, f"{_call_text(name, case)}: {problem}",
-                                        case, answer, got)
+                                        case, outputs)
     return True, f"passed: {name} agrees with the reference on {len(exercise.cases)} inputs."
 
 
-def _with_mistake(exercise: Exercise, problem: str, case: dict | None, answer: object,
-                  got: object) -> str:
-    """``problem``, and the hint of the known mistake that ``answer`` behaves like: the one
-    that gives what it gives on the most inputs (at least on ``case``, where it failed)."""
-    cases = [None] if case is None else exercise.cases
-    outputs = [got] if case is None else [_quietly(answer, c) for c in cases]
+def _with_mistake(exercise: Exercise, problem: str, case: dict | None,
+                  outputs: list) -> str:
+    """``problem``, and the hint of the known mistake that the answer behaves like: the one
+    that gives what the answer gave (``outputs``, one per input; for a value, the value) on
+    the most inputs, at least on ``case``, where it failed (``None`` for a value)."""
+    cases = [None] if case is None else list(exercise.cases)
+    failed_at = next(i for i, c in enumerate(cases) if c is case)  # dicts of tensors: no ==
 
     def agrees(mistake: Mistake, c: dict | None, output: object) -> bool:
         theirs = mistake.answer if c is None else _quietly(mistake.answer, c)
-        return (theirs is not _FAILED and output is not _FAILED
+        return (theirs is not _FAILED and not isinstance(output, Exception)
                 and difference(theirs, output, exercise.tolerance) is None)
 
     best, best_count = None, 0
     for mistake in exercise.mistakes:
-        if not agrees(mistake, case, got):
+        if not agrees(mistake, case, outputs[failed_at]):
             continue
         count = sum(agrees(mistake, c, out) for c, out in zip(cases, outputs))
         if count > best_count:
@@ -352,10 +357,6 @@ def _not_half_way(density: float, n: int) -> float:
     """A density whose ``density * n`` ends in .75: rounding to nearest and rounding down
     then keep different counts, so the two are told apart."""
     return (math.floor(density * n) + 0.75) / n
-
-
-def _weights(shapes: Sequence[tuple[int, ...]], scales: Sequence[float], g: torch.Generator):
-    return [scale * torch.randn(shape, generator=g) for shape, scale in zip(shapes, scales)]
 
 
 # ======================================================================================
@@ -513,12 +514,14 @@ def _exercises_02() -> list[Exercise]:
     ]
 
 
-def _standardize_per_channel(x: torch.Tensor, eps: float) -> torch.Tensor:
-    """Training-mode BN without γ, β: x standardized per channel with the batch's own
-    statistics (03.3's answer written out; a known mistake of 03.4)."""
-    mean = x.mean(dim=(0, 2, 3), keepdim=True)
-    var = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
-    return (x - mean) / torch.sqrt(var + eps)
+def _standardize(x: torch.Tensor, eps: float, dims: tuple[int, ...] = (0, 2, 3),
+                 unbiased: bool = False, eps_under_root: bool = True) -> torch.Tensor:
+    """``x`` standardized over ``dims``: BN's training mode without γ and β with the
+    defaults; the other arguments make its plausible mistakes (03.3)."""
+    mean = x.mean(dim=dims, keepdim=True)
+    std = x.var(dim=dims, unbiased=unbiased, keepdim=True)
+    std = torch.sqrt(std + eps) if eps_under_root else torch.sqrt(std) + eps
+    return (x - mean) / std
 
 
 def _exercises_03() -> list[Exercise]:
@@ -541,25 +544,6 @@ def _exercises_03() -> list[Exercise]:
             "running_var": 0.2 + torch.rand(c, generator=g) * 3,
             "gamma": 0.5 + torch.rand(c, generator=g), "beta": torch.randn(c, generator=g),
             "eps": 1e-3})
-
-    def per_sample(x, eps):
-        mean = x.mean(dim=(1, 2, 3), keepdim=True)
-        var = x.var(dim=(1, 2, 3), unbiased=False, keepdim=True)
-        return (x - mean) / torch.sqrt(var + eps)
-
-    def per_pixel(x, eps):
-        mean, var = x.mean(dim=0, keepdim=True), x.var(dim=0, unbiased=False, keepdim=True)
-        return (x - mean) / torch.sqrt(var + eps)
-
-    def unbiased(x, eps):
-        mean = x.mean(dim=(0, 2, 3), keepdim=True)
-        var = x.var(dim=(0, 2, 3), unbiased=True, keepdim=True)
-        return (x - mean) / torch.sqrt(var + eps)
-
-    def eps_outside(x, eps):
-        mean = x.mean(dim=(0, 2, 3), keepdim=True)
-        var = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
-        return (x - mean) / (torch.sqrt(var) + eps)
 
     def view(t):
         return t.view(1, -1, 1, 1)
@@ -586,13 +570,16 @@ def _exercises_03() -> list[Exercise]:
             mistakes=(
                 Mistake("normalized over the wrong axis (per image)", "BN's statistics are "
                         "per channel, over the batch and the pixels: dim=(0, 2, 3).",
-                        per_sample),
+                        lambda x, eps: _standardize(x, eps, dims=(1, 2, 3))),
                 Mistake("normalized over the wrong axis (per pixel)", "Average over the "
-                        "pixels too, not only the batch: dim=(0, 2, 3).", per_pixel),
+                        "pixels too, not only the batch: dim=(0, 2, 3).",
+                        lambda x, eps: _standardize(x, eps, dims=(0,))),
                 Mistake("the unbiased variance", "Training-mode BN divides by n, not n − 1 "
-                        "(unbiased=False); only the running variance uses n − 1.", unbiased),
+                        "(unbiased=False); only the running variance uses n − 1.",
+                        lambda x, eps: _standardize(x, eps, unbiased=True)),
                 Mistake("eps outside the square root", "ε is added to the variance: "
-                        "sqrt(var + eps).", eps_outside),
+                        "sqrt(var + eps).",
+                        lambda x, eps: _standardize(x, eps, eps_under_root=False)),
             )),
         Exercise(
             "03.4", "batch_norm_eval(x, running_mean, running_var, gamma, beta, eps)",
@@ -605,7 +592,7 @@ def _exercises_03() -> list[Exercise]:
                 Mistake("the batch's statistics", "Evaluation mode uses the running "
                         "statistics, not the batch's own mean and variance.",
                         lambda x, running_mean, running_var, gamma, beta, eps:
-                        view(gamma) * _standardize_per_channel(x, eps) + view(beta)),
+                        _bn(x, running_mean, running_var, gamma, beta, eps, training=True)),
                 Mistake("divided by the variance", "Divide by the standard deviation, "
                         "sqrt(running_var + eps).",
                         lambda x, running_mean, running_var, gamma, beta, eps:
@@ -642,7 +629,8 @@ def _exercises_04() -> list[Exercise]:
     for shapes, scales, density in ((((20, 8), (6, 20)), (0.2, 1.0), 0.3),
                                     (((8, 1, 3, 3), (10, 8, 3, 3), (4, 10)), (1.0, 0.1, 0.5),
                                      0.2)):
-        weights = _weights(shapes, scales, g)
+        weights = [scale * torch.randn(shape, generator=g)
+                   for shape, scale in zip(shapes, scales)]
         total = sum(w.numel() for w in weights)
         global_cases.append({"weights": weights, "density": _not_half_way(density, total)})
     g = _generator("04.3")
