@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from . import basics, masking, models, pruning
+from . import basics, gimp, masking, models, optim, pruning, schedules, tom
 
 __all__ = ["FILL_VARIABLE", "Exercise", "Mistake", "check", "describe", "difference", "names",
            "solution"]
@@ -702,8 +702,246 @@ def _exercises_04() -> list[Exercise]:
     ]
 
 
+def _level_densities(K: float, target: float) -> list[float]:
+    """Algorithm 5's densities, 1, K, K², ... clamped to ``target`` (05.1)."""
+    return gimp.GIMPConfig(1, target, density_multiplier=K).densities()
+
+
+def _schedule_starts(T: int, rewind_steps_lr: int, levels: int) -> list[int]:
+    """The schedule position where each of ``levels`` levels of T steps starts (05.2)."""
+    config = gimp.GIMPConfig(T, 0.5, rewind_steps_lr=rewind_steps_lr)
+    return [first for _, first, _ in gimp.schedule_trace(config, levels)]
+
+
+def _exercises_05() -> list[Exercise]:
+    def densities_by(K, target, keep_going, clamp=True, dense=True, linear=False):
+        """The density list with a student's plausible variations (05.1's mistakes)."""
+        out, d, i = [1.0], 1.0, 0
+        while keep_going(d, K, target):
+            i += 1
+            d = 1.0 - i * (1 - K) if linear else d * K
+            out.append(max(d, target) if clamp else d)
+        return out if dense else out[1:]
+
+    def above(d, K, target):
+        return d > target * (1 + 1e-9)
+
+    return [
+        Exercise(
+            "05.1", "level_densities(K, target)",
+            "the density of every level of iterative pruning: 1 (the dense network), then "
+            "each level keeps K of the previous density, the last level clamped to `target`.",
+            reference=_level_densities,
+            cases=({"K": 0.7, "target": 0.1}, {"K": 0.7, "target": 0.04},
+                   {"K": 0.8, "target": 0.3}, {"K": 0.5, "target": 0.125},
+                   {"K": 0.9, "target": 0.5}, {"K": 0.6, "target": 0.05}),
+            mistakes=(
+                Mistake("not clamped to the target", "The last level would go below the "
+                        "target: keep max(density·K, target) there.",
+                        lambda K, target: densities_by(K, target, above, clamp=False)),
+                Mistake("stopped before the target", "Go on while the density is above the "
+                        "target; the last level is the target itself.",
+                        lambda K, target: densities_by(
+                            K, target, lambda d, K, t: d * K > t * (1 + 1e-9))),
+                Mistake("the dense level left out", "Level 0 is the dense network, density 1:"
+                        " the list starts with 1.0.",
+                        lambda K, target: densities_by(K, target, above, dense=False)),
+                Mistake("a share of the original weights, not of the remaining ones", "Each "
+                        "level keeps K of the *previous* density (K, K², ...), it does not "
+                        "take 1 − K of the original weights away again.",
+                        lambda K, target: densities_by(K, target, above, linear=True)),
+            )),
+        Exercise(
+            "05.2", "schedule_starts(T, rewind_steps_lr, levels)",
+            "the learning-rate schedule position at which each of the first `levels` levels "
+            "starts, when every level trains T steps and the position then moves back by "
+            "`rewind_steps_lr` from where the level ended (never below 0).",
+            reference=_schedule_starts,
+            cases=({"T": 400, "rewind_steps_lr": 0, "levels": 4},
+                   {"T": 400, "rewind_steps_lr": 400, "levels": 4},
+                   {"T": 72_000, "rewind_steps_lr": 70_000, "levels": 3},
+                   {"T": 100, "rewind_steps_lr": 30, "levels": 5},
+                   {"T": 100, "rewind_steps_lr": 150, "levels": 3}),
+            mistakes=(
+                Mistake("rewound *to* rewind_steps_lr instead of *by* it", "The position "
+                        "moves back by rewind_steps_lr from the end of the level: "
+                        "max(0, end − rewind_steps_lr).",
+                        lambda T, rewind_steps_lr, levels:
+                        [0] + [rewind_steps_lr] * (levels - 1)),
+                Mistake("the position does not carry over", "Each level ends T steps after "
+                        "it *started*, which need not be 0: fine-tuning reads the schedule "
+                        "past its end (0, T, 2T, ...).",
+                        lambda T, rewind_steps_lr, levels:
+                        [0] + [max(0, T - rewind_steps_lr)] * (levels - 1)),
+                Mistake("not clamped at 0", "A rewind longer than the position goes back to "
+                        "the start of the schedule, never below 0.",
+                        lambda T, rewind_steps_lr, levels:
+                        [i * (T - rewind_steps_lr) for i in range(levels)]),
+            )),
+    ]
+
+
+def _rewind_point(T: int, percent: float) -> int:
+    """sGIMP(percent %): the step of the finished cycle whose state the next level starts
+    from (06.1)."""
+    return gimp.sgimp(T, 0.5, rewind_fraction=percent / 100).rewind_point(0)
+
+
+def _first_learning_rate(schedule: schedules.Schedule, rewind_steps_lr: int) -> float:
+    """The learning rate of level 1's first step, after level 0 trained ``schedule.steps``
+    steps (06.2)."""
+    return schedule(_schedule_starts(schedule.steps, rewind_steps_lr, 2)[1])
+
+
+def _exercises_06() -> list[Exercise]:
+    resnet, vgg = schedules.resnet(), schedules.vgg()
+    return [
+        Exercise(
+            "06.1", "rewind_point(T, percent)",
+            "sGIMP(percent %) rewinds the weights by percent % of T (rounded to the nearest "
+            "step): the step of the T-step cycle that just ended whose weights the next "
+            "level starts from.",
+            reference=_rewind_point,
+            cases=({"T": 400, "percent": 75}, {"T": 72_000, "percent": 25},
+                   {"T": 333, "percent": 75}, {"T": 1000, "percent": 98},
+                   {"T": 400, "percent": 0}, {"T": 400, "percent": 100},
+                   {"T": 90, "percent": 33}),
+            mistakes=(
+                Mistake("rewound *to* X % instead of *by* X %", "sGIMP(75 %) goes back 75 % "
+                        "of the cycle: to the state after the first 25 %, step T − 0.75·T.",
+                        lambda T, percent: round(percent / 100 * T)),
+                Mistake("the percentage used as a fraction", "percent is in [0, 100]: divide"
+                        " by 100 before multiplying by T.",
+                        lambda T, percent: max(0, T - round(percent * T))),
+                Mistake("rounded down instead of to nearest", "The rewind is round(X·T) "
+                        "steps, not int(X·T).",
+                        lambda T, percent: T - int(percent / 100 * T)),
+            )),
+        Exercise(
+            "06.2", "first_learning_rate(schedule, rewind_steps_lr)",
+            "the learning rate of the first retraining step after a level of T = "
+            "schedule.steps steps, when the schedule position moves back by rewind_steps_lr "
+            "(sGIMP uses rewind_steps_lr = T for every X; fine-tuning 0).",
+            reference=_first_learning_rate,
+            cases=({"schedule": resnet, "rewind_steps_lr": 72_000},
+                   {"schedule": resnet, "rewind_steps_lr": 0},
+                   {"schedule": resnet, "rewind_steps_lr": 36_000},
+                   {"schedule": resnet, "rewind_steps_lr": 54_000},
+                   {"schedule": resnet, "rewind_steps_lr": 18_000},
+                   {"schedule": vgg, "rewind_steps_lr": 48_000},
+                   {"schedule": vgg, "rewind_steps_lr": 70_000}),
+            mistakes=(
+                Mistake("read the schedule *at* rewind_steps_lr", "The position moves back "
+                        "*by* rewind_steps_lr from where the level ended, T: read the "
+                        "schedule at T − rewind_steps_lr.",
+                        lambda schedule, rewind_steps_lr: schedule(rewind_steps_lr)),
+                Mistake("one step too early", "The level's T steps used positions 0 … T − 1;"
+                        " it ended at position T, and the rewind starts from there.",
+                        lambda schedule, rewind_steps_lr:
+                        schedule(max(0, schedule.steps - rewind_steps_lr - 1))),
+                Mistake("the rewind ignored (fine-tuning's rate)", "Only fine-tuning "
+                        "(rewind_steps_lr = 0) keeps the final rate; rewinding moves the "
+                        "position back.",
+                        lambda schedule, rewind_steps_lr: schedule(schedule.steps)),
+            )),
+    ]
+
+
+def _logit_step(logits: torch.Tensor, grad_c: torch.Tensor, lr: float, clip: float,
+                logit_clip: float) -> torch.Tensor:
+    """One SGD step of TOM's mask logits (07.1), as :class:`pruninglab.tom.MaskTrainer`
+    takes it with ``mask_optimizer="sgd"`` and no momentum, without the penalty: the
+    gradient reaching the logits is dL/dc through :func:`pruninglab.masking.bernoulli_ste`."""
+    b = logits.clone().requires_grad_(True)
+    c = masking.bernoulli_ste(b, clip, torch.Generator().manual_seed(0))
+    (c * grad_c).sum().backward()  # dL/dc = grad_c, handed straight through (clipped)
+    optim.SGD([b], lr=lr).step()
+    with torch.no_grad():
+        b.clamp_(-logit_clip, logit_clip)
+    return b.detach()
+
+
+def _exercises_07() -> list[Exercise]:
+    g = _generator("07.1")
+    step_cases = []
+    for shape, lr, clip, logit_clip in (((6, 5), 1.0, 0.1, 15.0), ((4, 3, 2), 0.5, 0.1, 15.0),
+                                        ((20,), 2.0, 0.05, 3.0)):
+        logits = 4 * torch.randn(shape, generator=g)
+        logits.view(-1)[:2] = torch.tensor([logit_clip - 0.02, -logit_clip + 0.02])
+        grad_c = 0.3 * torch.randn(shape, generator=g)
+        grad_c.view(-1)[:2] = torch.tensor([-0.5, 0.5])  # pushes both past the logit clip
+        step_cases.append({"logits": logits, "grad_c": grad_c, "lr": lr, "clip": clip,
+                           "logit_clip": logit_clip})
+    g = _generator("07.2")
+    density_cases = []
+    for shapes, means in ((((300, 20), (10, 20)), (-3.0, 2.0)),
+                          (((50, 8), (8, 8), (8, 2)), (-1.0, 0.5, 4.0))):
+        density_cases.append({"logits": [mean + 2 * torch.randn(shape, generator=g)
+                                         for shape, mean in zip(shapes, means)]})
+
+    def sgd(logits, step, logit_clip):
+        return (logits - step).clamp(-logit_clip, logit_clip)
+
+    return [
+        Exercise(
+            "07.1", "logit_step(logits, grad_c, lr, clip, logit_clip)",
+            "one update of TOM's mask logits b (the thesis's SGD form, without the penalty):"
+            " the gradient with respect to the sampled mask, dL/dc = grad_c, clipped to "
+            "[−clip, clip], is handed straight to b; then b − lr·(that), clipped to "
+            "[−logit_clip, logit_clip]. Same shape as logits.",
+            reference=_logit_step,
+            cases=tuple(step_cases),
+            mistakes=(
+                Mistake("dL/dc not clipped", "Clip the gradient to [−clip, clip] before the "
+                        "step (thesis: 0.1).",
+                        lambda logits, grad_c, lr, clip, logit_clip:
+                        sgd(logits, lr * grad_c, logit_clip)),
+                Mistake("the logits not clipped", "After the step, clip b to "
+                        "[−logit_clip, logit_clip] (thesis: ±15).",
+                        lambda logits, grad_c, lr, clip, logit_clip:
+                        logits - lr * grad_c.clamp(-clip, clip)),
+                Mistake("a step up the gradient", "Gradient *descent*: subtract "
+                        "lr·clip(dL/dc).",
+                        lambda logits, grad_c, lr, clip, logit_clip:
+                        sgd(logits, -lr * grad_c.clamp(-clip, clip), logit_clip)),
+                Mistake("clipped the step, not the gradient", "Clip dL/dc itself, then "
+                        "multiply by lr.",
+                        lambda logits, grad_c, lr, clip, logit_clip:
+                        sgd(logits, (lr * grad_c).clamp(-clip, clip), logit_clip)),
+                Mistake("through the sigmoid's derivative", "The straight-through estimator "
+                        "hands dL/dc to b *unchanged*: no σ'(b) factor.",
+                        lambda logits, grad_c, lr, clip, logit_clip:
+                        sgd(logits, lr * (grad_c * torch.sigmoid(logits)
+                                          * (1 - torch.sigmoid(logits))).clamp(-clip, clip),
+                            logit_clip)),
+            )),
+        Exercise(
+            "07.2", "expected_density(logits)",
+            "the expected density of a mask drawn from the logits (a list of tensors, one "
+            "per layer): every weight is kept with probability σ(b).",
+            reference=tom.expected_density,
+            cases=tuple(density_cases),
+            mistakes=(
+                Mistake("averaged the layers' expected densities", "A layer of 6,000 "
+                        "weights counts far more than one of 200: sum σ(b) over all weights,"
+                        " then divide by their number.",
+                        lambda logits: sum(float(torch.sigmoid(b).mean()) for b in logits)
+                        / len(logits)),
+                Mistake("counted the logits above 0", "That is the density of the mask "
+                        "that keeps every weight with σ(b) > 0.5; a drawn mask keeps each "
+                        "weight with probability σ(b): average σ(b).",
+                        lambda logits: sum(int((b > 0).sum()) for b in logits)
+                        / sum(b.numel() for b in logits)),
+                Mistake("forgot the sigmoid", "A logit is not a probability: σ(b) is.",
+                        lambda logits: sum(float(b.sum()) for b in logits)
+                        / sum(b.numel() for b in logits)),
+            )),
+    ]
+
+
 def _catalog() -> dict[str, Exercise]:
-    exercises = [*_exercises_01(), *_exercises_02(), *_exercises_03(), *_exercises_04()]
+    exercises = [*_exercises_01(), *_exercises_02(), *_exercises_03(), *_exercises_04(),
+                 *_exercises_05(), *_exercises_06(), *_exercises_07()]
     return {e.id: e for e in sorted(exercises, key=lambda e: e.id)}
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +47,7 @@ from .train import Trainer, evaluate, evaluate_splits
 __all__ = [
     "TOMConfig",
     "MaskTrainer",
+    "expected_density",
     "PHASES",
     "experiment",
     "run",
@@ -226,8 +227,17 @@ class MaskTrainer:
         return np.histogram(values, bins=HIST_BINS)[0].tolist()
 
     def expected_density(self) -> float:
-        kept = sum(float(torch.sigmoid(b.detach()).sum()) for b in self.logits.values())
-        return kept / sum(b.numel() for b in self.logits.values())
+        return expected_density(self.logits.values())
+
+
+def expected_density(logits: Iterable[torch.Tensor]) -> float:
+    """The expected density of masks drawn from ``logits`` (one tensor per layer, any
+    shapes): each weight is kept with probability sigmoid(b), so the expected number kept
+    is the sum of sigmoid(b) over all weights, divided by their number. Every weight
+    counts once, whatever its layer's size."""
+    logits = list(logits)
+    kept = sum(float(torch.sigmoid(b.detach()).sum()) for b in logits)
+    return kept / sum(b.numel() for b in logits)
 
 
 def _clone_without_masks(model: nn.Module) -> nn.Module:

@@ -53,6 +53,7 @@ __all__ = [
     "batchnorm_explorer",
     "pruning_playground",
     "rewind_explorer",
+    "rewind_title",
     "bn_pruning_explorer",
 ]
 
@@ -385,11 +386,19 @@ def rewind_explorer(setup, data, target_density: float, percents=(0, 25, 50, 75,
             return
         fetched[percent] = run
         plots.accuracy_vs_compression(run.assign(method=f"sGIMP({percent}%)"), ax=ax,
-                                      title=f"sGIMP({percent}%) = {config.method}")
+                                      title=rewind_title(percent, config))
 
     explorer = Explorer({"percent": slider}, draw, Figure(figsize=(7, 4), layout="constrained"))
     explorer.runs = fetched
     return explorer
+
+
+def rewind_title(percent: float, config: gimp.GIMPConfig) -> str:
+    """The rewind explorer's title: sGIMP(X%), the preset it is when it is one (0 % is
+    learning-rate rewinding, 100 % weight rewinding), and where its levels restart."""
+    same_as = {"lr_rewinding": " = LR rewinding", "weight_rewinding": " = weight rewinding"}
+    return (f"sGIMP({percent:g}%){same_as.get(config.method, '')}: weights back to step "
+            f"{config.rewind_point(0)} of T={config.train_steps}, learning rate from the start")
 
 
 # --------------------------------------------------------------------------------------

@@ -22,11 +22,14 @@ def stubs_stay_stubs(monkeypatch):
     monkeypatch.delenv(exercises.FILL_VARIABLE, raising=False)
 
 
-def test_there_are_at_least_ten_exercises_in_course_order():
-    assert len(IDS) >= 10
+COURSE_NOTEBOOKS = ("01", "02", "03", "04", "05", "06", "07")
+
+
+def test_there_are_at_least_sixteen_exercises_in_course_order():
+    assert len(IDS) >= 16
     assert sorted(IDS) == IDS
-    assert {i[:2] for i in IDS} == {"01", "02", "03", "04"}
-    assert all(len(exercises.names(nb)) >= 2 for nb in ("01", "02", "03", "04"))
+    assert {i[:2] for i in IDS} == set(COURSE_NOTEBOOKS)
+    assert all(len(exercises.names(nb)) >= 2 for nb in COURSE_NOTEBOOKS)
 
 
 @pytest.mark.parametrize("id", IDS)
@@ -105,7 +108,25 @@ PLANTED = {
              "averaged the layers' densities"),
     "04.3": (lambda weights, density: [_top(w.abs(), round(density * w.numel()))
                                        for w in weights], "layerwise instead of global"),
+    "05.1": (lambda K, target: _unclamped_densities(K, target), "not clamped"),
+    "05.2": (lambda T, rewind_steps_lr, levels: [0] + [rewind_steps_lr] * (levels - 1),
+             "*to* rewind_steps_lr instead of *by* it"),
+    "06.1": (lambda T, percent: int(T * percent / 100), "*to* X % instead of *by* X %"),
+    "06.2": (lambda schedule, rewind_steps_lr: schedule(schedule.steps),
+             "the rewind ignored"),
+    "07.1": (lambda logits, grad_c, lr, clip, logit_clip:
+             torch.clamp(logits + lr * torch.clamp(grad_c, -clip, clip), -logit_clip,
+                         logit_clip), "a step up the gradient"),
+    "07.2": (lambda logits: float(torch.cat([(b > 0).float().flatten() for b in logits]).mean()),
+             "counted the logits above 0"),
 }
+
+
+def _unclamped_densities(K, target):
+    densities = [1.0]
+    while densities[-1] > target:
+        densities.append(densities[-1] * K)
+    return densities
 
 
 def test_every_exercise_has_a_planted_mistake():
@@ -235,3 +256,49 @@ def test_a_result_that_cannot_be_compared_is_reported_not_raised(capsys):
     result, out = run_check(capsys, "04.3", lambda weights, density: Unmeasurable())
     assert result is False
     assert "04.3 could not check the answer: RuntimeError: no length" in out
+
+
+# The references of notebooks 05-07 are the library's own algorithms, not copies of them.
+
+
+def test_05_and_06_references_follow_the_gimp_config():
+    from pruninglab import gimp
+
+    config = gimp.sgimp(400, 0.01, rewind_fraction=0.75)
+    assert exercises.solution("05.1")(K=0.7, target=0.01) == config.densities()
+    assert exercises.solution("06.1")(T=400, percent=75) == config.rewind_point(1) == 100
+    starts = [first for _, first, _ in gimp.schedule_trace(gimp.finetune(400, 0.01), 3)]
+    assert exercises.solution("05.2")(T=400, rewind_steps_lr=0, levels=3) == starts
+    assert starts == [0, 400, 800]  # fine-tuning reads its schedule past the end
+
+
+def test_07_1_reference_is_the_mask_trainers_sgd_step(digits):
+    from pruninglab import masking, schedules, tom
+    from pruninglab.config import Setup
+    from pruninglab.train import TrainConfig
+
+    torch.manual_seed(0)
+    model = Setup("mlp", "digits", TrainConfig(schedules.resnet(40), batch_size=32)
+                  ).build_model(digits)
+    masking.add_masks(model)
+    config = tom.TOMConfig(40, 0.1, mask_optimizer="sgd", mask_momentum=0.0, mask_lr=1e4,
+                           penalty_coef=0.0, logit_clip=3.2, logit_init=3.0)
+    trainer = tom.MaskTrainer(model, digits, config, batch_size=32)
+    before = {name: b.detach().clone() for name, b in trainer.logits.items()}
+    trainer.step()
+    step = exercises.solution("07.1")
+    for name, b in trainer.logits.items():
+        grad_c = b.grad  # dL/dc of the sampled mask, as bernoulli_ste handed it on
+        expected = step(logits=before[name], grad_c=grad_c, lr=1e4, clip=0.1, logit_clip=3.2)
+        torch.testing.assert_close(b.detach(), expected)
+    assert any((b == 3.2).any() and (b < 3.0).any() for b in trainer.logits.values())  # both ways
+
+
+def test_07_2_reference_is_the_mask_trainers_expected_density():
+    from pruninglab import tom
+
+    logits = [torch.full((10, 10), 0.0), torch.full((300,), 20.0)]
+    # 100 weights kept with probability 1/2 and 300 with probability ~1: (50 + 300) / 400,
+    # not 0.75, the mean of the two layers' means
+    assert tom.expected_density(logits) == pytest.approx(0.875, abs=1e-6)
+    assert exercises.solution("07.2") is tom.expected_density

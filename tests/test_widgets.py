@@ -128,3 +128,30 @@ def test_bn_pruning_explorer_needs_a_model_with_bn_and_offered_values(digits):
     with pytest.raises(ValueError, match="eps"):
         widgets.bn_pruning_explorer(setup.replace(model="mlp-bn"), digits,
                                     gimp.lr_rewinding(10, 0.5), eps=0.5, compute=False)
+
+
+# --------------------------------------------------------------------------------------
+# rewind_explorer (notebook 06)
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("percent, expected", [
+    (25, "sGIMP(25%): weights back to step 300 of T=400, learning rate from the start"),
+    (0, "sGIMP(0%) = LR rewinding: weights back to step 400 of T=400"),
+    (100, "sGIMP(100%) = weight rewinding: weights back to step 0 of T=400"),
+])
+def test_the_rewind_title_names_the_label_once_and_the_preset_it_equals(percent, expected):
+    title = widgets.rewind_title(percent, gimp.sgimp(400, 0.1, rewind_fraction=percent / 100))
+    assert title.startswith(expected)
+    assert title.count("sGIMP") == 1 and "sgimp" not in title
+
+
+def test_the_rewind_explorer_titles_a_stored_run_without_repeating_its_label(tmp_path, digits):
+    setup = Setup("mlp", "digits", TrainConfig(schedules.resnet(8), batch_size=32))
+    explorer = widgets.rewind_explorer(setup, digits, 0.5, percents=(0, 50), K=0.7,
+                                       store=tmp_path)
+    assert list(explorer.runs) == [50]
+    title = explorer.figure.axes[0].get_title()
+    assert title.startswith("sGIMP(50%): weights back to step 4 of T=8")
+    explorer.controls["percent"].value = 0
+    assert explorer.figure.axes[0].get_title().startswith("sGIMP(0%) = LR rewinding")
