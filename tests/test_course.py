@@ -151,3 +151,16 @@ def test_the_course_notebooks_run_top_to_bottom_under_papermill(tmp_path, monkey
             else:
                 assert text.startswith(f"✓ {number}.") and "checks the reference in its place" \
                     in text, text
+
+
+def test_the_index_lists_each_notebooks_exercises():
+    table = [line for line in read(NOTEBOOK_DIR / "00_index.ipynb").cells[0].source.splitlines()
+             if line.startswith("| [")]
+    assert len(table) == len(ALL) - 1  # every notebook but the index itself
+    for line in table:
+        number = line[3:5]
+        columns = [cell.strip() for cell in line.strip()[1:-1].split("|")]
+        assert len(columns) == 6, line
+        listed = columns[-1]
+        ids = exercises.names(number)
+        assert listed == (f"{ids[0]}–{ids[-1]}" if ids else ""), line
