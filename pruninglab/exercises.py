@@ -823,9 +823,10 @@ def _exercises_06() -> list[Exercise]:
             "schedule.steps steps, when the schedule position moves back by rewind_steps_lr "
             "(sGIMP uses rewind_steps_lr = T for every X; fine-tuning 0).",
             reference=_first_learning_rate,
-            cases=({"schedule": resnet, "rewind_steps_lr": 72_000},
+            # first a rewind that lands on a boundary, where one step off changes the rate
+            cases=({"schedule": resnet, "rewind_steps_lr": 36_000},
+                   {"schedule": resnet, "rewind_steps_lr": 72_000},
                    {"schedule": resnet, "rewind_steps_lr": 0},
-                   {"schedule": resnet, "rewind_steps_lr": 36_000},
                    {"schedule": resnet, "rewind_steps_lr": 54_000},
                    {"schedule": resnet, "rewind_steps_lr": 18_000},
                    {"schedule": vgg, "rewind_steps_lr": 48_000},
