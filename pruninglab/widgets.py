@@ -394,10 +394,12 @@ def rewind_explorer(setup, data, target_density: float, percents=(0, 25, 50, 75,
 
 
 def rewind_title(percent: float, config: gimp.GIMPConfig) -> str:
-    """The rewind explorer's title: sGIMP(X%), the preset it is when it is one (0 % is
-    learning-rate rewinding, 100 % weight rewinding), and where its levels restart."""
-    same_as = {"lr_rewinding": " = LR rewinding", "weight_rewinding": " = weight rewinding"}
-    return (f"sGIMP({percent:g}%){same_as.get(config.method, '')}: weights back to step "
+    """The rewind explorer's title: sGIMP(X%), the algorithm of notebook 05 it is when it
+    is one (0 % is LR rewinding, 100 % weight rewinding), and below it where its levels
+    restart."""
+    algorithms = gimp.algorithms(config.train_steps, config.target_density)
+    same_as = {c.method: f" = {label}" for label, c in algorithms.items()}
+    return (f"sGIMP({percent:g}%){same_as.get(config.method, '')}\nweights back to step "
             f"{config.rewind_point(0)} of T={config.train_steps}, learning rate from the start")
 
 

@@ -136,9 +136,9 @@ def test_bn_pruning_explorer_needs_a_model_with_bn_and_offered_values(digits):
 
 
 @pytest.mark.parametrize("percent, expected", [
-    (25, "sGIMP(25%): weights back to step 300 of T=400, learning rate from the start"),
-    (0, "sGIMP(0%) = LR rewinding: weights back to step 400 of T=400"),
-    (100, "sGIMP(100%) = weight rewinding: weights back to step 0 of T=400"),
+    (25, "sGIMP(25%)\nweights back to step 300 of T=400, learning rate from the start"),
+    (0, "sGIMP(0%) = LR rewinding (Alg. 4)\nweights back to step 400 of T=400"),
+    (100, "sGIMP(100%) = weight rewinding (Alg. 2)\nweights back to step 0 of T=400"),
 ])
 def test_the_rewind_title_names_the_label_once_and_the_preset_it_equals(percent, expected):
     title = widgets.rewind_title(percent, gimp.sgimp(400, 0.1, rewind_fraction=percent / 100))
@@ -152,6 +152,6 @@ def test_the_rewind_explorer_titles_a_stored_run_without_repeating_its_label(tmp
                                        store=tmp_path)
     assert list(explorer.runs) == [50]
     title = explorer.figure.axes[0].get_title()
-    assert title.startswith("sGIMP(50%): weights back to step 4 of T=8")
+    assert title.startswith("sGIMP(50%)\nweights back to step 4 of T=8")
     explorer.controls["percent"].value = 0
-    assert explorer.figure.axes[0].get_title().startswith("sGIMP(0%) = LR rewinding")
+    assert explorer.figure.axes[0].get_title().startswith("sGIMP(0%) = LR rewinding (Alg. 4)")
