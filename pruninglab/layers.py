@@ -5,9 +5,9 @@ layers below it (DESIGN.md, "Layers"). ``tests/test_layers.py`` checks every imp
    store and its runner, and small helpers (argument checks, seeds, threads, timing);
 2. operations on models: pruning, training, conversions, the teaching functions;
 3. what an experiment is made of: the setup and the profiles;
-4. the experiments, all on :mod:`pruninglab.runner`, the verdicts read from them, and the
-   course's exercises, whose references are the experiments' own functions;
-5. figures, benchmarks and inference efficiency, the notebook harness;
+4. the experiments, all on :mod:`pruninglab.runner`, and the verdicts read from them;
+5. figures, benchmarks and inference efficiency, the course's exercises (whose references
+   are the library's own functions, inference efficiency's included), the notebook harness;
 6. what puts it all together: the widgets and the reproduction report.
 """
 
@@ -20,8 +20,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
      "optim", "saliency", "runs", "runner", "layers"),
     ("pruning", "train", "interop", "basics"),
     ("config", "profiles"),
-    ("gimp", "tom", "shuffle", "at_init", "bn", "verdicts", "exercises"),
-    ("plots", "bench", "efficiency", "notebooks"),
+    ("gimp", "tom", "shuffle", "at_init", "bn", "verdicts"),
+    ("plots", "bench", "efficiency", "exercises", "notebooks"),
     ("widgets", "reproduction"),
 )
 

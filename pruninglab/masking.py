@@ -38,6 +38,7 @@ __all__ = [
     "functional_forward",
     "get_masks",
     "kept_counts",
+    "kept_per_input",
     "layer_densities",
     "load_state_dict",
     "masked_layers",
@@ -241,6 +242,17 @@ def kept_counts(model: nn.Module, layers: Mapping[str, nn.Module] | None = None,
         weights = layer.weight.numel()
         out[name] = (weights if mask is None else int(mask.sum()), weights)
     return out
+
+
+def kept_per_input(mask: torch.Tensor) -> torch.Tensor:
+    """How many kept weights read each input of a layer (the bottom row of thesis Figure
+    3.11): ``mask`` (bool; a Linear's ``(out_features, in_features)`` or a Conv's
+    ``(C_out, C_in, kH, kW)``) counted over every axis but the input one. Returns an int64
+    tensor of shape ``(in_features,)`` or ``(C_in,)``."""
+    if mask.dtype != torch.bool or mask.dim() < 2:
+        raise ValueError(f"mask must be a bool tensor of at least 2 dimensions, got "
+                         f"{mask.dtype} of shape {tuple(mask.shape)}")
+    return mask.transpose(0, 1).flatten(1).sum(1)
 
 
 def layer_densities(model: nn.Module) -> dict[str, float]:

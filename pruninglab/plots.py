@@ -440,7 +440,7 @@ def mask_panels(models: Mapping[str, nn.Module], layer: str | None = None, crop:
             if weight.shape[1] != image_shape[0] * image_shape[1]:
                 raise ValueError(f"image_shape {image_shape} does not match the layer's "
                                  f"{weight.shape[1]} inputs")
-            coverage[label] = mask.sum(0).reshape(image_shape).numpy()
+            coverage[label] = masking.kept_per_input(mask).reshape(image_shape).numpy()
     scale = max(float(np.nanpercentile(np.abs(b), 95)) if np.isfinite(b).any() else 1.0
                 for b in blocks.values())
     cmap = plt.get_cmap("coolwarm").with_extremes(bad="0.9")

@@ -37,6 +37,7 @@ from .data import Dataset
 from .train import Trainer, evaluate_splits
 
 __all__ = [
+    "permute_kept",
     "shuffle_within_masks",
     "reinitialize",
     "shuffle_masks_and_weights",
@@ -70,16 +71,39 @@ def _generator(seed: int, stream: str) -> torch.Generator:
     return torch.Generator().manual_seed(seeding.derive(seed, "shuffle", stream))
 
 
+def permute_kept(weight: torch.Tensor, mask: torch.Tensor,
+                 permutation: torch.Tensor) -> torch.Tensor:
+    """(A) in one layer: ``weight``'s kept values moved among the kept positions.
+
+    Args:
+        weight: any shape.
+        mask: bool, shaped like ``weight`` (``True`` = kept).
+        permutation: a permutation of ``range(k)``, ``k`` the number of kept weights.
+
+    Returns:
+        A new tensor shaped like ``weight`` whose ``i``-th kept position (in row-major
+        order) holds the ``permutation[i]``-th kept value of ``weight``; pruned positions
+        hold what they held.
+    """
+    kept = mask.flatten().nonzero().squeeze(1)
+    if permutation.shape != kept.shape:
+        raise ValueError(f"permutation must have one entry per kept weight ({len(kept)}), "
+                         f"got shape {tuple(permutation.shape)}")
+    out = weight.clone()
+    out.view(-1)[kept] = weight.reshape(-1)[kept][permutation]
+    return out
+
+
 @torch.no_grad()
 def shuffle_within_masks(model: nn.Module, seed: int = 0) -> nn.Module:
     """(A) In every masked layer, permute the kept weights' values among the kept
-    positions. The mask (topology) is unchanged; so is each layer's set of values."""
+    positions (:func:`permute_kept` with a random permutation). The mask (topology) is
+    unchanged; so is each layer's set of values."""
     generator = _generator(seed, "shuffle within masks")
     for layer in masking.masked_layers(model).values():
-        mask = getattr(layer, masking.MASK).flatten()
-        weight = layer.weight.view(-1)
-        kept = mask.nonzero().squeeze(1)
-        weight[kept] = weight[kept][_permutation(len(kept), generator, kept.device)]
+        mask = getattr(layer, masking.MASK)
+        order = _permutation(int(mask.sum()), generator, mask.device)
+        layer.weight.copy_(permute_kept(layer.weight, mask, order))
     return model
 
 

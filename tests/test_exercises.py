@@ -6,6 +6,8 @@ from __future__ import annotations
 import pruninglab as pl
 from pruninglab import exercises
 
+import math
+
 import pytest
 import torch
 
@@ -22,11 +24,11 @@ def stubs_stay_stubs(monkeypatch):
     monkeypatch.delenv(exercises.FILL_VARIABLE, raising=False)
 
 
-COURSE_NOTEBOOKS = ("01", "02", "03", "04", "05", "06", "07")
+COURSE_NOTEBOOKS = ("01", "02", "03", "04", "05", "06", "07", "08", "09", "10")
 
 
-def test_there_are_at_least_sixteen_exercises_in_course_order():
-    assert len(IDS) >= 16
+def test_there_are_at_least_twenty_five_exercises_in_course_order():
+    assert len(IDS) >= 25
     assert sorted(IDS) == IDS
     assert {i[:2] for i in IDS} == set(COURSE_NOTEBOOKS)
     assert all(len(exercises.names(nb)) >= 2 for nb in COURSE_NOTEBOOKS)
@@ -119,7 +121,29 @@ PLANTED = {
                          logit_clip), "a step up the gradient"),
     "07.2": (lambda logits: float(torch.cat([(b > 0).float().flatten() for b in logits]).mean()),
              "counted the logits above 0"),
+    "08.1": (lambda fan_in, fan_out: fan_in ** -0.5, "PyTorch's default bound"),
+    "08.2": (lambda mask, image_shape: mask.logical_not().sum(dim=0).view(*image_shape),
+             "counted the pruned connections"),
+    "08.3": (lambda weight, mask, order: _send_to(weight, mask, order), "inverse permutation"),
+    "09.1": (lambda old, new, mu, steps: (1 - mu) ** steps * old + (1 - (1 - mu) ** steps) * new,
+             "PyTorch's convention"),
+    "09.2": (lambda mu, fraction: int(math.log(fraction) / math.log(mu)), "rounded down"),
+    "10.1": (lambda mask, size, stride, padding: mask.numel()
+             * ((size + 2 * padding - mask.shape[-1]) // stride + 1) ** 2,
+             "counted the pruned weights too"),
+    "10.2": (lambda mask, value_bytes, index_bytes: int(mask.sum()) * (value_bytes + index_bytes),
+             "forgot the row pointers"),
+    "10.3": (lambda rows, cols, value_bytes, index_bytes: value_bytes / (value_bytes + index_bytes),
+             "forgot the row pointers"),
 }
+
+
+def _send_to(weight, mask, order):
+    """08.3 the wrong way round: the i-th kept value goes to the order[i]-th kept position."""
+    out = weight.clone()
+    positions = mask.flatten().nonzero().flatten()
+    out.view(-1)[positions[order]] = weight.flatten()[positions]
+    return out
 
 
 def _unclamped_densities(K, target):
@@ -302,3 +326,67 @@ def test_07_2_reference_is_the_mask_trainers_expected_density():
     # not 0.75, the mean of the two layers' means
     assert tom.expected_density(logits) == pytest.approx(0.875, abs=1e-6)
     assert exercises.solution("07.2") is tom.expected_density
+
+
+# The references of notebooks 08-10 are the library's own functions, not copies of them.
+
+
+def test_08_1_bound_is_the_range_keras_init_draws_from():
+    from pruninglab import models
+
+    layer = torch.nn.Linear(784, 400)
+    torch.manual_seed(0)
+    models.init_layer(layer, "keras")
+    bound = exercises.solution("08.1")(fan_in=784, fan_out=400)
+    assert float(layer.weight.abs().max()) <= bound
+    assert float(layer.weight.abs().max()) > 0.999 * bound  # 313,600 draws reach the edge
+
+
+def test_08_2_reference_counts_what_figure_3_11_draws():
+    mask = torch.tensor([[True, False, True, True], [False, False, True, True]])
+    expected = torch.tensor([[1, 0], [2, 2]])
+    assert torch.equal(exercises.solution("08.2")(mask=mask, image_shape=(2, 2)), expected)
+
+
+def test_08_3_reference_is_what_shuffle_within_masks_does_to_a_layer():
+    from pruninglab import masking, shuffle
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(12, 9))
+    masking.set_masks(net, {"0": torch.rand(9, 12) < 0.4})
+    weight, mask = net[0].weight.detach().clone(), masking.get_masks(net)["0"].clone()
+    shuffle.shuffle_within_masks(net, seed=3)
+    moved = net[0].weight.detach()
+    kept = mask.flatten().nonzero().flatten()
+    # recover the permutation the library drew, then ask the reference to apply it
+    values = weight.flatten()[kept]
+    order = torch.tensor([int((values == v).nonzero()[0]) for v in moved.flatten()[kept]])
+    assert sorted(order.tolist()) == list(range(len(kept)))
+    assert torch.equal(exercises.solution("08.3")(weight=weight, mask=mask, order=order), moved)
+
+
+def test_09_references_follow_the_geometric_decay_of_torchs_batch_norm():
+    after = exercises.solution("09.1")
+    assert after(old=1.0, new=0.0, mu=0.99, steps=100) == pytest.approx(0.99 ** 100, rel=1e-9)
+    assert after(old=3.0, new=1.0, mu=0.5, steps=2) == pytest.approx(1.5, rel=1e-12)
+    forget = exercises.solution("09.2")
+    assert forget(mu=0.5, fraction=0.25) == 2 and forget(mu=0.5, fraction=0.24) == 3
+    assert forget(mu=0.997, fraction=math.exp(-1)) == 333  # notebook 09's "memory"
+
+
+def test_10_references_agree_with_the_efficiency_module():
+    from pruninglab import efficiency, masking
+
+    torch.manual_seed(0)
+    mask = torch.rand(6, 3, 3, 3) < 0.3
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3, stride=2, padding=1, bias=False))
+    masking.set_masks(net, {"0": mask})
+    # an 11 x 11 input gives 6 x 6 outputs: every kept weight used 36 times
+    assert exercises.solution("10.1")(mask=mask, size=11, stride=2, padding=1) \
+        == int(mask.sum()) * 36 == efficiency.macs(net, (3, 11, 11)).loc["total", "kept_macs"]
+    flat = torch.rand(20, 50) < 0.1
+    assert exercises.solution("10.2")(mask=flat, value_bytes=4, index_bytes=4) \
+        == 8 * int(flat.sum()) + 4 * 21
+    break_even = exercises.solution("10.3")(rows=20, cols=50, value_bytes=4, index_bytes=4)
+    # at that density of the 1,000 weights, the CSR copy's bytes equal the dense copy's
+    assert 8 * (break_even * 1000) + 4 * 21 == pytest.approx(4 * 1000)

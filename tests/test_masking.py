@@ -223,3 +223,13 @@ def test_mask_applier_survives_masks_removed_after_it_was_made():
     masking.remove_masks(model)
     apply()  # nothing left to multiply, and no error
     assert apply.weights == []
+
+
+def test_kept_per_input_counts_each_input_over_outputs_and_kernel_positions():
+    linear = torch.tensor([[True, False, True], [True, True, False]])
+    assert torch.equal(masking.kept_per_input(linear), torch.tensor([2, 1, 1]))
+    conv = torch.zeros(4, 2, 3, 3, dtype=torch.bool)
+    conv[:, 1, 0, :] = True  # input channel 1: 4 outputs x 3 positions
+    assert masking.kept_per_input(conv).tolist() == [0, 12]
+    with pytest.raises(ValueError, match="mask must be a bool tensor"):
+        masking.kept_per_input(linear.float())
