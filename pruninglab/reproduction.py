@@ -16,6 +16,10 @@ numbers beside the thesis's, and a verdict:
 The noise allowance is ``tolerance`` accuracy points (default 0.3), or the spread over
 seeds where a claim has replicates, whichever is larger. Nothing here trains: the claims
 read stored records only, so the notebook renders in seconds.
+
+In the ``smoke`` profile (40 training steps on 8x8 digits, there to test the code) every
+verdict carries :data:`SMOKE_NOTE`: such runs say nothing about the thesis.
+:func:`verdict_counts` counts the verdicts with or without it.
 """
 
 from __future__ import annotations
@@ -34,11 +38,14 @@ from . import efficiency, models, runs, shuffle, tom, verdicts
 from .profiles import Profile
 from .verdicts import at_least, better, fmt, sign
 
-__all__ = ["VERDICTS", "Evidence", "evidence", "claims", "packaged_results", "RENDA_2020",
-           "FULL_RECIPE", "MEASURED_H200", "gpu_hours"]
+__all__ = ["VERDICTS", "SMOKE_NOTE", "Evidence", "evidence", "claims", "verdict_counts",
+           "packaged_results", "RENDA_2020", "FULL_RECIPE", "MEASURED_H200", "gpu_hours"]
 
 VERDICTS = ("reproduced", "inconclusive", "contradicted", "not testable at this scale",
             "not run yet")
+
+# Appended to every verdict of the smoke profile, whose runs test the code, not the thesis.
+SMOKE_NOTE = "smoke run: tests the code, not a finding"
 
 # Renda et al. 2020 on CIFAR-10, the numbers the thesis reproduces (Section 3.2):
 # model -> (dense accuracy %, {density: accuracy % with LR rewinding}).
@@ -463,11 +470,25 @@ CHECKS: list[Check] = [
 
 def claims(ev: Evidence, tolerance: float = 0.3) -> pd.DataFrame:
     """One row per claim: ``claim``, ``source`` (figure or table), ``ran`` (what we ran),
-    ``ours``, ``thesis`` and ``verdict`` (one of :data:`VERDICTS`)."""
+    ``ours``, ``thesis`` and ``verdict`` (one of :data:`VERDICTS`; in the smoke profile
+    followed by ``" (" + SMOKE_NOTE + ")"``)."""
     if not tolerance >= 0:
         raise ValueError(f"tolerance must be >= 0 accuracy points, got {tolerance!r}")
     rows = [check(ev, tolerance) for check in CHECKS]
-    return pd.DataFrame([r.__dict__ for r in rows])
+    report = pd.DataFrame([r.__dict__ for r in rows])
+    if ev.profile.name == "smoke":
+        report["verdict"] = report["verdict"] + f" ({SMOKE_NOTE})"
+    return report
+
+
+def verdict_counts(report: pd.DataFrame) -> pd.Series:
+    """How many rows of a :func:`claims` report have each of :data:`VERDICTS` (in that
+    order, zeros included), whether or not they carry the smoke note."""
+    plain = report["verdict"].str.removesuffix(f" ({SMOKE_NOTE})")
+    unknown = sorted(set(plain) - set(VERDICTS))
+    if unknown:
+        raise ValueError(f"report has verdicts that are not in VERDICTS: {unknown}")
+    return plain.value_counts().reindex(VERDICTS, fill_value=0)
 
 
 # --------------------------------------------------------------------------------------

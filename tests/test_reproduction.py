@@ -81,3 +81,28 @@ def test_gpu_hours_scale_with_iterations_and_flag_estimates():
     assert hours.set_index("model").loc["resnet56", "s per 1k it"].iloc[0].startswith("~")
     with pytest.raises(ValueError, match="tolerance"):
         reproduction.claims(reproduction.evidence(QUICK, []), tolerance=-1)
+
+
+def test_every_smoke_verdict_says_it_is_smoke_not_a_finding(tmp_path):
+    smoke = profiles.get("smoke")
+    setup = smoke.setup()
+    for config in gimp.algorithms(smoke.train_steps, smoke.target_density).values():
+        run = runs.RunDir.open("gimp", {"kind": "gimp", "setup": setup.to_dict(),
+                                        "method": config.to_dict()}, tmp_path)
+        for level, density in enumerate(config.densities()):
+            run.write_record(level, {"level": level, "density": density,
+                                     "kept": int(density * 1000), "test_accuracy": 0.5})
+    report = reproduction.claims(reproduction.evidence(smoke, [tmp_path]))
+    assert report["verdict"].str.endswith(f"({reproduction.SMOKE_NOTE})").all()
+    assert "not a finding" in reproduction.SMOKE_NOTE
+    counts = reproduction.verdict_counts(report)
+    assert list(counts.index) == list(reproduction.VERDICTS) and counts.sum() == len(report)
+    assert counts["not run yet"] < len(report)  # the stored smoke runs were judged
+
+
+def test_quick_verdicts_carry_no_smoke_note_and_are_counted(tmp_path):
+    report = reproduction.claims(reproduction.evidence(QUICK, [tmp_path]))
+    assert not report["verdict"].str.contains("smoke").any()
+    assert reproduction.verdict_counts(report).sum() == len(report)
+    with pytest.raises(ValueError, match="not in VERDICTS: \\['maybe'\\]"):
+        reproduction.verdict_counts(report.assign(verdict="maybe"))
