@@ -21,7 +21,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pruning", "train", "interop", "basics"),
     ("config", "profiles"),
     ("gimp", "tom", "shuffle", "at_init", "bn", "verdicts"),
-    ("plots", "bench", "efficiency", "exercises", "notebooks"),
+    ("plots", "bench", "efficiency", "exercise_checks", "exercises_basics", "exercises_pruning",
+     "exercises", "notebooks"),
     ("widgets", "reproduction"),
 )
 
