@@ -5,7 +5,9 @@ Modules (one idea each; their layers are in :mod:`pruninglab.layers`): ``models`
 ``schedules``, ``train``, ``masking``, ``optim``, ``saliency``, ``pruning``, ``interop``,
 ``runs`` and ``runner`` (the run store and the one experiment runner), ``gimp``, ``tom``,
 ``shuffle``, ``bn``, ``at_init``, ``verdicts``, ``config``, ``profiles``, ``plots``,
-``efficiency``, ``reproduction``, ``basics``, ``exercises``, and the helpers ``checks``,
+``efficiency``, ``reproduction``, ``basics``, ``exercises`` (the course's exercises in
+``exercises_basics`` and ``exercises_pruning``, checked by ``exercise_checks``), and the
+helpers ``checks``,
 ``seeding``, ``threads`` and ``timing``;
 ``notebooks``, ``widgets`` and ``bench`` load on first use.
 
