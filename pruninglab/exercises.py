@@ -39,6 +39,8 @@ from __future__ import annotations
 
 import os
 
+import torch
+
 from . import exercises_basics, exercises_pruning
 from .exercise_checks import Exercise, Mistake, difference, judge, one_line
 
@@ -66,11 +68,14 @@ def check(id: str, answer: object) -> bool:
         print(f"✗ {err}")
         return False
     try:
-        verdict, message = judge(exercise, answer)
-        if verdict is None and fill:
-            verdict, message = judge(exercise, exercise.reference)
-            message = (f"not done yet; this headless run ({FILL_VARIABLE}=1) checks the "
-                       f"reference in its place: {message}")
+        # references build layers, which draw from torch's global generator: fork it, so
+        # that running a check never changes what the notebook's later cells draw
+        with torch.random.fork_rng(devices=[]):
+            verdict, message = judge(exercise, answer)
+            if verdict is None and fill:
+                verdict, message = judge(exercise, exercise.reference)
+                message = (f"not done yet; this headless run ({FILL_VARIABLE}=1) checks the "
+                           f"reference in its place: {message}")
     except Exception as err:  # e.g. a result that cannot even be compared: say so, go on
         print(f"✗ {exercise.id} could not check the answer: {one_line(err)}")
         return False

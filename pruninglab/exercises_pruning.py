@@ -340,7 +340,7 @@ def _exercises_08() -> list[Exercise]:
             "modification (A) in one layer: a new tensor shaped like weight whose i-th kept "
             "position (row-major) holds the order[i]-th kept value of weight; pruned positions"
             " keep what they hold.",
-            reference=lambda weight, mask, order: shuffle.permute_kept(weight, mask, order),
+            reference=shuffle.permute_kept,
             cases=tuple(shuffle_cases),
             mistakes=(
                 Mistake("the inverse permutation", "Position i *receives* value order[i] "
@@ -353,31 +353,33 @@ def _exercises_08() -> list[Exercise]:
     ]
 
 
+def _running_average(mu: float, start: float) -> nn.BatchNorm1d:
+    """torch's own BatchNorm1d (one channel, float64) with TensorFlow's momentum ``mu``
+    (through ``models.tf_to_torch_momentum``), its running mean set to ``start``."""
+    layer = nn.BatchNorm1d(1, momentum=models.tf_to_torch_momentum(mu)).double()
+    layer.running_mean.fill_(start)
+    return layer
+
+
+@torch.no_grad()
 def _running_mean_after(old: float, new: float, mu: float, steps: int) -> float:
     """A BN layer's running mean after ``steps`` training batches whose mean is ``new``,
-    starting from ``old``, with TensorFlow's momentum ``mu`` (09.1): torch's own BatchNorm1d
-    (in float64) with ``models.tf_to_torch_momentum(mu)``."""
-    layer = nn.BatchNorm1d(1, momentum=models.tf_to_torch_momentum(mu)).double()
-    layer.running_mean.fill_(old)
-    batch = torch.full((2, 1), float(new), dtype=torch.float64)
-    with torch.no_grad():
-        for _ in range(steps):
-            layer(batch)
+    starting from ``old`` (09.1)."""
+    layer = _running_average(mu, start=old)
+    for _ in range(steps):
+        layer(torch.full((2, 1), float(new), dtype=torch.float64))
     return float(layer.running_mean[0])
 
 
+@torch.no_grad()
 def _steps_to_forget(mu: float, fraction: float) -> int:
     """The fewest training steps after which a running average with TensorFlow's momentum
-    ``mu`` keeps at most ``fraction`` of its old value (09.2): the BatchNorm1d of 09.1, its
-    running mean started at 1, fed batches of mean 0 until it is at most ``fraction``."""
-    layer = nn.BatchNorm1d(1, momentum=models.tf_to_torch_momentum(mu)).double()
-    layer.running_mean.fill_(1.0)
-    batch = torch.zeros(2, 1, dtype=torch.float64)
-    steps = 0
-    with torch.no_grad():
-        while float(layer.running_mean[0]) > fraction:
-            layer(batch)
-            steps += 1
+    ``mu`` keeps at most ``fraction`` of its old value (09.2): the layer of 09.1 started at
+    1 and fed batches of mean 0 until its running mean is at most ``fraction``."""
+    layer, steps = _running_average(mu, start=1.0), 0
+    while float(layer.running_mean[0]) > fraction:
+        layer(torch.zeros(2, 1, dtype=torch.float64))
+        steps += 1
     return steps
 
 

@@ -38,8 +38,9 @@ from . import efficiency, models, runs, shuffle, tom, verdicts
 from .profiles import Profile
 from .verdicts import at_least, better, fmt, sign
 
-__all__ = ["VERDICTS", "SMOKE_NOTE", "Evidence", "evidence", "claims", "verdict_counts",
-           "packaged_results", "RENDA_2020", "FULL_RECIPE", "MEASURED_H200", "gpu_hours"]
+__all__ = ["VERDICTS", "SMOKE_NOTE", "Evidence", "evidence", "claims", "plain_verdict",
+           "verdict_counts", "packaged_results", "RENDA_2020", "FULL_RECIPE", "MEASURED_H200",
+           "gpu_hours"]
 
 VERDICTS = ("reproduced", "inconclusive", "contradicted", "not testable at this scale",
             "not run yet")
@@ -481,10 +482,15 @@ def claims(ev: Evidence, tolerance: float = 0.3) -> pd.DataFrame:
     return report
 
 
+def plain_verdict(verdict: str) -> str:
+    """``verdict`` without the smoke profile's note: one of :data:`VERDICTS`."""
+    return verdict.removesuffix(f" ({SMOKE_NOTE})")
+
+
 def verdict_counts(report: pd.DataFrame) -> pd.Series:
     """How many rows of a :func:`claims` report have each of :data:`VERDICTS` (in that
     order, zeros included), whether or not they carry the smoke note."""
-    plain = report["verdict"].str.removesuffix(f" ({SMOKE_NOTE})")
+    plain = report["verdict"].map(plain_verdict)
     unknown = sorted(set(plain) - set(VERDICTS))
     if unknown:
         raise ValueError(f"report has verdicts that are not in VERDICTS: {unknown}")

@@ -71,26 +71,25 @@ def _generator(seed: int, stream: str) -> torch.Generator:
     return torch.Generator().manual_seed(seeding.derive(seed, "shuffle", stream))
 
 
-def permute_kept(weight: torch.Tensor, mask: torch.Tensor,
-                 permutation: torch.Tensor) -> torch.Tensor:
+def permute_kept(weight: torch.Tensor, mask: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
     """(A) in one layer: ``weight``'s kept values moved among the kept positions.
 
     Args:
         weight: any shape.
         mask: bool, shaped like ``weight`` (``True`` = kept).
-        permutation: a permutation of ``range(k)``, ``k`` the number of kept weights.
+        order: a permutation of ``range(k)``, ``k`` the number of kept weights.
 
     Returns:
         A new tensor shaped like ``weight`` whose ``i``-th kept position (in row-major
-        order) holds the ``permutation[i]``-th kept value of ``weight``; pruned positions
+        order) holds the ``order[i]``-th kept value of ``weight``; pruned positions
         hold what they held.
     """
     kept = mask.flatten().nonzero().squeeze(1)
-    if permutation.shape != kept.shape:
-        raise ValueError(f"permutation must have one entry per kept weight ({len(kept)}), "
-                         f"got shape {tuple(permutation.shape)}")
+    if order.shape != kept.shape:
+        raise ValueError(f"order must have one entry per kept weight ({len(kept)}), "
+                         f"got shape {tuple(order.shape)}")
     out = weight.clone()
-    out.view(-1)[kept] = weight.reshape(-1)[kept][permutation]
+    out.view(-1)[kept] = weight.reshape(-1)[kept][order]
     return out
 
 

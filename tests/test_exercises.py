@@ -390,3 +390,13 @@ def test_10_references_agree_with_the_efficiency_module():
     break_even = exercises.solution("10.3")(rows=20, cols=50, value_bytes=4, index_bytes=4)
     # at that density of the 1,000 weights, the CSR copy's bytes equal the dense copy's
     assert 8 * (break_even * 1000) + 4 * 21 == pytest.approx(4 * 1000)
+
+
+def test_a_check_leaves_torchs_global_generator_as_it_was(capsys, monkeypatch):
+    # 10.1's reference builds Conv2d layers, whose initialisation draws random numbers
+    monkeypatch.setenv(exercises.FILL_VARIABLE, "1")
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    run_check(capsys, "10.1", None)
+    assert torch.equal(torch.rand(3), expected)

@@ -95,6 +95,7 @@ def test_every_smoke_verdict_says_it_is_smoke_not_a_finding(tmp_path):
     report = reproduction.claims(reproduction.evidence(smoke, [tmp_path]))
     assert report["verdict"].str.endswith(f"({reproduction.SMOKE_NOTE})").all()
     assert "not a finding" in reproduction.SMOKE_NOTE
+    assert set(report["verdict"].map(reproduction.plain_verdict)) <= set(reproduction.VERDICTS)
     counts = reproduction.verdict_counts(report)
     assert list(counts.index) == list(reproduction.VERDICTS) and counts.sum() == len(report)
     assert counts["not run yet"] < len(report)  # the stored smoke runs were judged
