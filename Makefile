@@ -15,7 +15,9 @@ export PRUNINGLAB_RUNS ?= $(CURDIR)/runs
 # loads, so it is set here for every process and kernel that make starts.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: venv run test unit notebooks-test lab bench lint clean
+BROWSER_STAMP := $(VENV)/.pruninglab-browser-installed
+
+.PHONY: venv run test unit notebooks-test test-browser chromium lab bench lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,13 +39,30 @@ run: $(STAMP)
 test: unit notebooks-test
 
 unit: $(STAMP)
-	$(PY) -m pytest -n $(JOBS) --dist loadfile tests
+	$(PY) -m pytest -n $(JOBS) --dist loadfile --ignore=tests/browser tests
 
 notebooks-test: $(STAMP)
 	PRUNINGLAB_PROFILE=smoke PRUNINGLAB_RUNS=$$(mktemp -d) MPLBACKEND=Agg PRUNINGLAB_THREADS=1 \
 	PRUNINGLAB_FILL_EXERCISES=1 \
 	$(PY) -m pytest -c tests/nbval.ini --rootdir=. -n $(JOBS) --dist loadscope --nbval-lax \
 	    --current-env --nbval-sanitize-with tests/sanitize.cfg notebooks
+
+## Every widget notebook in JupyterLab in Debian's chromium, driven by Playwright, in the
+## smoke profile: all cells run, every control moves, every figure redraws, no error shows
+## (tests/browser). Screenshots: build/browser/. `timeout` ends a hung run; the tests stop
+## their server and browser on the way out.
+test-browser: $(BROWSER_STAMP) chromium
+	rm -rf build/browser
+	timeout --kill-after=30 900 $(PY) -m pytest -p no:xdist -p no:cacheprovider -v -s \
+	    tests/browser
+
+$(BROWSER_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,browser]'
+	@touch $(BROWSER_STAMP)
+
+## Debian's chromium, with apt-get when /usr/bin/chromium is missing.
+chromium:
+	@bash tests/browser/ensure-chromium
 
 ## JupyterLab on notebooks/.
 lab: $(STAMP)

@@ -1,0 +1,282 @@
+"""Drive a notebook in JupyterLab as a student does: open it, run all cells, move every
+control of every explorer (``pruninglab.widgets``) and check that its figure redraws.
+
+The functions take a Playwright ``Page`` and use JupyterLab's and ipywidgets' own DOM: an
+explorer is an ipywidgets ``VBox`` whose figure is an ``img.widget-image``; its controls are
+the sliders, dropdowns and toggle buttons inside it, each named by its ``description``
+label. Everything a student would see go wrong is gathered in a :class:`Problems`: error
+outputs in the notebook, errors in the Log Console (where output of widget callbacks goes),
+page errors, console errors and requests to another host.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+RUN_ALL = "li.lm-Menu-item[data-command='runmenu:run-all']"
+ERROR_OUTPUT = "[data-mime-type='application/vnd.jupyter.error']"
+EXPLORER = ".widget-vbox:has(> img.widget-image)"
+CONTROL = ".widget-slider, .widget-dropdown, .widget-toggle-buttons"
+LOCAL_SCHEMES = ("data", "blob", "about", "chrome-extension")
+# Lines of the server's log that mean something went wrong; the kernels' stderr goes there.
+SERVER_ERROR = re.compile(r"^\[E |Traceback \(most recent call last\)", re.MULTILINE)
+
+
+@dataclass
+class Problems:
+    """What went wrong in the page since it opened, as lines a person can read."""
+
+    page_errors: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+    foreign_requests: list[str] = field(default_factory=list)
+
+    def watch(self, page, allowed_host: str) -> None:
+        """Record the page's uncaught errors, its console errors and every request that
+        leaves ``allowed_host``."""
+        page.on("pageerror", lambda error: self.page_errors.append(str(error)))
+        page.on("console", lambda message: message.type == "error"
+                and self.console_errors.append(f"{message.text} ({message.location})"))
+
+        def request(req) -> None:
+            url = urlparse(req.url)
+            if url.scheme not in LOCAL_SCHEMES and url.hostname != allowed_host:
+                self.foreign_requests.append(req.url)
+
+        page.on("request", request)
+
+    def lines(self) -> list[str]:
+        return ([f"page error: {e}" for e in self.page_errors]
+                + [f"console error: {e}" for e in self.console_errors]
+                + [f"request to another host: {u}" for u in self.foreign_requests])
+
+
+def open_notebook(page, url: str, timeout_s: float = 120) -> None:
+    """Open the notebook at ``url`` and wait until its kernel is idle."""
+    page.goto(url)
+    page.wait_for_selector(".jp-Notebook", timeout=timeout_s * 1000)
+    wait_idle(page, timeout_s)
+
+
+def kernel_status(page) -> str:
+    """The kernel status the status bar shows ("Idle", "Busy", "Starting", ...)."""
+    text = page.locator("#jp-main-statusbar").inner_text()
+    found = re.search(r"\|\s*(\w+)", text)
+    return found.group(1) if found else ""
+
+
+def busy_prompts(page) -> int:
+    """How many code cells wait or run (their prompt shows ``[*]``)."""
+    prompts = page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt").all_inner_texts()
+    return sum("*" in prompt for prompt in prompts)
+
+
+def wait_idle(page, timeout_s: float, what: str = "the kernel") -> float:
+    """Wait until no cell runs and the kernel is idle twice in a row; the seconds waited."""
+    start = time.monotonic()
+    calm = 0
+    while calm < 2:
+        if time.monotonic() - start > timeout_s:
+            raise TimeoutError(f"{what} was still busy after {timeout_s:g} s "
+                               f"(kernel {kernel_status(page)!r}, {busy_prompts(page)} "
+                               f"cells waiting or running)")
+        calm = calm + 1 if kernel_status(page) == "Idle" and busy_prompts(page) == 0 else 0
+        time.sleep(0.5)
+    return time.monotonic() - start
+
+
+def run_all_cells(page, timeout_s: float) -> float:
+    """Run > Run All Cells, then wait until every cell has run; the seconds it took."""
+    page.locator("div.lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(RUN_ALL).click()
+    page.wait_for_timeout(1000)
+    return wait_idle(page, timeout_s, what="Run All Cells")
+
+
+def error_outputs(page) -> list[str]:
+    """The first line of every error (traceback) output in the notebook."""
+    texts = page.locator(f".jp-Notebook {ERROR_OUTPUT}").all_inner_texts()
+    return [" ".join(text.strip().splitlines()[-1:]) for text in texts]
+
+
+def log_console(page) -> dict[str, list[str]]:
+    """JupyterLab's Log Console for the current notebook, which collects the output of code
+    that no cell ran, such as a widget's callback: ``{level: [last line of each entry]}``
+    (levels "critical", "error", "warning", "info", "debug"). Opens the console (and leaves
+    it open)."""
+    page.locator("div.lm-MenuBar-itemLabel", has_text="View").first.click()
+    page.locator("li.lm-Menu-item[data-command='logconsole:open']").click()
+    page.wait_for_selector(".jp-LogConsolePanel", timeout=10000)
+    page.wait_for_timeout(500)
+    entries: dict[str, list[str]] = {}
+    for entry in page.locator(".jp-LogConsolePanel .jp-OutputArea-child").all():
+        level = entry.locator("[data-log-level]").first.get_attribute("data-log-level")
+        text = entry.locator(".jp-OutputArea-output").first.inner_text().strip()
+        entries.setdefault(level or "unknown", []).append(" ".join(text.splitlines()[-1:]))
+    return entries
+
+
+def server_errors(log_text: str) -> list[str]:
+    """The lines of a server log that report an error, with the line after each."""
+    lines = log_text.splitlines()
+    return [" / ".join(lines[i:i + 2]) for i, line in enumerate(lines)
+            if SERVER_ERROR.search(line)]
+
+
+@dataclass(frozen=True)
+class Control:
+    """One control of an explorer: its label, its kind and where it is in the page."""
+
+    name: str
+    kind: str  # "slider" | "dropdown" | "toggle"
+    locator: object
+
+
+def explorers(page) -> list:
+    """Every explorer in the notebook, in page order."""
+    return page.locator(f".jp-Notebook {EXPLORER}").all()
+
+
+def controls(explorer) -> list[Control]:
+    """The controls of one explorer, named by their ``description`` labels."""
+    found = []
+    for element in explorer.locator(CONTROL).all():
+        classes = element.get_attribute("class") or ""
+        kind = ("slider" if "widget-slider" in classes
+                else "dropdown" if "widget-dropdown" in classes else "toggle")
+        name = element.locator(".widget-label").first.inner_text().strip()
+        found.append(Control(name=name or f"unnamed {kind}", kind=kind, locator=element))
+    return found
+
+
+def readout(control: Control) -> str:
+    """What the control shows as its value."""
+    if control.kind == "slider":
+        return control.locator.locator(".widget-readout").inner_text().strip()
+    if control.kind == "dropdown":
+        select = control.locator.locator("select")
+        return select.evaluate("s => s.options[s.selectedIndex].text")
+    return control.locator.locator("button.mod-active").inner_text().strip()
+
+
+def move(control: Control) -> tuple[str, str]:
+    """Move ``control`` one step, as a student would: a slider one notch with the arrow
+    keys (back, when it is at its end), a dropdown and toggle buttons to their next option.
+    Returns its readout before and after."""
+    before = readout(control)
+    if control.kind == "slider":
+        handle = control.locator.locator(".noUi-handle")
+        at_end = handle.get_attribute("aria-valuenow") == handle.get_attribute("aria-valuemax")
+        handle.focus()
+        handle.press("ArrowLeft" if at_end else "ArrowRight")
+    elif control.kind == "dropdown":
+        select = control.locator.locator("select")
+        count = select.evaluate("s => s.options.length")
+        index = select.evaluate("s => s.selectedIndex")
+        select.select_option(index=(index + 1) % count)
+    else:
+        control.locator.locator("button:not(.mod-active)").first.click()
+    control.locator.page.wait_for_timeout(200)
+    return before, readout(control)
+
+
+def figure_png(explorer) -> bytes:
+    """A screenshot of the explorer's figure, to compare before and after a move."""
+    return explorer.locator("img.widget-image").screenshot()
+
+
+def wait_for_redraw(explorer, before: bytes, timeout_s: float) -> bytes | None:
+    """Wait until the explorer's figure differs from ``before`` and the kernel is idle;
+    the new figure, or ``None`` when it did not change within ``timeout_s``."""
+    page = explorer.page
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if kernel_status(page) == "Idle":
+            after = figure_png(explorer)
+            if after != before:
+                return after
+        time.sleep(0.5)
+    return None
+
+
+def save_screenshot(explorer, path: Path) -> Path:
+    """The whole explorer (header, controls, figure) as a PNG at ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    explorer.scroll_into_view_if_needed()
+    explorer.screenshot(path=str(path))
+    return path
+
+
+@dataclass
+class Report:
+    """What :func:`check_widgets` found in one notebook."""
+
+    notebook: str
+    failures: list[str] = field(default_factory=list)
+    screenshots: list[Path] = field(default_factory=list)
+    run_all_s: float = 0.0
+    moves: list[str] = field(default_factory=list)  # "name: before -> after (seconds)"
+    log_warnings: list[str] = field(default_factory=list)  # warning entries, Log Console
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower() or "control"
+
+
+def check_widgets(page, url: str, notebook: str, screenshots: Path, problems: Problems,
+                  run_timeout_s: float = 300, redraw_timeout_s: float = 120) -> Report:
+    """Open ``notebook``, run all its cells, then move every control of every explorer once
+    and check that the figure changes. A failure names the notebook and the control.
+
+    Args:
+        page: a fresh Playwright page; ``problems`` already watches it.
+        url: the notebook's URL in JupyterLab (:meth:`lab.Lab.page_url`).
+        notebook: its name, for messages and for the screenshots' folder.
+        screenshots: where ``<notebook>/<n>_<control>.png`` go (and ``0_start.png``, the
+            explorer after Run All).
+        run_timeout_s: seconds Run All Cells may take.
+        redraw_timeout_s: seconds a figure may take to redraw after a move (06 and 09 train
+            a run when the store lacks it).
+    """
+    report = Report(notebook)
+    folder = screenshots / Path(notebook).stem
+    open_notebook(page, url)
+    report.run_all_s = run_all_cells(page, run_timeout_s)
+    report.failures += [f"{notebook}: a cell raised: {e}" for e in error_outputs(page)]
+    found = explorers(page)
+    if not found:
+        report.failures.append(f"{notebook}: no explorer (ipywidgets VBox with a figure) "
+                               f"shows after Run All Cells")
+    for e, explorer in enumerate(found):
+        prefix = f"{e}_" if len(found) > 1 else ""
+        report.screenshots.append(save_screenshot(explorer, folder / f"{prefix}0_start.png"))
+        explorer_controls = controls(explorer)
+        if not explorer_controls:
+            report.failures.append(f"{notebook}: explorer {e} has no controls")
+        for c, control in enumerate(explorer_controls, start=1):
+            before_png = figure_png(explorer)
+            start = time.monotonic()
+            before, after = move(control)
+            if before == after:
+                report.failures.append(f"{notebook}: control {control.name!r} did not move "
+                                       f"(it still reads {before!r})")
+                continue
+            redrawn = wait_for_redraw(explorer, before_png, redraw_timeout_s)
+            seconds = time.monotonic() - start
+            report.moves.append(f"{control.name}: {before} -> {after} ({seconds:.1f} s)")
+            path = folder / f"{prefix}{c}_{_slug(control.name)}.png"
+            report.screenshots.append(save_screenshot(explorer, path))
+            if redrawn is None:
+                report.failures.append(
+                    f"{notebook}: control {control.name!r} moved from {before!r} to "
+                    f"{after!r}, but the figure did not change within {redraw_timeout_s:g} s "
+                    f"(screenshot {path})")
+    logged = log_console(page)
+    report.failures += [f"{notebook}: Log Console {level}: {line}"
+                        for level in ("critical", "error") for line in logged.get(level, [])]
+    report.log_warnings = logged.get("warning", [])
+    report.failures += [f"{notebook}: {line}" for line in problems.lines()]
+    return report
