@@ -227,7 +227,7 @@ def _slug(text: str) -> str:
 
 
 def check_widgets(page, url: str, notebook: str, screenshots: Path, problems: Problems,
-                  run_timeout_s: float = 300, redraw_timeout_s: float = 120) -> Report:
+                  run_timeout_s: float = 300, redraw_timeout_s: float = 60) -> Report:
     """Open ``notebook``, run all its cells, then move every control of every explorer once
     and check that the figure changes. A failure names the notebook and the control.
 
