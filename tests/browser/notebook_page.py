@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-RUN_ALL = "li.lm-Menu-item[data-command='runmenu:run-all']"
 ERROR_OUTPUT = "[data-mime-type='application/vnd.jupyter.error']"
 EXPLORER = ".widget-vbox:has(> img.widget-image)"
 CONTROL = ".widget-slider, .widget-dropdown, .widget-toggle-buttons"
@@ -88,18 +87,29 @@ def wait_idle(page, timeout_s: float, what: str = "the kernel") -> float:
     return time.monotonic() - start
 
 
+def _menu(page, menu: str, command: str) -> None:
+    """Click ``menu`` in JupyterLab's menu bar, then its item for ``command``."""
+    page.locator(f"div.lm-MenuBar-itemLabel:text-is('{menu}')").click()
+    page.locator(f"li.lm-Menu-item[data-command='{command}']").click()
+
+
+def _last_line(text: str) -> str:
+    """The last line of an output: a traceback's exception and message."""
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
 def run_all_cells(page, timeout_s: float) -> float:
     """Run > Run All Cells, then wait until every cell has run; the seconds it took."""
-    page.locator("div.lm-MenuBar-itemLabel", has_text="Run").first.click()
-    page.locator(RUN_ALL).click()
+    _menu(page, "Run", "runmenu:run-all")
     page.wait_for_timeout(1000)
     return wait_idle(page, timeout_s, what="Run All Cells")
 
 
 def error_outputs(page) -> list[str]:
-    """The first line of every error (traceback) output in the notebook."""
-    texts = page.locator(f".jp-Notebook {ERROR_OUTPUT}").all_inner_texts()
-    return [" ".join(text.strip().splitlines()[-1:]) for text in texts]
+    """The last line of every error (traceback) output in the notebook."""
+    return [_last_line(text)
+            for text in page.locator(f".jp-Notebook {ERROR_OUTPUT}").all_inner_texts()]
 
 
 def log_console(page) -> dict[str, list[str]]:
@@ -107,15 +117,14 @@ def log_console(page) -> dict[str, list[str]]:
     that no cell ran, such as a widget's callback: ``{level: [last line of each entry]}``
     (levels "critical", "error", "warning", "info", "debug"). Opens the console (and leaves
     it open)."""
-    page.locator("div.lm-MenuBar-itemLabel", has_text="View").first.click()
-    page.locator("li.lm-Menu-item[data-command='logconsole:open']").click()
+    _menu(page, "View", "logconsole:open")
     page.wait_for_selector(".jp-LogConsolePanel", timeout=10000)
     page.wait_for_timeout(500)
     entries: dict[str, list[str]] = {}
     for entry in page.locator(".jp-LogConsolePanel .jp-OutputArea-child").all():
         level = entry.locator("[data-log-level]").first.get_attribute("data-log-level")
         text = entry.locator(".jp-OutputArea-output").first.inner_text().strip()
-        entries.setdefault(level or "unknown", []).append(" ".join(text.splitlines()[-1:]))
+        entries.setdefault(level or "unknown", []).append(_last_line(text))
     return entries
 
 
@@ -188,18 +197,15 @@ def figure_png(explorer) -> bytes:
     return explorer.locator("img.widget-image").screenshot()
 
 
-def wait_for_redraw(explorer, before: bytes, timeout_s: float) -> bytes | None:
-    """Wait until the explorer's figure differs from ``before`` and the kernel is idle;
-    the new figure, or ``None`` when it did not change within ``timeout_s``."""
-    page = explorer.page
+def wait_for_redraw(explorer, before: bytes, timeout_s: float) -> bool:
+    """Wait until the kernel is idle and the explorer's figure differs from ``before``;
+    whether that happened within ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if kernel_status(page) == "Idle":
-            after = figure_png(explorer)
-            if after != before:
-                return after
+        if kernel_status(explorer.page) == "Idle" and figure_png(explorer) != before:
+            return True
         time.sleep(0.5)
-    return None
+    return False
 
 
 def save_screenshot(explorer, path: Path) -> Path:
@@ -269,7 +275,7 @@ def check_widgets(page, url: str, notebook: str, screenshots: Path, problems: Pr
             report.moves.append(f"{control.name}: {before} -> {after} ({seconds:.1f} s)")
             path = folder / f"{prefix}{c}_{_slug(control.name)}.png"
             report.screenshots.append(save_screenshot(explorer, path))
-            if redrawn is None:
+            if not redrawn:
                 report.failures.append(
                     f"{notebook}: control {control.name!r} moved from {before!r} to "
                     f"{after!r}, but the figure did not change within {redraw_timeout_s:g} s "
