@@ -16,6 +16,8 @@ drew on).
   accuracy against mask-training step.
 * :func:`accuracy_vs_compute` -- accuracy against the training steps a method needed
   (Section 3.3.1, Figure 3.10); :func:`compute_table` is the table it draws.
+* :func:`label_line_ends` -- names lines at their right ends, in the margin, without
+  overlaps (instead of a legend when lines are many and grey).
 * :func:`mask_panels` -- Figure 3.11 for real networks: a masked layer's weights and mask
   per model.
 
@@ -49,6 +51,7 @@ __all__ = [
     "compute_table",
     "mask_panels",
     "median_range",
+    "label_line_ends",
 ]
 
 
@@ -108,6 +111,43 @@ def accuracy_vs_compression(
     if title:
         ax.set_title(title)
     return ax
+
+
+def label_line_ends(ax, ends: Mapping[str, tuple[float, float]], min_gap: float = 0.06,
+                    color: str = "0.4", fontsize: str = "x-small") -> list:
+    """Name lines at their right ends: each label sits in the margin right of the axes,
+    level with its line's last point, pushed up or down just enough that no two labels
+    overlap, and a thin line joins it to the point. Call it after everything is drawn on
+    ``ax`` (it reads the final y limits).
+
+    Args:
+        ax: the Axes the lines are on.
+        ends: ``{label: (x, y)}``, each line's last point in data coordinates.
+        min_gap: the least vertical distance between two labels, as a fraction of the
+            axes' height (0.06 fits x-small text in a figure 4 inches high).
+
+    Returns:
+        The annotations, in the order of ``ends``.
+    """
+    if not ends:
+        return []
+    ax.get_ylim()  # settles autoscaling before data are mapped to axes fractions
+    to_axes = ax.transScale + ax.transLimits
+    heights = {label: float(to_axes.transform(point)[1]) for label, point in ends.items()}
+    order = sorted(heights, key=heights.get)
+    placed = [min(max(heights[label], 0.0), 1.0) for label in order]
+    for i in range(1, len(placed)):  # push up so that labels are min_gap apart
+        placed[i] = max(placed[i], placed[i - 1] + min_gap)
+    placed[-1] = min(placed[-1], 1.0)
+    for i in range(len(placed) - 2, -1, -1):  # then down from the top, within the axes
+        placed[i] = min(placed[i], placed[i + 1] - min_gap)
+    where = dict(zip(order, placed))
+    return [ax.annotate(label, xy=ends[label], xycoords="data", xytext=(1.03, where[label]),
+                        textcoords="axes fraction", va="center", color=color,
+                        fontsize=fontsize, annotation_clip=False,
+                        arrowprops={"arrowstyle": "-", "color": color, "lw": 0.5,
+                                    "shrinkA": 1, "shrinkB": 2})
+            for label in ends]
 
 
 def accuracy_vs_parameters(df: pd.DataFrame, by: str = "model", metric: str = "test_accuracy",

@@ -13,7 +13,11 @@ In a notebook::
         display(explorer)
 
 To write a new explorer, build the controls and a ``draw(figure, **values)`` function that
-clears and redraws the figure, and return ``Explorer(controls, draw, figure)``.
+clears and redraws the figure, and return ``Explorer(controls, draw, figure)``. Give it
+``pending`` when a draw may train a model: while such a draw runs, the explorer disables
+its controls, veils the old figure and shows the training's progress bars inside itself.
+Figures are shown :data:`PIXELS_PER_INCH` CSS pixels per inch of figure and rendered at
+twice that, so that they stay sharp.
 
 Explorers:
 
@@ -31,6 +35,7 @@ Explorers:
 from __future__ import annotations
 
 import copy
+import html
 import io
 import warnings
 from collections.abc import Callable, Mapping
@@ -39,17 +44,21 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from . import basics, bn, gimp, masking, models, plots, pruning
 from . import saliency as saliency_module
 from .train import evaluate
 
 __all__ = [
+    "PIXELS_PER_INCH",
+    "RENDER_SCALE",
     "BN_TF_MOMENTA",
     "BN_EPS_VALUES",
     "PLAYGROUND_DENSITIES",
     "Explorer",
     "render_png",
+    "stale_png",
     "batchnorm_explorer",
     "pruning_playground",
     "rewind_explorer",
@@ -58,15 +67,51 @@ __all__ = [
 ]
 
 
-def render_png(figure: Figure, dpi: int = 90) -> bytes:
-    """The figure as PNG bytes."""
+# CSS pixels per inch of figure: a figure ``w`` inches wide shows ``w * PIXELS_PER_INCH``
+# pixels wide (never wider than the output area) and is rendered at twice that resolution,
+# so that its text stays sharp on a high-density screen and when the browser scales it.
+PIXELS_PER_INCH = 80
+RENDER_SCALE = 2
+
+
+def render_png(figure: Figure, dpi: int = RENDER_SCALE * PIXELS_PER_INCH) -> bytes:
+    """The figure as PNG bytes, ``dpi`` pixels per inch of figure."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
 
 
+def stale_png(figure: Figure, note: str) -> bytes:
+    """The figure as PNG bytes, veiled in white with ``note`` across it: what an explorer
+    shows while it computes the next figure (the figure itself is left unchanged)."""
+    veil = figure.add_artist(Rectangle((0, 0), 1, 1, transform=figure.transFigure,
+                                       facecolor="white", alpha=0.65, zorder=10))
+    text = figure.text(0.5, 0.5, note, ha="center", va="center", fontsize=13, zorder=11,
+                       wrap=True)
+    veil.set_in_layout(False)
+    text.set_in_layout(False)
+    try:
+        return render_png(figure)
+    finally:
+        veil.remove()
+        text.remove()
+
+
 class Explorer(widgets.VBox):
     """Controls above a figure that redraws whenever a control's value changes.
+
+    Layout, top to bottom: ``header``; the controls on one row (each followed by its
+    caption); a status line; an output area; the figure (an ``ipywidgets.Image``,
+    ``figure``'s width in inches times :data:`PIXELS_PER_INCH` CSS pixels wide, at most the
+    output area's width).
+
+    A redraw that takes a while -- one for which ``pending`` returns a message -- shows
+    that it is working: the controls are disabled, the old figure is veiled with the
+    message across it, the status line says what is computed, and the progress bars the
+    draw shows (tqdm) appear in the output area. When the draw ends, all of that goes
+    away. If a redraw raises in a live notebook (after the first draw), the traceback shows
+    in the output area and the old figure stays; outside a kernel, and in the first draw,
+    it raises.
 
     Args:
         controls: ``{name: widget}``; each widget's ``value`` is passed to ``draw`` as
@@ -75,37 +120,112 @@ class Explorer(widgets.VBox):
         figure: a ``matplotlib.figure.Figure`` (not a pyplot one, so that a notebook does
             not show it a second time).
         header: an optional widget above the controls (e.g. an explanation).
+        captions: ``{name: caption(value) -> str}``: a short text shown right of the
+            control ``name`` and updated with it (e.g. PyTorch's momentum beside
+            TensorFlow's).
+        pending: ``pending(**values) -> str | None``: what the draw for ``values`` must
+            compute (e.g. ``"training sGIMP(25%)"``), or ``None`` when it is quick.
 
     Attributes:
         controls, figure: as given.
         image: the ``ipywidgets.Image`` that shows the rendered figure.
+        status: the ``ipywidgets.HTML`` line that says what is being computed.
+        output: the ``ipywidgets.Output`` that holds progress bars and errors of a redraw.
         redraws: how many times the figure was drawn (1 after construction).
+        busy: whether a redraw is computing.
     """
 
+    BUSY_CLASS = "pruninglab-busy"  # on the explorer's element while a redraw computes
+
     def __init__(self, controls: Mapping[str, widgets.Widget], draw: Callable[..., None],
-                 figure: Figure, header: widgets.Widget | None = None) -> None:
-        image = widgets.Image(format="png")
+                 figure: Figure, header: widgets.Widget | None = None, *,
+                 captions: Mapping[str, Callable[[object], str]] | None = None,
+                 pending: Callable[..., str | None] | None = None) -> None:
+        captions = dict(captions or {})
+        unknown = sorted(set(captions) - set(controls))
+        if unknown:
+            raise ValueError(f"captions names controls that do not exist: {unknown}; the "
+                             f"controls are {sorted(controls)}")
+        width = round(figure.get_figwidth() * PIXELS_PER_INCH)
+        image = widgets.Image(format="png", layout=widgets.Layout(
+            width=f"{width}px", max_width="100%", height="auto"))
+        row: list[widgets.Widget] = []
+        self._captions: dict[str, tuple[widgets.Label, Callable[[object], str]]] = {}
+        for name, control in controls.items():
+            row.append(control)
+            if name in captions:
+                label = widgets.Label(captions[name](control.value),
+                                      layout=widgets.Layout(margin="0 1.5em 0 0"))
+                self._captions[name] = (label, captions[name])
+                row.append(label)
+        self.status = widgets.HTML("")
+        self.output = widgets.Output()
         rows: list[widgets.Widget] = [] if header is None else [header]
-        rows += [widgets.HBox(list(controls.values())), image]
+        rows += [widgets.HBox(row, layout=widgets.Layout(flex_flow="row wrap",
+                                                         align_items="center")),
+                 self.status, self.output, image]
         super().__init__(children=rows)
         self.controls = dict(controls)
         self.figure = figure
         self.image = image
         self.redraws = 0
+        self.busy = False
         self._draw = draw
+        self._pending = pending
         for control in self.controls.values():
             control.observe(self._on_change, names="value")
-        self.redraw()
+        self._draw(self.figure, **self.values())  # a broken explorer fails in its cell
+        self._show()
 
     def values(self) -> dict:
         """The current value of every control, by name."""
         return {name: control.value for name, control in self.controls.items()}
 
     def redraw(self) -> None:
-        """Draw the figure for the current values and show it."""
-        self._draw(self.figure, **self.values())
+        """Draw the figure for the current values and show it; while a draw that
+        ``pending`` announces runs, show that it is busy (see the class)."""
+        values = self.values()
+        for name, (label, caption) in self._captions.items():
+            label.value = caption(values[name])
+        message = self._pending(**values) if self._pending is not None else None
+        self.output.clear_output()
+        drawn = False
+        if message:
+            self._set_busy(message)
+        try:
+            with self.output:  # in a kernel: progress bars and a traceback show here
+                self._draw(self.figure, **values)
+                drawn = True
+        finally:
+            if message:
+                self._set_idle()
+        if drawn:
+            self.output.clear_output()
+            self._show()
+        else:
+            self.status.value = ("<b>This setting could not be drawn</b> (the error is "
+                                 "below); the figure shows the previous setting.")
+
+    def _show(self) -> None:
         self.image.value = render_png(self.figure)
         self.redraws += 1
+
+    def _set_busy(self, message: str) -> None:
+        self.busy = True
+        self._disabled = {name: c.disabled for name, c in self.controls.items()}
+        for control in self.controls.values():
+            control.disabled = True
+        self.add_class(self.BUSY_CLASS)
+        self.status.value = (f"<b>Computing:</b> {html.escape(message)}. The figure below "
+                             f"is the previous setting's.")
+        self.image.value = stale_png(self.figure, f"{message} …")
+
+    def _set_idle(self) -> None:
+        for name, control in self.controls.items():
+            control.disabled = self._disabled[name]
+        self.remove_class(self.BUSY_CLASS)
+        self.status.value = ""
+        self.busy = False
 
     def _on_change(self, change) -> None:
         self.redraw()
@@ -120,8 +240,17 @@ class Explorer(widgets.VBox):
 BN_TF_MOMENTA = (0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.997, 0.999)
 
 
-def _momentum_label(tf_momentum: float) -> str:
-    return f"{tf_momentum:g} (PyTorch {models.tf_to_torch_momentum(tf_momentum):g})"
+def _momentum_slider(momenta, value: float) -> widgets.SelectionSlider:
+    """A slider over TensorFlow momenta; :func:`_pytorch_momentum` is its caption."""
+    return widgets.SelectionSlider(
+        options=[(f"{m:g}", m) for m in momenta], value=value, description="TF momentum μ",
+        style={"description_width": "initial"}, layout=widgets.Layout(width="270px"),
+        continuous_update=False)
+
+
+def _pytorch_momentum(tf_momentum: float) -> str:
+    """PyTorch's momentum for a TensorFlow one (shown beside the momentum slider)."""
+    return f"= PyTorch {models.tf_to_torch_momentum(tf_momentum):g}"
 
 
 def batchnorm_explorer(steps: int = 300, batch_size: int = 32, mean_start: float = 1.0,
@@ -192,24 +321,22 @@ def batchnorm_explorer(steps: int = 300, batch_size: int = 32, mean_start: float
                         f"eps {eps:.1e}, channel std {std:g}", fontsize=10)
 
     style = {"description_width": "initial"}
-    layout = widgets.Layout(width="330px")
     controls = {
-        "momentum": widgets.SelectionSlider(
-            options=[(_momentum_label(m), m) for m in BN_TF_MOMENTA], value=tf_momentum,
-            description="TF momentum μ", style=style, layout=layout,
-            continuous_update=False),
+        "momentum": _momentum_slider(BN_TF_MOMENTA, tf_momentum),
         "eps": widgets.FloatLogSlider(value=eps, base=10, min=-6, max=0, step=0.5,
                                       description="eps", readout_format=".0e", style=style,
-                                      layout=layout, continuous_update=False),
+                                      layout=widgets.Layout(width="180px"),
+                                      continuous_update=False),
         "std": widgets.FloatLogSlider(value=std, base=10, min=-2.5, max=0.5, step=0.25,
-                                      description="channel std", style=style, layout=layout,
+                                      description="channel std", style=style,
+                                      layout=widgets.Layout(width="220px"),
                                       continuous_update=False),
     }
     header = widgets.HTML(
         "Batch normalization (thesis Section 2.3): the running averages follow "
         "<i>x' = μx + (1 − μ)y</i> in TensorFlow's convention; PyTorch's momentum is 1 − μ.")
-    figure = Figure(figsize=(12, 3.6), layout="constrained")
-    return Explorer(controls, draw, figure, header)
+    figure = Figure(figsize=(11, 3.6), layout="constrained")
+    return Explorer(controls, draw, figure, header, captions={"momentum": _pytorch_momentum})
 
 
 # --------------------------------------------------------------------------------------
@@ -313,21 +440,26 @@ def pruning_playground(model: torch.nn.Module, data, density: float = 0.1,
         figure.suptitle(title, fontsize=10, color="C3" if emptied else "k")
 
     style = {"description_width": "initial"}
-    layout = widgets.Layout(width="300px")
     controls = {
         "density": widgets.FloatLogSlider(value=density, base=10, min=-3, max=float(np.log10(top)),
                                           step=0.05, description="density", readout_format=".3f",
-                                          style=style, layout=layout, continuous_update=False),
+                                          style=style, layout=widgets.Layout(width="290px"),
+                                          continuous_update=False),
         "saliency": widgets.Dropdown(options=list(saliency_module.NAMES), value=saliency,
-                                     description="saliency", style=style),
+                                     description="saliency", style=style,
+                                     layout=widgets.Layout(width="190px")),
         "scope": widgets.ToggleButtons(options=list(pruning.SCOPES), value=scope,
-                                       description="scope", style=style),
+                                       description="scope",
+                                       # its label left of the buttons, not above them
+                                       layout=widgets.Layout(display="flex",
+                                                             align_items="center"),
+                                       style={**style, "button_width": "100px"}),
     }
     header = widgets.HTML(
         "Pruning (thesis Section 2.4): keep the weights with the largest saliency — "
         "magnitude |w|, SNIP |w·g| or random — with one global threshold (automatic) or "
         "the same density in every layer (predefined). A copy of the model is pruned.")
-    figure = Figure(figsize=(11, 3.8), layout="constrained")
+    figure = Figure(figsize=(10.5, 3.8), layout="constrained")
     explorer = Explorer(controls, draw, figure, header)
     explorer.result = result
     return explorer
@@ -367,28 +499,40 @@ def rewind_explorer(setup, data, target_density: float, percents=(0, 25, 50, 75,
                                      description="rewind %", continuous_update=False)
     fetched: dict = {}
 
+    def configured(percent: float) -> gimp.GIMPConfig:
+        return gimp.sgimp(setup.train.steps, target_density, rewind_fraction=percent / 100, K=K)
+
+    def pending(percent: float) -> str | None:
+        config = configured(percent)
+        if not compute or gimp.run(setup, config, data=data, store=store, progress=False,
+                                   fetch_only=True) is not None:
+            return None
+        return (f"training sGIMP({percent:g}%): {len(config.densities())} levels of "
+                f"{setup.train.steps} steps")
+
     def draw(figure: Figure, percent: float) -> None:
-        config = gimp.sgimp(setup.train.steps, target_density, rewind_fraction=percent / 100, K=K)
+        config = configured(percent)
         run = gimp.run(setup, config, data=data, store=store, progress=progress,
                        fetch_only=not compute)
         figure.clear()
         ax = figure.add_subplot()
+        ends = {}
         if baselines is not None and len(baselines):
             for label, part in baselines.groupby(by):
                 g = part.groupby("level")
-                ax.plot(g["compression"].median(), 100 * g["test_accuracy"].median(),
-                        color="0.75", lw=1)
-                ax.annotate(str(label), (g["compression"].median().iloc[-1],
-                                         100 * g["test_accuracy"].median().iloc[-1]),
-                            fontsize="x-small", color="0.5")
+                x, y = g["compression"].median(), 100 * g["test_accuracy"].median()
+                ax.plot(x, y, color="0.75", lw=1)
+                ends[str(label)] = (x.iloc[-1], y.iloc[-1])
         if run is None:
             ax.set_title(f"sGIMP({percent}%) is not in the run store")
-            return
-        fetched[percent] = run
-        plots.accuracy_vs_compression(run.assign(method=f"sGIMP({percent}%)"), ax=ax,
-                                      title=rewind_title(percent, config))
+        else:
+            fetched[percent] = run
+            plots.accuracy_vs_compression(run.assign(method=f"sGIMP({percent}%)"), ax=ax,
+                                          title=rewind_title(percent, config))
+        plots.label_line_ends(ax, ends)
 
-    explorer = Explorer({"percent": slider}, draw, Figure(figsize=(7, 4), layout="constrained"))
+    explorer = Explorer({"percent": slider}, draw, Figure(figsize=(8, 4.2), layout="constrained"),
+                        pending=pending)
     explorer.runs = fetched
     return explorer
 
@@ -452,6 +596,13 @@ def bn_pruning_explorer(setup, data, config, tf_momentum: float = 0.99, eps: flo
     def variant(momentum: float, eps: float):
         return setup.replace(bn_momentum=models.tf_to_torch_momentum(momentum), bn_eps=eps)
 
+    def pending(momentum: float, eps: float) -> str | None:
+        if not compute or gimp.run(variant(momentum, eps), config, data=data, store=store,
+                                   progress=False, fetch_only=True) is not None:
+            return None
+        return (f"training {config.method} with μ={momentum:g}, eps={eps:.0e}: "
+                f"{len(config.densities())} levels of {setup.train.steps} steps")
+
     def draw(figure: Figure, momentum: float, eps: float) -> None:
         torch_momentum = models.tf_to_torch_momentum(momentum)
         chosen = f"μ={momentum:g} (PyTorch {torch_momentum:g}), eps={eps:.0e}"
@@ -475,21 +626,20 @@ def bn_pruning_explorer(setup, data, config, tf_momentum: float = 0.99, eps: flo
         title = f"{config.method}, {setup.model}: {chosen}"
         plots.accuracy_vs_compression(run.assign(method=chosen), ax=ax, title=title)
 
-    style = {"description_width": "initial"}
-    layout = widgets.Layout(width="360px")
     controls = {
-        "momentum": widgets.SelectionSlider(
-            options=[(_momentum_label(m), m) for m in momenta], value=tf_momentum,
-            description="TF momentum μ", style=style, layout=layout, continuous_update=False),
+        "momentum": _momentum_slider(momenta, tf_momentum),
         "eps": widgets.SelectionSlider(options=[(f"{e:.0e}", e) for e in eps_values], value=eps,
-                                       description="eps", style=style,
+                                       description="eps",
+                                       style={"description_width": "initial"},
+                                       layout=widgets.Layout(width="220px"),
                                        continuous_update=False),
     }
     header = widgets.HTML(
         "BN settings and iterative pruning (thesis Section 3.3.3, Figure 3.12). μ in "
         "TensorFlow's convention (the weight of the old running value); PyTorch's momentum "
         "is 1 − μ. eps is added to the variance in training and in evaluation.")
-    figure = Figure(figsize=(7.5, 4.2), layout="constrained")
-    explorer = Explorer(controls, draw, figure, header)
+    figure = Figure(figsize=(8, 4.2), layout="constrained")
+    explorer = Explorer(controls, draw, figure, header,
+                        captions={"momentum": _pytorch_momentum}, pending=pending)
     explorer.runs = fetched
     return explorer

@@ -138,3 +138,20 @@ def test_mask_training_and_compute_plots_draw_one_point_per_record():
                           "steps / T": [1.35, 1.0, 1.35]})
     axes = plots.accuracy_vs_compute(table)
     assert len(axes) == 2 and "density 0.1" in axes[0].get_title()
+
+
+def test_line_end_labels_that_would_overlap_are_spread_apart_inside_the_axes_height():
+    figure, ax = plt.subplots(figsize=(6, 4))
+    for k in range(5):
+        ax.plot([0, 1], [0, 1 + 0.001 * k])  # five ends at nearly the same height
+    ax.plot([0, 1], [0, 0.0])  # one far below: keeps its own height
+    ends = {f"line {k}": (1.0, 1 + 0.001 * k) for k in range(5)} | {"low": (1.0, 0.0)}
+    labels = plots.label_line_ends(ax, ends, min_gap=0.06)
+    heights = {a.get_text(): a.get_position()[1] for a in labels}
+    top = sorted(v for k, v in heights.items() if k != "low")
+    assert all(b - a >= 0.06 - 1e-9 for a, b in zip(top, top[1:]))
+    assert min(heights.values()) >= 0 and max(heights.values()) <= 1
+    low_fraction = (ax.transScale + ax.transLimits).transform((1.0, 0.0))[1]
+    assert heights["low"] == pytest.approx(low_fraction)
+    assert all(a.get_position()[0] > 1 for a in labels)  # in the right margin
+    plt.close(figure)

@@ -11,7 +11,9 @@ import json
 
 import ipywidgets
 import numpy as np
+import pandas as pd
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 
@@ -32,7 +34,15 @@ def test_batchnorm_explorer_is_a_widget_with_the_three_controls(explorer):
     assert explorer.image in explorer.children
     assert explorer.image.value[:8] == b"\x89PNG\r\n\x1a\n"
     labels = [label for label, _ in explorer.controls["momentum"].options]
-    assert "0.99 (PyTorch 0.01)" in labels
+    assert "0.99" in labels  # short enough for the slider's readout
+    assert caption_of(explorer, "momentum") == "= PyTorch 0.01"
+
+
+def caption_of(explorer: widgets.Explorer, name: str) -> str:
+    """The text shown right of the control ``name``."""
+    row = next(child for child in explorer.children if isinstance(child, ipywidgets.HBox))
+    index = row.children.index(explorer.controls[name])
+    return row.children[index + 1].value
 
 
 def test_moving_the_momentum_slider_redraws_in_pytorchs_convention(explorer):
@@ -48,6 +58,7 @@ def test_moving_the_momentum_slider_redraws_in_pytorchs_convention(explorer):
     expected = basics.running_average(batches.mean(1), models.tf_to_torch_momentum(0.9), "torch")
     np.testing.assert_allclose(after, expected.numpy(), rtol=1e-5, atol=1e-6)
     assert "PyTorch momentum 0.1" in explorer.figure.texts[0].get_text()
+    assert caption_of(explorer, "momentum") == "= PyTorch 0.1"
 
 
 @pytest.mark.parametrize("name, value", [("eps", 1e-1), ("std", 0.1)])
@@ -76,6 +87,76 @@ def test_an_explorer_passes_control_values_to_draw():
     slider.value = 4
     assert seen == [1, 4]
     assert list(explorer.figure.axes[0].get_lines()[0].get_ydata()) == [0, 4]
+
+
+def png_width(png: bytes) -> int:
+    return int.from_bytes(png[16:20], "big")  # the IHDR chunk's width
+
+
+def test_a_figure_is_rendered_at_twice_the_pixels_it_is_shown_at():
+    explorer = widgets.Explorer({"slope": ipywidgets.IntSlider(value=1)},
+                                lambda figure, slope: figure.clear(), Figure(figsize=(5, 2)))
+    shown = 5 * widgets.PIXELS_PER_INCH
+    assert explorer.image.layout.width == f"{shown}px"
+    assert explorer.image.layout.max_width == "100%"  # never wider than the output area
+    assert png_width(explorer.image.value) == widgets.RENDER_SCALE * shown
+
+
+def test_a_pending_redraw_disables_the_controls_and_veils_the_figure_while_it_runs():
+    seen = []
+    slider = ipywidgets.IntSlider(value=1, min=0, max=5, description="slope")
+    other = ipywidgets.Dropdown(options=["a", "b"], disabled=True)
+
+    def draw(figure, slope, other):
+        if explorer_box:  # not during construction
+            explorer = explorer_box[0]
+            seen.append({"busy": explorer.busy, "slider": slider.disabled,
+                         "class": widgets.Explorer.BUSY_CLASS in explorer._dom_classes,
+                         "status": explorer.status.value, "image": explorer.image.value})
+        figure.clear()
+        figure.subplots().plot([0, 1], [0, slope])
+
+    explorer_box = []
+    explorer = widgets.Explorer({"slope": slider, "other": other}, draw, Figure(figsize=(3, 2)),
+                                pending=lambda slope, other: f"training {slope}" if slope > 2
+                                else None)
+    explorer_box.append(explorer)
+    first = explorer.image.value
+
+    slider.value = 2  # quick: no busy state
+    assert seen[-1]["busy"] is False and seen[-1]["status"] == ""
+    quick = explorer.image.value
+    assert quick != first
+
+    slider.value = 4  # pending: busy while it draws
+    during = seen[-1]
+    assert during["busy"] and during["slider"] and during["class"]
+    assert "training 4" in during["status"] and "previous setting" in during["status"]
+    assert during["image"] not in (quick, explorer.image.value)  # the old figure, veiled
+    # and afterwards all of it is gone; a control disabled before stays disabled
+    assert not explorer.busy and not slider.disabled and other.disabled
+    assert widgets.Explorer.BUSY_CLASS not in explorer._dom_classes
+    assert explorer.status.value == "" and explorer.redraws == 3
+
+
+def test_a_redraw_that_raises_outside_a_kernel_raises_and_leaves_the_controls_usable():
+    def draw(figure, slope):
+        if slope == 3:
+            raise RuntimeError("broken on purpose")
+        figure.clear()
+
+    slider = ipywidgets.IntSlider(value=1)
+    explorer = widgets.Explorer({"slope": slider}, draw, Figure(figsize=(2, 2)),
+                                pending=lambda slope: "slow")
+    with pytest.raises(RuntimeError, match="broken on purpose"):
+        slider.value = 3
+    assert not slider.disabled and not explorer.busy and explorer.redraws == 1
+
+
+def test_captions_must_name_a_control():
+    with pytest.raises(ValueError, match="captions names controls that do not exist"):
+        widgets.Explorer({"slope": ipywidgets.IntSlider()}, lambda figure, slope: None,
+                         Figure(figsize=(2, 2)), captions={"slop": str})
 
 
 # --------------------------------------------------------------------------------------
@@ -155,3 +236,40 @@ def test_the_rewind_explorer_titles_a_stored_run_without_repeating_its_label(tmp
     assert title.startswith("sGIMP(50%)\nweights back to step 4 of T=8")
     explorer.controls["percent"].value = 0
     assert explorer.figure.axes[0].get_title().startswith("sGIMP(0%) = LR rewinding (Alg. 4)")
+
+
+def test_the_rewind_explorer_announces_a_training_only_when_the_run_is_not_stored(tmp_path,
+                                                                                 digits):
+    setup = Setup("mlp", "digits", TrainConfig(schedules.resnet(8), batch_size=32))
+    explorer = widgets.rewind_explorer(setup, digits, 0.5, percents=(0, 50), K=0.7,
+                                       store=tmp_path)
+    statuses = []
+    explorer.status.observe(lambda change: statuses.append(change["new"]), names="value")
+    explorer.controls["percent"].value = 0  # not stored: trained, with a busy state
+    assert any("training sGIMP(0%)" in s for s in statuses)
+    statuses.clear()
+    explorer.controls["percent"].value = 50  # stored: no busy state
+    assert statuses == [] and explorer.redraws == 3
+
+
+def test_the_rewind_explorer_names_its_baselines_in_the_margin_without_overlaps(tmp_path,
+                                                                               digits):
+    setup = Setup("mlp", "digits", TrainConfig(schedules.resnet(8), batch_size=32))
+    config = gimp.sgimp(8, 0.5, rewind_fraction=0.5, K=0.7)
+    run = gimp.run(setup, config, data=digits, store=tmp_path, progress=False)
+    baselines = pd.concat([run.assign(method=f"copy {i}") for i in range(4)])  # one end
+    explorer = widgets.rewind_explorer(setup, digits, 0.5, percents=(50,), K=0.7,
+                                       baselines=baselines, store=tmp_path)
+    ax = explorer.figure.axes[0]
+    labels = [t for t in ax.texts if t.get_text().startswith("copy")]
+    assert len(labels) == 4
+    heights = sorted(t.get_position()[1] for t in labels)  # axes fractions
+    assert all(b - a >= 0.06 - 1e-9 for a, b in zip(heights, heights[1:]))
+    assert all(t.get_position()[0] > 1 for t in labels)  # right of the axes
+    canvas = FigureCanvasAgg(explorer.figure)
+    canvas.draw()  # lays the figure out as render_png does
+    renderer = canvas.get_renderer()
+    figure_box = explorer.figure.bbox
+    for t in labels:  # the labels fit in the figure
+        box = t.get_window_extent(renderer)
+        assert figure_box.x0 <= box.x0 and box.x1 <= figure_box.x1

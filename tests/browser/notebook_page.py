@@ -18,6 +18,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 ERROR_OUTPUT = "[data-mime-type='application/vnd.jupyter.error']"
+# A traceback in an explorer's output area (ipywidgets' Output shows it as stderr).
+EXPLORER_ERROR = f"{ERROR_OUTPUT}, [data-mime-type='application/vnd.jupyter.stderr']"
 EXPLORER = ".widget-vbox:has(> img.widget-image)"
 CONTROL = ".widget-slider, .widget-dropdown, .widget-toggle-buttons"
 LOCAL_SCHEMES = ("data", "blob", "about", "chrome-extension")
@@ -192,20 +194,114 @@ def move(control: Control) -> tuple[str, str]:
     return before, readout(control)
 
 
-def figure_png(explorer) -> bytes:
-    """A screenshot of the explorer's figure, to compare before and after a move."""
-    return explorer.locator("img.widget-image").screenshot()
+# What a student should see of an explorer's layout, checked in the page: every control
+# (its label, track, readout or buttons) on one line and all the controls on one row, no
+# text cut off, and a figure that is not stretched past the pixels it was rendered with
+# (explorers render at twice their CSS width).
+_LAYOUT_PROBLEMS = """explorer => {
+  const problems = [];
+  const box = explorer.getBoundingClientRect();
+  const name = el => (el.querySelector('.widget-label') || el).innerText.trim() || el.className;
+  const controls = [...explorer.querySelectorAll(CONTROLS)];
+  const lineHeight = 40;  // px: one line of ipywidgets is 28 px high
+  for (const control of controls) {
+    const r = control.getBoundingClientRect();
+    if (r.height > lineHeight)
+      problems.push(`control '${name(control)}' wraps onto ${Math.round(r.height)} px`);
+    if (r.left < box.left - 1 || r.right > box.right + 1)
+      problems.push(`control '${name(control)}' sticks out of the explorer`);
+  }
+  const tops = controls.map(c => Math.round(c.getBoundingClientRect().top));
+  if (new Set(tops).size > 1)
+    problems.push(`the controls are not on one row (tops ${tops.join(', ')} px)`);
+  const texts = explorer.querySelectorAll('.widget-label, .widget-readout, .widget-toggle-button');
+  for (const text of texts) {
+    if (text.offsetParent === null || !text.innerText.trim()) continue;
+    const range = document.createRange();
+    range.selectNodeContents(text);
+    const ink = range.getBoundingClientRect(), room = text.getBoundingClientRect();
+    // scrollWidth misses text that a right-aligned label pushes out on its left
+    if (text.scrollWidth > text.clientWidth + 1 || ink.left < room.left - 1 ||
+        ink.right > room.right + 1 || ink.left < box.left - 1)
+      problems.push(`text '${text.innerText.trim()}' is cut off ` +
+                    `(${Math.round(ink.width)} px of text in ${text.clientWidth} px)`);
+  }
+  for (const img of explorer.querySelectorAll('img.widget-image')) {
+    if (img.naturalWidth < 1.9 * img.clientWidth)
+      problems.push(`the figure is ${img.naturalWidth} px wide, shown at ${img.clientWidth} ` +
+                    `px: stretched, so blurry`);
+  }
+  return problems;
+}""".replace("CONTROLS", repr(CONTROL))
 
 
-def wait_for_redraw(explorer, before: bytes, timeout_s: float) -> bool:
-    """Wait until the kernel is idle and the explorer's figure differs from ``before``;
-    whether that happened within ``timeout_s``."""
+def layout_problems(explorer) -> list[str]:
+    """What is wrong with the explorer's layout as a student sees it: a control that wraps
+    or sticks out, controls on more than one row, cut-off text, a stretched figure."""
+    return explorer.evaluate(_LAYOUT_PROBLEMS)
+
+
+# Records, from the moment it is installed, whether the explorer ever showed its busy state
+# (the class pruninglab.widgets.Explorer.BUSY_CLASS), a disabled control and a progress bar.
+_WATCH_BUSY = """explorer => {
+  const seen = explorer.__busySeen = {busy: false, disabled: false, progress: false};
+  const look = () => {
+    if (explorer.classList.contains('pruninglab-busy')) seen.busy = true;
+    if (explorer.querySelector('.widget-slider .noUi-target[disabled], select:disabled, ' +
+                               'button:disabled')) seen.disabled = true;
+    if (explorer.querySelector('.progress-bar')) seen.progress = true;  // a tqdm bar
+  };
+  if (explorer.__busyObserver) explorer.__busyObserver.disconnect();
+  explorer.__busyObserver = new MutationObserver(look);
+  explorer.__busyObserver.observe(explorer, {attributes: true, childList: true, subtree: true});
+}"""
+
+
+def watch_busy(explorer) -> None:
+    """Start recording what :func:`busy_seen` reports."""
+    explorer.evaluate(_WATCH_BUSY)
+
+
+def busy_seen(explorer) -> dict[str, bool]:
+    """Since :func:`watch_busy`: whether the explorer was marked busy, whether a control
+    was disabled and whether a progress bar showed in it."""
+    return explorer.evaluate("explorer => ({...explorer.__busySeen})")
+
+
+def figure_source(explorer) -> str:
+    """The ``src`` of the explorer's figure: a new blob URL each time the figure is set."""
+    return explorer.locator("img.widget-image").get_attribute("src") or ""
+
+
+def is_busy(explorer) -> bool:
+    """Whether the explorer shows its busy state (it computes the next figure)."""
+    return explorer.evaluate("e => e.classList.contains('pruninglab-busy')")
+
+
+def wait_for_redraw(explorer, before: str, timeout_s: float) -> bool:
+    """Wait until the kernel is idle, the explorer is not busy and its figure is another
+    than ``before`` (:func:`figure_source`); whether that happened within ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if kernel_status(explorer.page) == "Idle" and figure_png(explorer) != before:
+        if (kernel_status(explorer.page) == "Idle" and not is_busy(explorer)
+                and figure_source(explorer) != before):
             return True
         time.sleep(0.5)
     return False
+
+
+def screenshot_while_busy(explorer, before: str, path: Path,
+                          timeout_s: float = 5) -> Path | None:
+    """If the explorer turns busy within ``timeout_s`` (before its figure is redrawn),
+    a screenshot of it while busy at ``path``; else ``None``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if is_busy(explorer):
+            return save_screenshot(explorer, path)
+        if figure_source(explorer) != before:  # redrawn without a busy state
+            return None
+        time.sleep(0.1)
+    return None
 
 
 def save_screenshot(explorer, path: Path) -> Path:
@@ -225,6 +321,7 @@ class Report:
     screenshots: list[Path] = field(default_factory=list)
     run_all_s: float = 0.0
     moves: list[str] = field(default_factory=list)  # "name: before -> after (seconds)"
+    busy: list[str] = field(default_factory=list)  # names of the controls whose move was busy
     log_warnings: list[str] = field(default_factory=list)  # warning entries, Log Console
 
 
@@ -259,27 +356,50 @@ def check_widgets(page, url: str, notebook: str, screenshots: Path, problems: Pr
     for e, explorer in enumerate(found):
         prefix = f"{e}_" if len(found) > 1 else ""
         report.screenshots.append(save_screenshot(explorer, folder / f"{prefix}0_start.png"))
+        report.failures += [f"{notebook}: explorer {e} after Run All: {problem}"
+                            for problem in layout_problems(explorer)]
         explorer_controls = controls(explorer)
         if not explorer_controls:
             report.failures.append(f"{notebook}: explorer {e} has no controls")
         for c, control in enumerate(explorer_controls, start=1):
-            before_png = figure_png(explorer)
+            before_figure = figure_source(explorer)
+            watch_busy(explorer)
             start = time.monotonic()
             before, after = move(control)
+            busy_shot = screenshot_while_busy(
+                explorer, before_figure, folder / f"{prefix}{c}_{_slug(control.name)}_busy.png")
+            if busy_shot is not None:
+                report.screenshots.append(busy_shot)
             if before == after:
                 report.failures.append(f"{notebook}: control {control.name!r} did not move "
                                        f"(it still reads {before!r})")
                 continue
-            redrawn = wait_for_redraw(explorer, before_png, redraw_timeout_s)
+            redrawn = wait_for_redraw(explorer, before_figure, redraw_timeout_s)
             seconds = time.monotonic() - start
-            report.moves.append(f"{control.name}: {before} -> {after} ({seconds:.1f} s)")
+            seen = busy_seen(explorer)
+            busy = ", busy" if seen["busy"] else ""
+            report.moves.append(f"{control.name}: {before} -> {after} ({seconds:.1f} s{busy})")
             path = folder / f"{prefix}{c}_{_slug(control.name)}.png"
             report.screenshots.append(save_screenshot(explorer, path))
+            where = f"{notebook}: after moving {control.name!r} to {after!r}"
+            report.failures += [f"{where}: {problem}" for problem in layout_problems(explorer)]
+            if seen["busy"]:
+                report.busy.append(control.name)
+                if not (seen["disabled"] and seen["progress"]):
+                    report.failures.append(f"{where}: it was busy, but showed "
+                                           f"{'no' if not seen['disabled'] else 'a'} disabled "
+                                           f"control and {'a' if seen['progress'] else 'no'} "
+                                           f"progress bar")
+            if is_busy(explorer):
+                report.failures.append(f"{where}: it still shows its busy state")
             if not redrawn:
                 report.failures.append(
                     f"{notebook}: control {control.name!r} moved from {before!r} to "
                     f"{after!r}, but the figure did not change within {redraw_timeout_s:g} s "
                     f"(screenshot {path})")
+        report.failures += [f"{notebook}: explorer {e} shows an error after its controls "
+                            f"moved: {_last_line(text)}"
+                            for text in explorer.locator(EXPLORER_ERROR).all_inner_texts()]
     logged = log_console(page)
     report.failures += [f"{notebook}: Log Console {level}: {line}"
                         for level in ("critical", "error") for line in logged.get(level, [])]

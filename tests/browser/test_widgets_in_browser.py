@@ -27,7 +27,11 @@ WIDGET_NOTEBOOKS = sorted(
     if any(cell.cell_type == "code" and "pl.widgets." in cell.source
            for cell in nbformat.read(path, as_version=4).cells))
 BROKEN = "zz_broken_callback.ipynb"
-VIEWPORT = {"width": 1400, "height": 1000}
+# A laptop's screen: JupyterLab with its file browser open leaves the notebook about 900 px.
+VIEWPORT = {"width": 1280, "height": 900}
+# Notebooks in which every move trains a run (the smoke profile stores none of the settings
+# the test moves to): each move must show the explorer's busy state and a progress bar.
+TRAINS_ON_EVERY_MOVE = ["09_batchnorm_and_pruning.ipynb"]
 
 
 def _broken_notebook() -> nbformat.NotebookNode:
@@ -57,13 +61,44 @@ display(explorer)
     return notebook
 
 
+BAD_LAYOUT = "zz_bad_layout.ipynb"
+
+
+def _bad_layout_notebook() -> nbformat.NotebookNode:
+    """An explorer laid out as 03, 04 and 09 were before they were fixed: a slider readout
+    too long for its box, toggle buttons whose label sits above them, a figure rendered at
+    a low resolution and stretched to the output's width."""
+    source = '''\
+import io
+import ipywidgets as widgets
+from matplotlib.figure import Figure
+
+figure = Figure(figsize=(4, 2))
+figure.add_subplot().plot([0, 1], [0, 1])
+png = io.BytesIO()
+figure.savefig(png, format="png", dpi=50)
+controls = widgets.HBox([
+    widgets.SelectionSlider(options=["0.995 (PyTorch 0.005)", "0.999 (PyTorch 0.001)"],
+                            description="momentum", style={"description_width": "initial"},
+                            layout=widgets.Layout(width="330px")),
+    widgets.ToggleButtons(options=["global", "layerwise"], description="scope"),
+])
+display(widgets.VBox([controls, widgets.Image(value=png.getvalue(), format="png")]))
+'''
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
+    return notebook
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """JupyterLab on a copy of the notebooks (and the broken one), in the smoke profile,
+    """JupyterLab on a copy of the notebooks (and the two bad ones), in the smoke profile,
     with a run store of its own."""
     work = tmp_path_factory.mktemp("lab")
     root = lab.copy_notebooks(NOTEBOOKS, work / "notebooks")
     nbformat.write(_broken_notebook(), root / BROKEN)
+    nbformat.write(_bad_layout_notebook(), root / BAD_LAYOUT)
     env = {"PRUNINGLAB_PROFILE": "smoke", "PRUNINGLAB_RUNS": str(work / "runs")}
     os.environ.pop("MPLBACKEND", None)  # the kernels show figures inline, as for a student
     os.environ.pop("PRUNINGLAB_FILL_EXERCISES", None)  # a student's stubs stay stubs
@@ -115,6 +150,11 @@ def test_every_control_redraws_its_figure_without_errors(notebook, server, page)
           f"{len(report.log_warnings)} warnings in the Log Console; screenshots: "
           + ", ".join(str(p.relative_to(ROOT)) for p in report.screenshots))
     assert report.moves, f"{notebook}: no control was moved"
+    failures += [f"{notebook}: Log Console warning (output that escaped its widget): {line}"
+                 for line in report.log_warnings]
+    if notebook in TRAINS_ON_EVERY_MOVE:
+        failures += [f"{notebook}: moving {name!r} trained a run without a busy state"
+                     for name in {m.split(':')[0] for m in report.moves} - set(report.busy)]
     assert not failures, "\n".join(failures)
 
 
@@ -128,3 +168,16 @@ def test_a_broken_callback_fails_naming_its_control(server, page, tmp_path):
     assert any("RuntimeError: broken on purpose" in f for f in report.failures), \
         report.failures
     assert not any("'fine'" in f for f in report.failures), report.failures
+
+
+def test_the_layout_check_names_a_wrapped_control_cut_text_and_a_stretched_figure(server,
+                                                                                 page):
+    opened, _ = page
+    notebook_page.open_notebook(opened, server.page_url(BAD_LAYOUT))
+    notebook_page.run_all_cells(opened, timeout_s=120)
+    (explorer,) = notebook_page.explorers(opened)
+    problems = notebook_page.layout_problems(explorer)
+    assert any(p.startswith("control 'scope' wraps") for p in problems), problems
+    assert any(p.startswith("text '0.995 (PyTorch 0.005)' is cut off") for p in problems), \
+        problems
+    assert any("stretched, so blurry" in p for p in problems), problems
