@@ -113,8 +113,8 @@ def accuracy_vs_compression(
     return ax
 
 
-def label_line_ends(ax, ends: Mapping[str, tuple[float, float]], min_gap: float = 0.06,
-                    color: str = "0.4", fontsize: str = "x-small") -> list:
+def label_line_ends(ax, ends: Mapping[str, tuple[float, float]], min_gap: float = 0.07,
+                    color: str = "0.4", fontsize: str = "small") -> list:
     """Name lines at their right ends: each label sits in the margin right of the axes,
     level with its line's last point, pushed up or down just enough that no two labels
     overlap, and a thin line joins it to the point. Call it after everything is drawn on
@@ -124,7 +124,7 @@ def label_line_ends(ax, ends: Mapping[str, tuple[float, float]], min_gap: float 
         ax: the Axes the lines are on.
         ends: ``{label: (x, y)}``, each line's last point in data coordinates.
         min_gap: the least vertical distance between two labels, as a fraction of the
-            axes' height (0.06 fits x-small text in a figure 4 inches high).
+            axes' height (0.07 fits small text in a figure 4 inches high).
 
     Returns:
         The annotations, in the order of ``ends``.

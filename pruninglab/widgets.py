@@ -67,10 +67,11 @@ __all__ = [
 ]
 
 
-# CSS pixels per inch of figure: a figure ``w`` inches wide shows ``w * PIXELS_PER_INCH``
-# pixels wide (never wider than the output area) and is rendered at twice that resolution,
-# so that its text stays sharp on a high-density screen and when the browser scales it.
-PIXELS_PER_INCH = 80
+# CSS pixels per inch of figure: CSS's own inch, so that a figure's text in points shows at
+# that size beside the notebook's text. A figure ``w`` inches wide shows ``w * 96`` pixels
+# wide (never wider than the output area, which then scales it down) and is rendered at
+# twice that resolution, so that it stays sharp on a high-density screen.
+PIXELS_PER_INCH = 96
 RENDER_SCALE = 2
 
 

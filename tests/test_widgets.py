@@ -264,7 +264,7 @@ def test_the_rewind_explorer_names_its_baselines_in_the_margin_without_overlaps(
     labels = [t for t in ax.texts if t.get_text().startswith("copy")]
     assert len(labels) == 4
     heights = sorted(t.get_position()[1] for t in labels)  # axes fractions
-    assert all(b - a >= 0.06 - 1e-9 for a, b in zip(heights, heights[1:]))
+    assert all(b - a >= 0.07 - 1e-9 for a, b in zip(heights, heights[1:]))
     assert all(t.get_position()[0] > 1 for t in labels)  # right of the axes
     canvas = FigureCanvasAgg(explorer.figure)
     canvas.draw()  # lays the figure out as render_png does

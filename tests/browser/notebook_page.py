@@ -4,9 +4,11 @@ control of every explorer (``pruninglab.widgets``) and check that its figure red
 The functions take a Playwright ``Page`` and use JupyterLab's and ipywidgets' own DOM: an
 explorer is an ipywidgets ``VBox`` whose figure is an ``img.widget-image``; its controls are
 the sliders, dropdowns and toggle buttons inside it, each named by its ``description``
-label. Everything a student would see go wrong is gathered in a :class:`Problems`: error
-outputs in the notebook, errors in the Log Console (where output of widget callbacks goes),
-page errors, console errors and requests to another host.
+label. Everything a student would see go wrong is gathered: error outputs in the notebook
+and in the explorers, errors in the Log Console (where output that escaped its widget
+goes), page errors, console errors and requests to another host (:class:`Problems`); a
+layout that wraps, cuts text off or stretches a figure (:func:`layout_problems`); a move
+that trains without showing the explorer's busy state (:func:`watch_busy`).
 """
 
 from __future__ import annotations

@@ -1,9 +1,12 @@
 """Every widget notebook, opened in JupyterLab in Chromium in the smoke profile: all cells
 run, every control of every explorer moves, and its figure redraws with no error in the
-page, the browser console, the Log Console or the server log. A notebook with a callback
-broken on purpose fails, naming the control.
+page, the explorer, the browser console, the Log Console or the server log; the controls
+sit on one row without cut-off text, the figures are sharp, and a move that trains shows
+the explorer's busy state. A notebook with a callback broken on purpose fails, naming the
+control, and one laid out badly on purpose fails the layout check, naming each defect.
 
-Screenshots (the explorer after Run All, and after each move) go to ``build/browser/``.
+Screenshots (the explorer after Run All, while a move trains, and after each move) go to
+``build/browser/``.
 """
 
 from __future__ import annotations
