@@ -324,6 +324,7 @@ class Report:
     run_all_s: float = 0.0
     moves: list[str] = field(default_factory=list)  # "name: before -> after (seconds)"
     busy: list[str] = field(default_factory=list)  # names of the controls whose move was busy
+    figures: list[str] = field(default_factory=list)  # "rendered px wide / shown px wide"
     log_warnings: list[str] = field(default_factory=list)  # warning entries, Log Console
 
 
@@ -360,6 +361,8 @@ def check_widgets(page, url: str, notebook: str, screenshots: Path, problems: Pr
         report.screenshots.append(save_screenshot(explorer, folder / f"{prefix}0_start.png"))
         report.failures += [f"{notebook}: explorer {e} after Run All: {problem}"
                             for problem in layout_problems(explorer)]
+        report.figures.append(explorer.locator("img.widget-image").evaluate(
+            "i => `${i.naturalWidth} px rendered / ${i.clientWidth} px shown`"))
         explorer_controls = controls(explorer)
         if not explorer_controls:
             report.failures.append(f"{notebook}: explorer {e} has no controls")

@@ -150,7 +150,8 @@ def test_every_control_redraws_its_figure_without_errors(notebook, server, page)
         for line in notebook_page.server_errors(server.log_text()[log_start:])]
     print(f"\n{notebook}: Run All {report.run_all_s:.1f} s, all "
           f"{time.monotonic() - start:.1f} s; moves: {'; '.join(report.moves)}; "
-          f"{len(report.log_warnings)} warnings in the Log Console; screenshots: "
+          f"{len(report.log_warnings)} warnings in the Log Console; figure "
+          f"{', '.join(report.figures)}; screenshots: "
           + ", ".join(str(p.relative_to(ROOT)) for p in report.screenshots))
     assert report.moves, f"{notebook}: no control was moved"
     failures += [f"{notebook}: Log Console warning (output that escaped its widget): {line}"
