@@ -171,6 +171,7 @@ class Explorer(widgets.VBox):
         self.image = image
         self.redraws = 0
         self.busy = False
+        self._disabled: dict[str, bool] = {}  # each control's own state while busy
         self._draw = draw
         self._pending = pending
         for control in self.controls.values():
@@ -202,6 +203,7 @@ class Explorer(widgets.VBox):
                 self._set_idle()
         if drawn:
             self.output.clear_output()
+            self.status.value = ""  # also after a setting that could not be drawn
             self._show()
         else:
             self.status.value = ("<b>This setting could not be drawn</b> (the error is "
