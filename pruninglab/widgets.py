@@ -470,6 +470,23 @@ def pruning_playground(model: torch.nn.Module, data, density: float = 0.1,
 
 
 # --------------------------------------------------------------------------------------
+# Explorers over GIMP runs: each setting is fetched from the run store or trained once
+# --------------------------------------------------------------------------------------
+
+
+def _training_message(setup, config: gimp.GIMPConfig, data, store, compute: bool,
+                      label: str) -> str | None:
+    """An explorer's ``pending`` answer for one GIMP run: what it must train (``label``,
+    its levels and steps) when ``compute`` is on and the store lacks the run, else
+    ``None``."""
+    if not compute or gimp.run(setup, config, data=data, store=store, progress=False,
+                               fetch_only=True) is not None:
+        return None
+    return (f"training {label}: {len(config.densities())} levels of "
+            f"{setup.train.steps} steps")
+
+
+# --------------------------------------------------------------------------------------
 # sGIMP's rewind percentage (thesis Section 3.2, Algorithm 6; notebook 06)
 # --------------------------------------------------------------------------------------
 
@@ -506,12 +523,8 @@ def rewind_explorer(setup, data, target_density: float, percents=(0, 25, 50, 75,
         return gimp.sgimp(setup.train.steps, target_density, rewind_fraction=percent / 100, K=K)
 
     def pending(percent: float) -> str | None:
-        config = configured(percent)
-        if not compute or gimp.run(setup, config, data=data, store=store, progress=False,
-                                   fetch_only=True) is not None:
-            return None
-        return (f"training sGIMP({percent:g}%): {len(config.densities())} levels of "
-                f"{setup.train.steps} steps")
+        return _training_message(setup, configured(percent), data, store, compute,
+                                 f"sGIMP({percent:g}%)")
 
     def draw(figure: Figure, percent: float) -> None:
         config = configured(percent)
@@ -600,11 +613,8 @@ def bn_pruning_explorer(setup, data, config, tf_momentum: float = 0.99, eps: flo
         return setup.replace(bn_momentum=models.tf_to_torch_momentum(momentum), bn_eps=eps)
 
     def pending(momentum: float, eps: float) -> str | None:
-        if not compute or gimp.run(variant(momentum, eps), config, data=data, store=store,
-                                   progress=False, fetch_only=True) is not None:
-            return None
-        return (f"training {config.method} with μ={momentum:g}, eps={eps:.0e}: "
-                f"{len(config.densities())} levels of {setup.train.steps} steps")
+        return _training_message(variant(momentum, eps), config, data, store, compute,
+                                 f"{config.method} with μ={momentum:g}, eps={eps:.0e}")
 
     def draw(figure: Figure, momentum: float, eps: float) -> None:
         torch_momentum = models.tf_to_torch_momentum(momentum)

@@ -13,6 +13,8 @@ that trains without showing the explorer's busy state (:func:`watch_busy`).
 
 from __future__ import annotations
 
+from pruninglab.widgets import Explorer
+
 import re
 import time
 from dataclasses import dataclass, field
@@ -200,11 +202,11 @@ def move(control: Control) -> tuple[str, str]:
 # (its label, track, readout or buttons) on one line and all the controls on one row, no
 # text cut off, and a figure that is not stretched past the pixels it was rendered with
 # (explorers render at twice their CSS width).
-_LAYOUT_PROBLEMS = """explorer => {
+_LAYOUT_PROBLEMS = """(explorer, selector) => {
   const problems = [];
   const box = explorer.getBoundingClientRect();
   const name = el => (el.querySelector('.widget-label') || el).innerText.trim() || el.className;
-  const controls = [...explorer.querySelectorAll(CONTROLS)];
+  const controls = [...explorer.querySelectorAll(selector)];
   const lineHeight = 40;  // px: one line of ipywidgets is 28 px high
   for (const control of controls) {
     const r = control.getBoundingClientRect();
@@ -234,21 +236,21 @@ _LAYOUT_PROBLEMS = """explorer => {
                     `px: stretched, so blurry`);
   }
   return problems;
-}""".replace("CONTROLS", repr(CONTROL))
+}"""
 
 
 def layout_problems(explorer) -> list[str]:
     """What is wrong with the explorer's layout as a student sees it: a control that wraps
     or sticks out, controls on more than one row, cut-off text, a stretched figure."""
-    return explorer.evaluate(_LAYOUT_PROBLEMS)
+    return explorer.evaluate(_LAYOUT_PROBLEMS, CONTROL)
 
 
 # Records, from the moment it is installed, whether the explorer ever showed its busy state
-# (the class pruninglab.widgets.Explorer.BUSY_CLASS), a disabled control and a progress bar.
-_WATCH_BUSY = """explorer => {
+# (the class Explorer.BUSY_CLASS), a disabled control and a progress bar.
+_WATCH_BUSY = """(explorer, busyClass) => {
   const seen = explorer.__busySeen = {busy: false, disabled: false, progress: false};
   const look = () => {
-    if (explorer.classList.contains('pruninglab-busy')) seen.busy = true;
+    if (explorer.classList.contains(busyClass)) seen.busy = true;
     if (explorer.querySelector('.widget-slider .noUi-target[disabled], select:disabled, ' +
                                'button:disabled')) seen.disabled = true;
     if (explorer.querySelector('.progress-bar')) seen.progress = true;  // a tqdm bar
@@ -261,7 +263,7 @@ _WATCH_BUSY = """explorer => {
 
 def watch_busy(explorer) -> None:
     """Start recording what :func:`busy_seen` reports."""
-    explorer.evaluate(_WATCH_BUSY)
+    explorer.evaluate(_WATCH_BUSY, Explorer.BUSY_CLASS)
 
 
 def busy_seen(explorer) -> dict[str, bool]:
@@ -277,7 +279,8 @@ def figure_source(explorer) -> str:
 
 def is_busy(explorer) -> bool:
     """Whether the explorer shows its busy state (it computes the next figure)."""
-    return explorer.evaluate("e => e.classList.contains('pruninglab-busy')")
+    return explorer.evaluate("(e, busyClass) => e.classList.contains(busyClass)",
+                             Explorer.BUSY_CLASS)
 
 
 def wait_for_redraw(explorer, before: str, timeout_s: float) -> bool:
@@ -323,6 +326,7 @@ class Report:
     screenshots: list[Path] = field(default_factory=list)
     run_all_s: float = 0.0
     moves: list[str] = field(default_factory=list)  # "name: before -> after (seconds)"
+    moved: list[str] = field(default_factory=list)  # names of the controls that moved
     busy: list[str] = field(default_factory=list)  # names of the controls whose move was busy
     figures: list[str] = field(default_factory=list)  # "rendered px wide / shown px wide"
     log_warnings: list[str] = field(default_factory=list)  # warning entries, Log Console
@@ -384,6 +388,7 @@ def check_widgets(page, url: str, notebook: str, screenshots: Path, problems: Pr
             seen = busy_seen(explorer)
             busy = ", busy" if seen["busy"] else ""
             report.moves.append(f"{control.name}: {before} -> {after} ({seconds:.1f} s{busy})")
+            report.moved.append(control.name)
             path = folder / f"{prefix}{c}_{_slug(control.name)}.png"
             report.screenshots.append(save_screenshot(explorer, path))
             where = f"{notebook}: after moving {control.name!r} to {after!r}"
