@@ -17,7 +17,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 
 BROWSER_STAMP := $(VENV)/.pruninglab-browser-installed
 
-.PHONY: venv run test unit notebooks-test test-browser chromium lab bench lint clean
+.PHONY: venv run book test unit notebooks-test test-browser chromium lab bench lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,14 @@ venv: $(STAMP)
 ## Execute every notebook in notebooks/ in order with papermill (quick profile, embedded data).
 run: $(STAMP)
 	$(PY) -m pruninglab.notebooks run --profile $(PROFILE)
+
+## The course site, static HTML that works offline, from the notebooks executed in the
+## $(PROFILE) profile: make run's copies in build/notebooks/$(PROFILE)/ where they are
+## current, the others executed first; checked when built (pruninglab/book.py). Its
+## dependencies are the extra `book`, which the environment's `dev` includes.
+book: $(STAMP)
+	$(PY) -m pruninglab.book --profile $(PROFILE)
+	@echo "open build/book/html/index.html"
 
 ## Unit tests, then nbval on every notebook in the smoke profile, each on $(JOBS) workers
 ## (one test file per worker at a time, so module fixtures are made once; nbval needs

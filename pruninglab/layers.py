@@ -7,7 +7,8 @@ layers below it (DESIGN.md, "Layers"). ``tests/test_layers.py`` checks every imp
 3. what an experiment is made of: the setup and the profiles;
 4. the experiments, all on :mod:`pruninglab.runner`, and the verdicts read from them;
 5. figures, benchmarks and inference efficiency, the course's exercises (whose references
-   are the library's own functions, inference efficiency's included), the notebook harness;
+   are the library's own functions, inference efficiency's included), the notebook harness
+   and the course site built from its runs;
 6. what puts it all together: the widgets and the reproduction report.
 """
 
@@ -22,7 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("config", "profiles"),
     ("gimp", "tom", "shuffle", "at_init", "bn", "verdicts"),
     ("plots", "bench", "efficiency", "exercise_checks", "exercises_basics", "exercises_pruning",
-     "exercises", "notebooks"),
+     "exercises", "notebooks", "book"),
     ("widgets", "reproduction"),
 )
 
