@@ -386,7 +386,7 @@ questions' answers are folded: open them after you tried.
 {chr(10).join(rows)}
 
 ```{{toctree}}
-:maxdepth: 1
+:hidden:
 :caption: The course
 
 {toc}
