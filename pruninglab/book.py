@@ -48,7 +48,7 @@ from urllib.parse import unquote, urlsplit
 
 import nbformat
 
-from . import exercises, notebooks
+from . import notebooks
 
 __all__ = ["BINDER_REPOSITORY", "SPHINX_CONFIG", "staleness", "executed_copies", "page",
            "write_sources", "build", "check_site", "main"]
@@ -339,7 +339,7 @@ def _with_header(cells: list, name: str, binder: str, executed) -> list:
     profile = record.get("parameters", {}).get("PROFILE", "?")
     seconds = run_seconds(executed)
     ran = f"executed in the {profile} profile" + (f" in {_minutes(seconds)}" if seconds else "")
-    ids = exercises.names(name[:2]) if name[:2].isdigit() else []
+    ids = [title.partition(" ")[0] for title in _exercise_titles(executed)]
     parts = [f"<a class=\"pruninglab-binder\" href=\"{binder}\">Launch on Binder</a>", ran]
     if ids:
         parts.append("exercises " + ", ".join(ids))
@@ -363,15 +363,20 @@ def _title(nb) -> str:
     return first.lstrip("#").strip() or "untitled"
 
 
+def _exercise_titles(nb) -> list[str]:
+    """"04.1 · a magnitude mask" for each ``exercise`` cell ("### Exercise 04.1 · ...")."""
+    return [cell.source.partition("\n")[0].lstrip("#").strip().removeprefix("Exercise ")
+            for cell in nb.cells if "exercise" in cell.metadata.get("tags", [])]
+
+
 def index_page(executed: dict[str, object]) -> str:
     """The site's home: the course in order, each notebook with its run time in this build
     and its exercises, and the table of contents (MyST Markdown)."""
     rows = ["| notebook | run time (this build) | exercises |", "|---|---|---|"]
     for name, nb in executed.items():
         seconds = run_seconds(nb)
-        ids = exercises.names(name[:2]) if name[:2].isdigit() else []
         rows.append(f"| [{_title(nb)}]({name}) | {_minutes(seconds) if seconds else '?'} | "
-                    f"{', '.join(ids) or '–'} |")
+                    f"{'<br>'.join(_exercise_titles(nb)) or '–'} |")
     profiles = sorted({nb.metadata.get("papermill", {}).get("parameters", {}).get("PROFILE", "?")
                        for nb in executed.values()})
     toc = "\n".join(Path(name).stem for name in executed)

@@ -55,6 +55,7 @@ def test_the_site_has_a_page_per_notebook_and_passes_its_check(site):
     for name in site.notebooks:  # the index links every page, in course order
         assert f'href="{Path(name).stem}.html"' in index
     assert index.index("01_neurons") < index.index("03_batch") < index.index("04_pruning")
+    assert "04.1 · a magnitude mask" in text(index)  # each notebook's exercises
 
 
 def test_every_page_has_its_figures_as_files(site):
@@ -243,7 +244,7 @@ def test_a_page_folds_solutions_and_answers_and_replaces_an_explorer_by_its_figu
 
     assert made.cells[0].source == "# 99 · a test"
     assert "someone/course/HEAD?urlpath=lab/tree/notebooks/99_test.ipynb" in made.cells[1].source
-    assert "executed in the quick profile in 12 s" in made.cells[1].source
+    assert "executed in the quick profile in 12 s · exercises 99.1" in made.cells[1].source
     assert all("injected-parameters" not in c.metadata.get("tags", []) for c in made.cells)
     explorer = next(c for c in made.cells if "pl.widgets" in c.get("source", ""))
     note, figure = explorer.outputs
@@ -252,8 +253,8 @@ def test_a_page_folds_solutions_and_answers_and_replaces_an_explorer_by_its_figu
     assert "(density = 0.05; scope = global)" in note.data["text/html"]
     assert figure.data["image/png"] == png
     sources = [c.source for c in made.cells]
-    assert ":::{admonition} Exercise 99.1 · a thing\n:class: pruninglab-exercise\n\nWrite `f`.\n:::" \
-        in sources
+    assert (":::{admonition} Exercise 99.1 · a thing\n:class: pruninglab-exercise\n\n"
+            "Write `f`.\n:::") in sources
     assert ":::{dropdown} Solution 99.1\n:class-container: pruninglab-solution\n\n```python\n" \
         "def f():\n    return 1\n```\n:::" in sources
     assert ":::{admonition} Question 1\n:class: pruninglab-question\n\nWhy?\n:::" in sources
