@@ -9,7 +9,8 @@ Modules (one idea each; their layers are in :mod:`pruninglab.layers`): ``models`
 ``exercises_basics`` and ``exercises_pruning``, checked by ``exercise_checks``), and the
 helpers ``checks``,
 ``seeding``, ``threads`` and ``timing``;
-``notebooks``, ``widgets`` and ``bench`` load on first use.
+``notebooks``, ``widgets`` and ``bench`` load on first use; ``book`` (the course site,
+``make book``) is imported only by its builder.
 
 Importing the package first asks OpenMP to wait passively, if torch has not loaded yet
 (:func:`pruninglab.threads.prefer_passive_waiting`): it must happen before torch loads.

@@ -98,6 +98,8 @@ div.admonition.pruninglab-exercise > .admonition-title { background-color: #e3f0
 div.admonition.pruninglab-question { border-color: #7a5ab0; }
 div.admonition.pruninglab-question > .admonition-title { background-color: #eee6fa; }
 .pruninglab-live-kernel { border: 1px dashed #999; padding: 0.5em 0.8em; margin: 0.5em 0; }
+/* an explorer's figure is rendered at twice its size (widgets.RENDER_SCALE): fit the column */
+.cell_output img { max-width: 100%; height: auto; }
 """
 
 
