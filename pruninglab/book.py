@@ -50,8 +50,9 @@ import nbformat
 
 from . import notebooks
 
-__all__ = ["BINDER_REPOSITORY", "SPHINX_CONFIG", "staleness", "executed_copies", "page",
-           "write_sources", "build", "check_site", "main"]
+__all__ = ["BINDER_REPOSITORY", "SPHINX_CONFIG", "EXPLORER_CALL", "Site", "staleness",
+           "executed_copies", "binder_url", "page", "index_page", "write_sources", "build",
+           "check_site", "main"]
 
 # The repository Binder builds; the README's badge points at the same one.
 BINDER_REPOSITORY = "OWNER/pruninglab"
@@ -432,7 +433,7 @@ class Site:
         return self.html / "index.html"
 
 
-def build(select: list[str] | None = None, profile: str = "quick",
+def build(select: list[str] | None = None, *, profile: str = "quick",
           out: Path = Path("build/book"), executed_folder: Path | None = None,
           binder_repository: str = BINDER_REPOSITORY) -> Site:
     """Build the course site into ``out/html`` and check it (:func:`check_site`).
@@ -531,7 +532,8 @@ def _where(url: str) -> str:
     return "binder" if host == BINDER_HOST else host
 
 
-def check_site(html_dir: Path, names: list[str], sources: list[Path] | None = None) -> list[str]:
+def check_site(html_dir: Path, names: list[str], *,
+               sources: list[Path] | None = None) -> list[str]:
     """What is wrong with the built site in ``html_dir``; an empty list when nothing is.
 
     Checks that ``index.html`` and a page per notebook in ``names`` exist; on every page,
@@ -617,7 +619,7 @@ def main(argv: list[str] | None = None) -> int:
     if not re.fullmatch(r"[\w.-]+/[\w.-]+", args.binder):
         parser.error(f"--binder {args.binder!r} is not a GitHub OWNER/REPO")
     try:
-        site = build(args.select or None, args.profile, Path(args.out),
+        site = build(args.select or None, profile=args.profile, out=Path(args.out),
                      binder_repository=args.binder)
     except (RuntimeError, ValueError, FileNotFoundError) as err:
         print(f"make book: {err}", file=sys.stderr)

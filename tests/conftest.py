@@ -1,5 +1,6 @@
 """Fixtures shared by the unit tests: the embedded data sets (loaded once per session; tests
-must not modify them) and a factory for tiny in-memory data sets."""
+must not modify them), a factory for tiny in-memory data sets, and a small course site
+(shared with the browser test)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pruninglab.pruning import prune
 
 import errno
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -102,3 +104,26 @@ def restore_threads(monkeypatch):
     yield
     threads.configure(count)
     monkeypatch.undo()  # the variables as they were (configure wrote them again)
+
+
+# The course site's notebooks in its tests: the index, one with maths and exercises, and the
+# two whose explorers show a figure (03's headless run shows it, 04's prints a line instead).
+SMALL_SITE = ["00", "01", "03", "04"]
+
+
+@pytest.fixture(scope="module")
+def small_site(tmp_path_factory):
+    """The course site (:func:`pruninglab.book.build`) of the ``SMALL_SITE`` notebooks,
+    executed in the smoke profile into a temporary folder (about 40 s): a
+    :class:`~pruninglab.book.Site`, its executed copies in ``site.html.parent.parent /
+    "executed"``."""
+    from pruninglab import book
+
+    out = tmp_path_factory.mktemp("book")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(Path(__file__).resolve().parent.parent)
+        patch.setenv("PRUNINGLAB_RUNS", str(out / "runs"))
+        patch.setenv("PRUNINGLAB_THREADS", "1")
+        patch.delenv("PRUNINGLAB_PROFILE", raising=False)
+        return book.build(SMALL_SITE, profile="smoke", out=out / "site",
+                          executed_folder=out / "executed")

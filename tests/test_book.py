@@ -19,23 +19,11 @@ import nbformat
 import pytest
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-# The index, a notebook with maths and exercises, and the two with an explorer that shows
-# a figure (03's headless run shows it, 04's prints a line instead).
-SELECT = ["00", "01", "03", "04"]
-
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    """A site of the SELECT notebooks, executed in the smoke profile (about 40 s)."""
-    out = tmp_path_factory.mktemp("book")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(ROOT)
-        patch.setenv("PRUNINGLAB_RUNS", str(out / "runs"))
-        patch.setenv("PRUNINGLAB_THREADS", "1")
-        patch.delenv("PRUNINGLAB_PROFILE", raising=False)
-        return book.build(SELECT, profile="smoke", out=out / "site",
-                          executed_folder=out / "executed")
+def site(small_site):
+    """The site of notebooks 00, 01, 03 and 04 in the smoke profile (tests/conftest.py)."""
+    return small_site
 
 
 def read(site, name: str) -> str:
@@ -48,7 +36,7 @@ def text(html: str) -> str:
 
 def test_the_site_has_a_page_per_notebook_and_passes_its_check(site):
     assert site.index.exists()
-    assert [n[:2] for n in site.notebooks] == SELECT
+    assert [n[:2] for n in site.notebooks] == ["00", "01", "03", "04"]
     sources = [site.html.parent.parent / "executed" / n for n in site.notebooks]
     assert book.check_site(site.html, site.notebooks, sources=sources) == []
     index = read(site, "index")

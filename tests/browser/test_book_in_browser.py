@@ -9,8 +9,6 @@ Screenshots of the pages go to ``build/browser/book_*.png``.
 
 from __future__ import annotations
 
-from pruninglab import book
-
 import contextlib
 import functools
 import http.server
@@ -26,23 +24,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "build" / "browser"
 VIEWPORT = {"width": 1280, "height": 900}
-# The index, a page with maths, and the two pages with an explorer's figure.
-SELECT = ["00", "01", "03", "04"]
 PAGES = ["index.html", "01_neurons_and_layers.html", "03_batch_norm.html",
          "04_pruning_basics.html"]
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    """A site of the SELECT notebooks, executed in the smoke profile (about 40 s)."""
-    out = tmp_path_factory.mktemp("book")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(ROOT)
-        patch.setenv("PRUNINGLAB_RUNS", str(out / "runs"))
-        patch.setenv("PRUNINGLAB_THREADS", "1")
-        patch.delenv("PRUNINGLAB_PROFILE", raising=False)
-        return book.build(SELECT, profile="smoke", out=out / "site",
-                          executed_folder=out / "executed")
+def site(small_site):
+    """The site of notebooks 00, 01, 03 and 04 in the smoke profile (tests/conftest.py)."""
+    return small_site
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
