@@ -37,7 +37,6 @@ run: $(STAMP)
 ## dependencies are the extra `book`, which the environment's `dev` includes.
 book: $(STAMP)
 	$(PY) -m pruninglab.book --profile $(PROFILE)
-	@echo "open build/book/html/index.html"
 
 ## Unit tests, then nbval on every notebook in the smoke profile, each on $(JOBS) workers
 ## (one test file per worker at a time, so module fixtures are made once; nbval needs
