@@ -144,13 +144,12 @@ def executed_copies(sources: list[Path], folder: Path, profile: str) -> list[Pat
     Raises:
         RuntimeError: when a notebook fails to execute.
     """
-    stale = {}
+    stale = []
     for source in sources:
         reason = staleness(source, folder / source.name, profile)
         if reason:
-            stale[source] = reason
-    for source, reason in stale.items():
-        print(f"{source.name}: executing ({reason})", flush=True)
+            print(f"{source.name}: executing ({reason})", flush=True)
+            stale.append(source)
     if stale:
         command = [sys.executable, "-m", "pruninglab.notebooks", "run", "--profile", profile,
                    "--dir", str(sources[0].parent), "--out", str(folder),
@@ -193,44 +192,40 @@ def _directive(name: str, title: str, body: str, options: dict[str, str]) -> str
     return "\n".join([*lines, "", body.strip(), fence])
 
 
+# The first line of a tagged cell names it; the group is the title the page shows.
+TITLES = {
+    "exercise": r"#+\s*(Exercise .+)",         # "### Exercise 04.1 · a magnitude mask"
+    "question": r"\*\*(Question \d+)\.?\*\*",   # "**Question 1.** Which criterion ..."
+    "answer": r"\*\*(Answer \d+)\*\*.*",       # "**Answer 1** (open it after ...)"
+    "solution": r"#\s*(Solution [\d.]+).*",    # "# Solution 04.1 (open it after you tried)"
+}
+
+
+def _titled(cell, kind: str) -> tuple[str, str]:
+    """``(title, the rest)`` of a cell tagged ``kind`` (:data:`TITLES`); a cell whose first
+    line does not match keeps all its text under the title ``kind``."""
+    text = cell.source.strip()
+    match = re.match(TITLES[kind], text)
+    if not match:
+        return kind.capitalize(), text
+    return match.group(1).strip(), text[match.end():].strip()
+
+
 def _task_box(cell, kind: str):
     """An ``exercise`` or ``question`` cell as an admonition titled by its first line."""
-    first, _, rest = cell.source.strip().partition("\n")
-    if kind == "exercise":
-        title = first.lstrip("#").strip()
-    else:  # "**Question 1.** What ..." -> title "Question 1", the rest stays the text
-        match = re.match(r"\*\*(Question \d+)\.?\*\*\s*", cell.source.strip())
-        title = match.group(1) if match else "Question"
-        rest = cell.source.strip()[match.end():] if match else cell.source
+    title, text = _titled(cell, kind)
     return nbformat.v4.new_markdown_cell(
-        _directive("admonition", title, rest, {"class": f"pruninglab-{kind}"}))
+        _directive("admonition", title, text, {"class": f"pruninglab-{kind}"}))
 
 
-def _drop_down(title: str, body: str, kind: str):
+def _drop_down(cell, kind: str):
+    """A ``solution`` (code) or ``answer`` cell as a drop-down titled by its first line."""
+    title, text = _titled(cell, kind)
+    if kind == "solution":
+        ticks = "`" * max(3, 1 + max((len(r) for r in re.findall(r"`+", text)), default=0))
+        text = f"{ticks}python\n{text}\n{ticks}"
     return nbformat.v4.new_markdown_cell(
-        _directive("dropdown", title, body, {"class-container": f"pruninglab-{kind}"}))
-
-
-def _solution_parts(cell) -> tuple[str, str]:
-    """``("Solution NN.k", code)`` of a ``solution`` cell, whose first line names it."""
-    first, _, code = cell.source.strip().partition("\n")
-    match = re.match(r"#\s*(Solution [\d.]+)", first)
-    return (match.group(1), code) if match else ("Solution", cell.source)
-
-
-def _solution(cell):
-    """A ``solution`` code cell as a drop-down holding its code, titled "Solution NN.k"."""
-    title, code = _solution_parts(cell)
-    ticks = "`" * max(3, 1 + max((len(r) for r in re.findall(r"`+", code)), default=0))
-    return _drop_down(title, f"{ticks}python\n{code.strip()}\n{ticks}", "solution")
-
-
-def _answer(cell):
-    """An ``answer`` cell ("**Answer 1** (open it ...)" then the text) as a drop-down."""
-    first, _, rest = cell.source.strip().partition("\n")
-    match = re.match(r"\*\*(Answer \d+)\*\*", first)
-    return _drop_down(match.group(1) if match else "Answer",
-                      rest if match else cell.source, "answer")
+        _directive("dropdown", title, text, {"class-container": f"pruninglab-{kind}"}))
 
 
 def _widget_states(nb) -> dict[str, dict]:
@@ -317,12 +312,11 @@ def page(executed, name: str, binder_repository: str = BINDER_REPOSITORY):
         tags = cell.metadata.get("tags", [])
         if "injected-parameters" in tags:
             continue
-        if "exercise" in tags or "question" in tags:
-            cells.append(_task_box(cell, "exercise" if "exercise" in tags else "question"))
-        elif "solution" in tags:
-            cells.append(_solution(cell))
-        elif "answer" in tags:
-            cells.append(_answer(cell))
+        kind = next((tag for tag in tags if tag in TITLES), None)
+        if kind in ("exercise", "question"):
+            cells.append(_task_box(cell, kind))
+        elif kind in ("solution", "answer"):
+            cells.append(_drop_down(cell, kind))
         else:
             if cell.cell_type == "code" and EXPLORER_CALL.search(cell.source):
                 cell.outputs = _explorer_outputs(next(explorers, None), states, binder)
@@ -368,7 +362,7 @@ def _title(nb) -> str:
 
 def _exercise_titles(nb) -> list[str]:
     """"04.1 · a magnitude mask" for each ``exercise`` cell ("### Exercise 04.1 · ...")."""
-    return [cell.source.partition("\n")[0].lstrip("#").strip().removeprefix("Exercise ")
+    return [_titled(cell, "exercise")[0].removeprefix("Exercise ")
             for cell in nb.cells if "exercise" in cell.metadata.get("tags", [])]
 
 
@@ -519,7 +513,7 @@ def _words(text: str) -> str:
 def _solutions(source: Path) -> list[tuple[str, str]]:
     """``(title, code)`` of every solution cell of an (executed) notebook."""
     nb = nbformat.read(source, as_version=4)
-    return [_solution_parts(cell) for cell in nb.cells
+    return [_titled(cell, "solution") for cell in nb.cells
             if "solution" in cell.metadata.get("tags", [])]
 
 
