@@ -47,6 +47,7 @@ __all__ = [
     "read_idx",
     "DEBIAN_FASHION_MNIST",
     "DIGIT_CLASSES",
+    "TEST_SIZES",
     "FASHION_CLASSES",
     "CIFAR10_CLASSES",
 ]
@@ -58,6 +59,11 @@ FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck"]
 DIGIT_CLASSES = [str(i) for i in range(10)]
+
+# Test images of each data set (the table above): one seed's accuracy is a mean over these,
+# so its standard error is about sqrt(p (1 - p) / n), 0.8 points at 93 % on mnist5k's 1,000.
+TEST_SIZES = {"digits": 359, "mnist5k": 1_000, "fashion-mnist": 10_000, "mnist": 10_000,
+              "cifar10": 10_000}
 
 # The fixed seed that draws the train/test split of the embedded sets, so that every user
 # and every run evaluates on the same test images whatever their own seed is.

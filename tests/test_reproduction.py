@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from pruninglab import gimp, profiles, reproduction, runs
+from pruninglab import bn, gimp, models, profiles, reproduction, runs, shuffle
 
+import math
+
+import pandas as pd
 import pytest
 
 QUICK = profiles.get("quick")
@@ -53,8 +56,9 @@ def test_algorithm_claims_follow_the_stored_accuracies(tmp_path):
 def test_a_clear_reversal_is_reported_as_contradicted(tmp_path):
     configs = gimp.algorithms(T, TARGET)
     finals = dict(zip(gimp.ALGORITHMS, (0.95, 0.93, 0.94, 0.90)))  # fine-tuning best, LRR worst
-    for name, config in configs.items():
-        store_gimp_run(tmp_path, config, finals[name])
+    for seed, jitter in enumerate((0.0, 0.002, -0.001)):
+        for name, config in configs.items():
+            store_gimp_run(tmp_path, config, finals[name] + jitter, seed)
     result = verdicts(tmp_path)
     assert result["Fine-tuning is the least accurate way to retrain"] == "contradicted"
     assert result["LR rewinding matches or beats stable weight rewinding (small networks)"] == \
@@ -107,3 +111,195 @@ def test_quick_verdicts_carry_no_smoke_note_and_are_counted(tmp_path):
     assert reproduction.verdict_counts(report).sum() == len(report)
     with pytest.raises(ValueError, match="not in VERDICTS: \\['maybe'\\]"):
         reproduction.verdict_counts(report.assign(verdict="maybe"))
+
+
+# --------------------------------------------------------------------------------------
+# Every check of the report through the interval rule: a planted gain, a planted loss and a
+# gain inside the noise, on fabricated run-store frames (no training).
+# --------------------------------------------------------------------------------------
+
+GAIN, LOSS, NOISE = [2.0, 2.1, 1.9], [-2.0, -2.1, -1.9], [1.2, -0.8, 0.2]
+CASES = {"gain": (GAIN, "reproduced"), "loss": (LOSS, "contradicted"),
+         "noise": (NOISE, "inconclusive")}
+BASE = (93.0, 92.0, 94.0)  # per-seed accuracy (%) of the method a claim is measured against
+SEEDS = range(3)
+
+
+def frame(method: str, accuracy, *, densities=None, model: str = "mlp", dataset: str = "mnist5k",
+          target: float = TARGET, one_shot: bool = False, fraction: float = math.nan,
+          bn: tuple[float, float] = (math.nan, math.nan), steps: int = T) -> pd.DataFrame:
+    """Run-store rows of one method over three seeds. ``accuracy(seed, level)`` is in %."""
+    densities = densities or gimp.weight_rewinding(T, target).densities()
+    rows = [{"run": f"{model}-{dataset}-{method}-{bn}-{seed}", "method.method": method,
+             "setup.seed": seed, "level": level, "density": d, "kept": int(d * 100_000),
+             "test_accuracy": accuracy(seed, level) / 100, "method.target_density": target,
+             "method.one_shot": one_shot, "method.rewind_fraction": fraction,
+             "setup.model": model, "setup.dataset": dataset,
+             "setup.train.schedule.steps": steps, "setup.train_size": math.nan,
+             "setup.init": "torch", "setup.bn_momentum": bn[0], "setup.bn_eps": bn[1]}
+            for seed in SEEDS for level, d in enumerate(densities)]
+    return pd.DataFrame(rows)
+
+
+def final_at(values) -> callable:
+    """accuracy(seed, level): 95 % before the last level, ``values[seed]`` at it."""
+    last = len(gimp.weight_rewinding(T, TARGET).densities()) - 1
+    return lambda seed, level: values[seed] if level == last else 95.0
+
+
+def plus(offsets) -> list[float]:
+    return [b + o for b, o in zip(BASE, offsets)]
+
+
+def evidence_of(profile=QUICK, gimp_rows=(), tom_rows=(), shuffle_rows=(), at_init_rows=()):
+    def cat(frames):
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return reproduction.Evidence(profile, cat(list(gimp_rows)), cat(list(tom_rows)),
+                                 cat(list(shuffle_rows)), cat(list(at_init_rows)))
+
+
+CIFAR = QUICK.replace(dataset="cifar10", model="resnet20")
+
+
+def plant_finetune_worst(o):
+    return evidence_of(gimp_rows=[frame("finetune", final_at(BASE)),
+                                  frame("lr_rewinding", final_at(plus(o))),
+                                  frame("weight_rewinding", final_at(plus([x + 1 for x in o])))])
+
+
+def plant_rise(o):
+    return evidence_of(gimp_rows=[frame("lr_rewinding", lambda s, lvl: BASE[s] + (
+        o[s] if lvl == 1 else -1.0 if lvl in (2, 3) else 0.0))])
+
+
+def plant_lrr_vs_swr(o):
+    return evidence_of(gimp_rows=[frame("stable_weight_rewinding(20)", final_at(BASE)),
+                                  frame("lr_rewinding", final_at(plus(o)))])
+
+
+def plant_sgimp_best(o):
+    return evidence_of(gimp_rows=[frame("lr_rewinding", final_at(BASE)),
+                                  frame("weight_rewinding", final_at([b - 1 for b in BASE])),
+                                  frame("sgimp(75%)", final_at(plus(o)), fraction=0.75)])
+
+
+def plant_wide(o):
+    rows = dict(model="wrn-16-8", dataset="cifar10")
+    return evidence_of(gimp_rows=[frame("lr_rewinding", final_at(BASE), **rows),
+                                  frame("sgimp(75%)", final_at(plus(o)), fraction=0.75, **rows)])
+
+
+def plant_vgg(o):
+    rows = dict(model="vgg19", dataset="cifar10")
+    return evidence_of(gimp_rows=[
+        frame("weight_rewinding", final_at(BASE), **rows),
+        frame("lr_rewinding", final_at(plus(o)), **rows),
+        frame("sgimp(50%)", final_at(plus([x + 1 for x in o])), fraction=0.5, **rows)])
+
+
+def plant_dense(o):
+    ref = models.TABLE_1_1["resnet20"][1]
+    return evidence_of(gimp_rows=[frame("lr_rewinding", lambda s, lvl: ref + o[s] * 2,
+                                        model="resnet20", dataset="cifar10")])
+
+
+def plant_renda(o):
+    ref = reproduction.RENDA_2020["resnet20"][1][0.107]
+    return evidence_of(CIFAR, gimp_rows=[frame(
+        "lr_rewinding", lambda s, lvl: ref + o[s] * 2, model="resnet20", dataset="cifar10",
+        densities=[1.0, 0.107])])
+
+
+def plant_tom_vs_one_shot(o):
+    tom_rows = pd.DataFrame([{"phase": "final", "method.target_density": TARGET,
+                              "setup.seed": s, "test_accuracy": plus(o)[s] / 100,
+                              "setup.model": "mlp", "setup.dataset": "mnist5k",
+                              "setup.train.schedule.steps": T, "setup.train_size": math.nan,
+                              "setup.init": "torch"} for s in SEEDS])
+    one = frame("one_shot(0%)", lambda s, lvl: BASE[s], densities=[1.0, TARGET], one_shot=True)
+    return evidence_of(gimp_rows=[one], tom_rows=[tom_rows])
+
+
+def plant_tom_vs_iterative(o):
+    density = gimp.weight_rewinding(T, TARGET).densities()[9]  # 0.0404
+    tom_rows = pd.DataFrame([{"phase": "final", "method.target_density": density,
+                              "setup.seed": s, "test_accuracy": plus(o)[s] / 100,
+                              "setup.model": "mlp", "setup.dataset": "mnist5k",
+                              "setup.train.schedule.steps": T, "setup.train_size": math.nan,
+                              "setup.init": "torch"} for s in SEEDS])
+    return evidence_of(gimp_rows=[frame("weight_rewinding", lambda s, lvl: BASE[s])],
+                       tom_rows=[tom_rows])
+
+
+def plant_table_3_1(o):
+    rows = [{"modification": name, "setup.seed": s, "test_accuracy": (BASE[s] - i * o[s]) / 100,
+             "setup.model": "mlp", "setup.dataset": "mnist5k", "setup.train.schedule.steps": T,
+             "setup.train_size": math.nan, "setup.init": "keras"}
+            for i, name in enumerate(shuffle.MODIFICATIONS) for s in SEEDS]
+    return evidence_of(shuffle_rows=[pd.DataFrame(rows)])
+
+
+def plant_bn(o):
+    (mu_a, eps_a), (mu_b, eps_b) = bn.THESIS_SETTINGS.values()
+    sparse = len(gimp.weight_rewinding(T, TARGET).densities()) - 3
+    return evidence_of(gimp_rows=[
+        frame("sgimp(75%)", lambda s, lvl: BASE[s] + (o[s] if lvl > sparse else 0),
+              model="mlp-bn", bn=(1 - mu_a, eps_a)),
+        frame("sgimp(75%)", lambda s, lvl: BASE[s], model="mlp-bn", bn=(1 - mu_b, eps_b))])
+
+
+def plant_sparse_beats_dense(o):
+    # lenet300's dense size is 100,000 * 0.3 kept weights; mlp's level 4 (density 0.2401) is
+    # its first level below it
+    small = frame("sgimp(75%)", lambda s, lvl: BASE[s], model="lenet300",
+                  densities=[0.3, 0.21])
+    big = frame("sgimp(75%)", lambda s, lvl: plus(o)[s] if lvl == 4 else 90.0)
+    return evidence_of(gimp_rows=[big, small])
+
+
+PLANTED = {
+    "Fine-tuning is the least accurate way to retrain": plant_finetune_worst,
+    "Rewinding methods first gain accuracy at low compression": plant_rise,
+    "LR rewinding matches or beats stable weight rewinding (small networks)": plant_lrr_vs_swr,
+    "sGIMP is at least as good as every other method": plant_sgimp_best,
+    "LR rewinding degrades on wide networks; sGIMP(50-98%) does not": plant_wide,
+    "Rewinding 100% (weight rewinding) is the worst sGIMP variant for VGG": plant_vgg,
+    "Dense CIFAR-10 accuracies of the reproduced networks": plant_dense,
+    "LR rewinding reaches Renda et al.'s numbers": plant_renda,
+    "Training Optimal Masks matches or beats one-shot methods at similar compute":
+        plant_tom_vs_one_shot,
+    "On the MLP, TOM reaches iterative pruning's accuracy": plant_tom_vs_iterative,
+    "Table 3.1's ordering of mask modifications": plant_table_3_1,
+    "BN momentum/eps matter for iterative pruning at high sparsity": plant_bn,
+    "A larger pruned network beats a smaller dense one of the same size":
+        plant_sparse_beats_dense,
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("claim", PLANTED)
+def test_every_check_tells_a_planted_gain_a_loss_and_noise_apart(claim, case):
+    offsets, expected = CASES[case]
+    report = reproduction.claims(PLANTED[claim](offsets)).set_index("claim")
+    row = report.loc[claim]
+    assert row["verdict"] == expected, row.to_dict()
+    assert row["seeds"] == 3 and "95%" in row["interval"]
+    assert row["test images"] in (1_000, 10_000)
+
+
+def test_every_comparing_check_is_planted():
+    report = reproduction.claims(evidence_of()).set_index("claim")
+    deterministic = {"Parameter counts of the CIFAR-10 networks"}
+    assert set(PLANTED) | deterministic == set(report.index)
+    assert "deterministic" in report.loc["Parameter counts of the CIFAR-10 networks", "interval"]
+
+
+def test_one_seed_is_never_enough_for_a_verdict(tmp_path):
+    configs = gimp.algorithms(T, TARGET)
+    finals = dict(zip(gimp.ALGORITHMS, (0.80, 0.93, 0.925, 0.94)))  # a 10-point gap
+    for name, config in configs.items():
+        store_gimp_run(tmp_path, config, finals[name])
+    report = reproduction.claims(reproduction.evidence(QUICK, [tmp_path])).set_index("claim")
+    row = report.loc["Fine-tuning is the least accurate way to retrain"]
+    assert row["verdict"] == "inconclusive" and row["seeds"] == 1
+    assert "too few seeds" in row["interval"]
