@@ -5,6 +5,7 @@ from __future__ import annotations
 from pruninglab import bn, gimp, models, profiles, reproduction, runs, shuffle
 
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -303,3 +304,24 @@ def test_one_seed_is_never_enough_for_a_verdict(tmp_path):
     row = report.loc["Fine-tuning is the least accurate way to retrain"]
     assert row["verdict"] == "inconclusive" and row["seeds"] == 1
     assert "too few seeds" in row["interval"]
+
+
+@pytest.mark.parametrize("dataset", ["mnist5k", "fashion-mnist"])
+def test_the_committed_quick_verdicts_rest_on_three_seeds_and_clear_the_band(dataset):
+    profile = QUICK.replace(dataset=dataset)
+    ev = reproduction.evidence(profile, [reproduction.packaged_results("quick")])
+    assert ev.runs_on_dataset() > 0
+    report = reproduction.claims(ev, tolerance=0.3)
+    assert {"seeds", "interval", "test images"} <= set(report.columns)
+    decided = report[report["verdict"].isin(["reproduced", "contradicted"])
+                     & ~report["interval"].str.startswith("a deterministic count")]
+    assert len(decided) >= 1
+    for row in decided.itertuples():
+        assert row.seeds >= 3, row
+        ends = [(float(lo), float(hi)) for lo, hi in
+                re.findall(r"\[([+-][\d.]+), ([+-][\d.]+)\]", row.interval)]
+        assert ends, row.interval
+        if row.verdict == "reproduced":
+            assert all(lo > -0.3 for lo, _ in ends), row.interval
+        else:
+            assert any(hi < -0.3 for _, hi in ends), row.interval
