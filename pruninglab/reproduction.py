@@ -95,16 +95,15 @@ class Evidence:
 
 
 def _select(df: pd.DataFrame, profile: Profile, model: str | None, dataset: str | None,
-            init: str | None = "torch", train_size: str | None = "all") -> pd.DataFrame:
+            init: str | None = "torch", whole_training_set: bool = True) -> pd.DataFrame:
     """Runs of ``model`` on ``dataset`` with the profile's T (and ``init``, unless ``None``),
-    trained on all of its training set (or on any part of it when ``train_size`` is
-    ``None``)."""
+    trained on all of its training set unless ``whole_training_set`` is false."""
     if not len(df):
         return df
     keep = ((df["setup.model"] == (model or profile.model))
             & (df["setup.dataset"] == (dataset or profile.dataset))
             & (df["setup.train.schedule.steps"] == profile.steps_for(model or profile.model)))
-    if "setup.train_size" in df and train_size == "all":
+    if "setup.train_size" in df and whole_training_set:
         keep &= df["setup.train_size"].isna()
     if init is not None:
         keep &= df["setup.init"] == init
@@ -434,7 +433,7 @@ def _table_3_1(ev: Evidence, tol: float) -> _Row:
               "weights 97.35 > shuffle masks and reinitialize 96.90")
     s = ev.shuffle
     if len(s):  # Table 3.1 runs with Keras's initializer, as the thesis's TensorFlow code
-        s = _select(s, ev.profile, "mlp", None, init="keras", train_size=None)
+        s = _select(s, ev.profile, "mlp", None, init="keras", whole_training_set=False)
     if not len(s) or s["modification"].nunique() < len(shuffle.MODIFICATIONS):
         return _not_run(claim, source, thesis, "notebook 08")
     # MODIFICATIONS is in the thesis's order; Section 3.3.2 calls shuffling within the
@@ -458,9 +457,9 @@ def _bn(ev: Evidence, tol: float) -> _Row:
     model = "vgg19" if _is_cifar(ev) else "mlp-bn"
     df = _select(ev.gimp, ev.profile, model, None)
     finals, early = {}, {}
-    for label, (mu, eps) in bn.THESIS_SETTINGS.items():  # the store keeps PyTorch's 1 - mu
+    for label, (mu, eps) in bn.THESIS_SETTINGS.items():  # the store keeps PyTorch's momentum
         part = df[np.isclose(df["setup.bn_eps"], eps) & np.isclose(
-            df["setup.bn_momentum"], 1 - mu)] if len(df) else df
+            df["setup.bn_momentum"], models.tf_to_torch_momentum(mu))] if len(df) else df
         if not len(part):
             return _not_run(claim, source, thesis, "notebook 09")
         sparsest = part[part["level"] >= part["level"].max() - 1]  # the two sparsest levels
@@ -516,9 +515,9 @@ def claims(ev: Evidence, tolerance: float = 0.3) -> pd.DataFrame:
     rows = [check(ev, tolerance) for check in CHECKS]
     report = pd.DataFrame([r.__dict__ for r in rows])
     report["seeds"] = report["seeds"].astype("Int64")
-    images = data.TEST_SIZES.get(ev.profile.dataset)
-    report["test images"] = pd.array([images if n is not pd.NA else pd.NA
-                                      for n in report["seeds"]], dtype="Int64")
+    images = pd.Series(data.TEST_SIZES.get(ev.profile.dataset), index=report.index,
+                       dtype="Int64")
+    report["test images"] = images.where(report["seeds"].notna())
     if ev.profile.name == "smoke":
         report["verdict"] = report["verdict"] + f" ({SMOKE_NOTE})"
     return report

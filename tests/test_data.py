@@ -521,3 +521,8 @@ def test_augmented_batches_change_images_but_not_labels():
 def test_bad_batch_size_raises_value_error_naming_it(batch_size):
     with pytest.raises(ValueError, match="batch_size"):
         data_module.Batches(torch.zeros(20, 1, 2, 2), torch.zeros(20), batch_size, seed=0)
+
+
+@pytest.mark.parametrize("name", ["digits", "mnist5k"])
+def test_test_sizes_are_the_lengths_of_the_embedded_test_splits(name):
+    assert data_module.TEST_SIZES[name] == len(data_module.load(name).y_test)

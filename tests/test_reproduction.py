@@ -245,8 +245,9 @@ def plant_bn(o):
     sparse = len(gimp.weight_rewinding(T, TARGET).densities()) - 3
     return evidence_of(gimp_rows=[
         frame("sgimp(75%)", lambda s, lvl: BASE[s] + (o[s] if lvl > sparse else 0),
-              model="mlp-bn", bn=(1 - mu_a, eps_a)),
-        frame("sgimp(75%)", lambda s, lvl: BASE[s], model="mlp-bn", bn=(1 - mu_b, eps_b))])
+              model="mlp-bn", bn=(models.tf_to_torch_momentum(mu_a), eps_a)),
+        frame("sgimp(75%)", lambda s, lvl: BASE[s], model="mlp-bn",
+              bn=(models.tf_to_torch_momentum(mu_b), eps_b))])
 
 
 def plant_sparse_beats_dense(o):

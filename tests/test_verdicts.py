@@ -10,6 +10,7 @@ import math
 
 import pandas as pd
 import pytest
+from scipy import stats
 
 # Three planted differences (A minus B, per seed, in points): a clear gain, a clear loss,
 # and a small gain inside the seed-to-seed noise. Every check must tell them apart.
@@ -37,7 +38,6 @@ def test_runs_without_two_shared_seeds_get_welchs_interval():
     c = verdicts.compare(a, b)
     va, vb = 0.5 / 2, 1.0 / 3  # sample variances over n
     df = (va + vb) ** 2 / (va**2 / 1 + vb**2 / 2)
-    from scipy import stats
     half = stats.t.ppf(0.975, df) * math.sqrt(va + vb)
     assert c.kind == "Welch" and c.seeds == 2
     assert (c.low, c.high) == pytest.approx((1.5 - half, 1.5 + half))
