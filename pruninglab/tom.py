@@ -8,11 +8,15 @@ The thesis's method, phase by phase:
    ``c ~ Bernoulli(sigmoid(b))``, runs the network with weights ``w * c``, and updates
    ``b <- b - lr * clip(dL/dc, -0.1, 0.1)``: the straight-through estimator (Bengio et al.
    2013) hands the gradient with respect to the sampled mask to the logits. ``b`` is clipped
-   to ``[-15, 15]``, and a penalty on ``sigmoid(b)`` pushes the masks down. (The gradient
-   reaching ``b`` is the clipped ``dL/dc``; we hand it to Adam by default, see
-   :class:`TOMConfig`.)
+   to ``[-15, 15]``, and a penalty pushes the masks down: by default a price per kept weight
+   that a thermostat adjusts until the expected density sits at the target ``t`` (the
+   thesis leaves the penalty's form open). (The gradient reaching ``b`` is the clipped
+   ``dL/dc``; we hand it to Adam by default, see :class:`TOMConfig`.)
 3. **Evaluate** with a deterministic mask: the top ``t`` fraction of logits are kept.
 4. **Train the weights** under that fixed mask for the full schedule (T steps).
+
+By default the mask training gets 0.9 T steps, so that the whole method costs 2 T, what a
+one-shot method costs: Figure 3.10 compares them at "similar compute".
 
 Choices the thesis leaves open are arguments of :class:`TOMConfig`, each with its default
 and the reason for it: the logits' initialization, the logits' learning rate and how long
@@ -28,7 +32,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable, Iterable
+import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,22 +43,28 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import checks, masking, optim, runner, runs, seeding
+from . import checks, gimp, masking, optim, runner, runs, seeding
 from .config import Setup
 from .data import Batches, Dataset
+from .profiles import Profile
 from .pruning import prune
 from .train import Trainer, evaluate, evaluate_splits
 
 __all__ = [
     "TOMConfig",
+    "PENALTIES",
     "MaskTrainer",
     "expected_density",
+    "compared_densities",
     "PHASES",
     "experiment",
     "run",
     "HIST_BINS",
     "THESIS_MNIST",
 ]
+
+# The penalties that make the keep-probabilities decay (TOMConfig.penalty).
+PENALTIES = ("price", "l1", "l2")
 
 # Histogram bins for the logits (their range is clipped to [-15, 15], thesis Section 3.3.1).
 HIST_BINS = np.linspace(-15.0, 15.0, 61)
@@ -67,26 +78,53 @@ class TOMConfig:
         train_steps: T, the full training length (the final weight training uses it).
         target_density: t, the fraction of weights the final mask keeps, in (0, 1).
         pretrain_fraction: dense pretraining as a fraction of T (thesis: 10 %).
-        mask_steps: steps of logit training. Open in the thesis; default ``T // 4``
-            (``None``), which keeps TOM's total compute (0.1 T + 0.25 T + T) close to a
-            one-shot method's (2 T).
+        mask_steps: steps of logit training. Open in the thesis; default ``T - 0.1 T``
+            (``None``): the method's whole compute (0.1 T + 0.9 T + T = 2 T) then equals a
+            one-shot method's (T of training + T of retraining), so that the two compare at
+            matched compute (Figure 3.10: "similar compute requirements"). The extra steps
+            go to the masks, the phase TOM adds.
         mask_optimizer: ``"adam"`` (default) or ``"sgd"`` for the logits. The thesis writes
             the update as plain SGD, ``b <- b - alpha * clip(dL/dc)``, without alpha. But
             ``dL/dc = w * dL/dw`` is tiny (about 1e-5 per weight for the thesis MLP), so SGD
             needs an alpha tuned per network; Adam normalizes the scale and works with one
             setting. ``"sgd"`` with ``mask_momentum=0`` is the thesis's formula.
-        mask_lr: the logits' step size (Adam: 0.1 moves a logit across [-15, 15] in a few
-            hundred consistent steps).
+        mask_lr: the logits' step size. Default (``None``): Adam's 0.1 (which moves a logit
+            across [-15, 15] in a few hundred consistent steps), or more where the mask
+            steps are few: at least the step that moves a logit from ``logit_init`` to
+            ``logit(t)`` in half the mask steps, so that the expected density can reach
+            ``t`` within the budget (see :attr:`logit_lr`).
         mask_momentum: momentum of the logits' SGD (only for ``"sgd"``).
         logit_init: initial value of every logit (open). Default 3.0: every weight starts
             kept with probability sigmoid(3) = 0.95, close to the dense network the weights
             were pretrained as.
-        penalty: ``"l1"`` (sum of sigmoid(b)) or ``"l2"`` (sum of sigmoid(b)**2): the
-            "L1 or L2 penalty" that makes the keep-probabilities decay.
-        penalty_coef: its weight (open). Default 1e-3: on the thesis MLP with Adam it takes
-            the expected density from 0.95 to a few per cent within ~100 steps, the range
-            Table 3.1 works in; stronger penalties overshoot the target, weaker ones leave
-            most masks on.
+        penalty: what makes the keep-probabilities decay (the thesis: "usually, L2 or L1
+            penalty is needed"; its form and strength are open).
+
+            * ``"price"`` (default): an L1 penalty on the *sampled* mask, ``price * sum(c)``,
+              whose gradient reaches the logits through the same straight-through estimator
+              as the loss's: a weight's logit rises only where keeping it lowers the loss by
+              more than the price. The price is tied to the target ``t``: while the expected
+              density ``E[sigmoid(b)]`` is above ``t`` it is a cost, while at or below ``t``
+              a reward (``-price * sum(c)``). After every step the price grows by the factor
+              ``1 + price_growth`` if the density stayed on the same side of ``t``, and
+              halves if it crossed (the step-size rule of Rprop). So the expected density
+              falls to ``t`` and stays near it, whatever ``t`` is (a thermostat;
+              ``expected_density`` and ``price`` in the ``masks`` record show it). The price
+              never exceeds ``grad_clip``: past the clip a dearer price changes nothing.
+            * ``"l1"`` / ``"l2"``: ``penalty_coef * sum(sigmoid(b))`` (or its square), the
+              same weight whatever the target. On the thesis MLP (Adam, 1e-3, T/4 steps)
+              the expected density ends near 3 % for every target, and a logit saturated at
+              +15 no longer feels it (the sigmoid's slope there is 3e-7), so the density
+              cannot go much lower.
+        penalty_coef: ``"price"``: the starting price, small enough (default 1e-6, about a
+            tenth of a typical ``|dL/dc|`` on the thesis MLP) that the masks first follow
+            the loss alone; ``"l1"``/``"l2"``: the fixed weight (default 1e-3: on the thesis
+            MLP with Adam it takes the expected density from 0.95 to a few per cent within
+            ~100 steps).
+        price_growth: the price's change per step (``"price"`` only); default (``None``):
+            the rate at which the price can grow 10,000-fold in half the mask steps
+            (``10 ** (8 / mask_steps) - 1``: 5 % per step for 360 mask steps). Faster
+            overshoots the target early; slower leaves the density above a low target.
         grad_clip: clip of dL/dc (thesis: 0.1).
         logit_clip: clip of the logits (thesis: 15).
         final_weights: where the final weight training starts: ``"pretrained"`` (the frozen
@@ -100,11 +138,12 @@ class TOMConfig:
     pretrain_fraction: float = 0.1
     mask_steps: int | None = None
     mask_optimizer: str = "adam"
-    mask_lr: float = 0.1
+    mask_lr: float | None = None
     mask_momentum: float = 0.9
     logit_init: float = 3.0
-    penalty: str = "l1"
-    penalty_coef: float = 1e-3
+    penalty: str = "price"
+    penalty_coef: float | None = None
+    price_growth: float | None = None
     grad_clip: float = 0.1
     logit_clip: float = 15.0
     final_weights: str = "pretrained"
@@ -122,10 +161,16 @@ class TOMConfig:
         if self.mask_steps is not None:
             fix("mask_steps", checks.integer(self.mask_steps, "mask_steps (or None)", minimum=1))
         checks.one_of(self.mask_optimizer, "mask_optimizer", ("adam", "sgd"))
-        checks.one_of(self.penalty, "penalty", ("l1", "l2"))
-        for name in ("mask_lr", "grad_clip", "logit_clip"):
+        checks.one_of(self.penalty, "penalty", PENALTIES)
+        if self.mask_lr is not None:
+            fix("mask_lr", checks.real(self.mask_lr, "mask_lr (or None)", 0.0, low_open=True))
+        for name in ("grad_clip", "logit_clip"):
             fix(name, checks.real(getattr(self, name), name, 0.0, low_open=True))
-        fix("penalty_coef", checks.real(self.penalty_coef, "penalty_coef", 0.0))
+        if self.penalty_coef is not None:
+            fix("penalty_coef", checks.real(self.penalty_coef, "penalty_coef (or None)", 0.0))
+        if self.price_growth is not None:
+            fix("price_growth", checks.real(self.price_growth, "price_growth (or None)", 0.0,
+                                            low_open=True))
         fix("mask_momentum", checks.real(self.mask_momentum, "mask_momentum", 0.0, 1.0,
                                          high_open=True))
         fix("logit_init", checks.real(self.logit_init, f"logit_init (within ±logit_clip="
@@ -138,7 +183,37 @@ class TOMConfig:
 
     @property
     def mask_training_steps(self) -> int:
-        return self.mask_steps if self.mask_steps is not None else max(1, self.train_steps // 4)
+        """Steps of phase 2: ``mask_steps``, or what fills TOM's compute up to 2 T."""
+        if self.mask_steps is not None:
+            return self.mask_steps
+        return max(1, self.train_steps - self.pretrain_steps)
+
+    @property
+    def logit_lr(self) -> float:
+        """``mask_lr``, or by default ``max(0.1, 2 * (logit_init - logit(t)) / mask
+        steps)``: Adam moves a logit by about its step size per step, so the logits can
+        cross from their start to ``logit(t)`` in half the mask steps."""
+        if self.mask_lr is not None:
+            return self.mask_lr
+        t = self.target_density
+        distance = self.logit_init - math.log(t / (1.0 - t))
+        return max(0.1, 2.0 * distance / self.mask_training_steps)
+
+    @property
+    def penalty_weight(self) -> float:
+        """``penalty_coef``, or its default for the penalty: the starting price or the
+        fixed weight of the L1/L2 penalty."""
+        if self.penalty_coef is not None:
+            return self.penalty_coef
+        return 1e-6 if self.penalty == "price" else 1e-3
+
+    @property
+    def price_factor(self) -> float:
+        """The price's factor per step, ``1 + price_growth``: by default the price can grow
+        by 10**4 within half the mask steps."""
+        if self.price_growth is not None:
+            return 1.0 + self.price_growth
+        return 10.0 ** (8.0 / self.mask_training_steps)
 
     @property
     def total_steps(self) -> int:
@@ -172,35 +247,49 @@ class MaskTrainer:
                        for name, layer in self.layers.items()}
         params = list(self.logits.values())
         if config.mask_optimizer == "adam":
-            self.optimizer = optim.Adam(params, lr=config.mask_lr)
+            self.optimizer = optim.Adam(params, lr=config.logit_lr)
         else:
-            self.optimizer = optim.SGD(params, lr=config.mask_lr, momentum=config.mask_momentum)
+            self.optimizer = optim.SGD(params, lr=config.logit_lr, momentum=config.mask_momentum)
         self.batches = iter(Batches(data.x_train, data.y_train, batch_size,
                                     seeding.derive(seed, "tom", "masks"), data.augment))
         self.generator = torch.Generator(device=data.device).manual_seed(
             seeding.derive(seed, "tom", "bernoulli"))
+        self.price = config.penalty_weight  # the price of one kept weight ("price" only)
 
     def sample(self) -> dict[str, torch.Tensor]:
         """A Bernoulli mask per layer with the straight-through, clipped gradient."""
         return {n: masking.bernoulli_ste(b, self.config.grad_clip, self.generator)
                 for n, b in self.logits.items()}
 
-    def penalty(self) -> torch.Tensor:
+    def above_target(self) -> bool:
+        """Whether the expected density is still above the target ``t``."""
+        return self.expected_density() > self.config.target_density
+
+    def penalty(self, masks: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The term added to the loss for the sampled ``masks`` (see ``TOMConfig.penalty``):
+        ``price * (kept weights)`` while the expected density is above ``t`` (else 0), or
+        the fixed L1/L2 penalty on ``sigmoid(b)``."""
+        if self.config.penalty == "price":
+            price = self.price if self.above_target() else -self.price
+            return price * sum(c.sum() for c in masks.values())
         probs = [torch.sigmoid(b) for b in self.logits.values()]
         power = 1 if self.config.penalty == "l1" else 2
-        return self.config.penalty_coef * sum((p**power).sum() for p in probs)
+        return self.config.penalty_weight * sum((p**power).sum() for p in probs)
 
     def step(self) -> float:
-        """One update of the logits; returns the cross-entropy of the sampled network."""
+        """One update of the logits, then of the price; returns the cross-entropy of the
+        sampled network."""
         x, y = next(self.batches)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.model.train()
+        above = self.above_target()
         try:  # the weights stay frozen: no gradients for them, only for the logits
             for p in trainable:
                 p.requires_grad_(False)
-            loss = F.cross_entropy(masking.functional_forward(self.model, x, self.sample()), y)
+            masks = self.sample()
+            loss = F.cross_entropy(masking.functional_forward(self.model, x, masks), y)
             self.optimizer.zero_grad(set_to_none=True)
-            (loss + self.penalty()).backward()
+            (loss + self.penalty(masks)).backward()
         finally:
             for p in trainable:
                 p.requires_grad_(True)
@@ -208,6 +297,9 @@ class MaskTrainer:
         with torch.no_grad():
             for b in self.logits.values():
                 b.clamp_(-self.config.logit_clip, self.config.logit_clip)
+        if self.config.penalty == "price":  # the thermostat: dearer while too dense
+            factor = self.config.price_factor if self.above_target() == above else 0.5
+            self.price = min(self.price * factor, self.config.grad_clip)
         return float(loss.detach())
 
     def scores(self) -> dict[str, torch.Tensor]:
@@ -238,6 +330,26 @@ def expected_density(logits: Iterable[torch.Tensor]) -> float:
     logits = list(logits)
     kept = sum(float(torch.sigmoid(b.detach()).sum()) for b in logits)
     return kept / sum(b.numel() for b in logits)
+
+
+def compared_densities(profile: Profile, wanted: Sequence[float] | None = None,
+                       collapse: float | None = None) -> list[float]:
+    """The densities notebook 07 compares TOM at, highest first: the iterative levels
+    (``K, K**2, ...`` down to the profile's target) nearest to each of ``wanted`` (default:
+    10x, 4x and 1x the target), so that every method prunes to exactly the same density,
+    and ``collapse`` (default: ``profile.one_shot_collapse``), the density where one-shot
+    LR rewinding collapses, when there is one."""
+    target = profile.target_density
+    levels = gimp.weight_rewinding(profile.steps_for(), target,
+                                   K=profile.density_multiplier).densities()[1:]
+    wanted = [10 * target, 4 * target, target] if wanted is None else list(wanted)
+    for w in wanted:
+        checks.real(w, "wanted densities", 0.0, low_open=True)
+    chosen = {min(levels, key=lambda d: abs(math.log(d / w))) for w in wanted}
+    collapse = profile.one_shot_collapse if collapse is None else collapse
+    if collapse is not None:
+        chosen.add(checks.real(collapse, "collapse", 0.0, 1.0, low_open=True, high_open=True))
+    return sorted(chosen, reverse=True)
 
 
 def _clone_without_masks(model: nn.Module) -> nn.Module:
@@ -286,7 +398,7 @@ def _train_masks(setup: Setup, config: TOMConfig, data: Dataset, start: dict, pr
         if step % every == 0 or step == steps:
             masks = trainer.final_masks(config.target_density)
             accuracy = _masked_accuracy(model, masks, data.x_test, data.y_test)["accuracy"]
-            history.append({"step": step, "loss": loss,
+            history.append({"step": step, "loss": loss, "price": trainer.price,
                             "expected_density": trainer.expected_density(),
                             "test_accuracy": accuracy, "histogram": trainer.histogram()})
     masking.set_masks(model, trainer.final_masks(config.target_density))

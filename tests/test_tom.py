@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pruninglab import data as data_module
-from pruninglab import masking, runs, schedules, tom
+from pruninglab import masking, profiles, runs, schedules, tom
 from pruninglab.config import Setup
 from pruninglab.train import TrainConfig
 
@@ -108,7 +108,8 @@ def test_pruned_weights_stay_zero_through_the_final_training(digits, tmp_path):
     [({"target_density": 1.0}, "target_density"), ({"pretrain_fraction": 1.5}, "pretrain_fraction"),
      ({"penalty": "l3"}, "penalty"), ({"mask_lr": 0.0}, "mask_lr"),
      ({"final_weights": "best"}, "final_weights"), ({"mask_steps": 0}, "mask_steps"),
-     ({"logit_init": 20.0}, "logit_init"), ({"mask_optimizer": "lbfgs"}, "mask_optimizer")],
+     ({"logit_init": 20.0}, "logit_init"), ({"mask_optimizer": "lbfgs"}, "mask_optimizer"),
+     ({"price_growth": 0.0}, "price_growth"), ({"penalty_coef": -1.0}, "penalty_coef")],
 )
 def test_bad_tom_configs_raise_value_errors_naming_the_field(kwargs, field):
     with pytest.raises(ValueError, match=field):
@@ -124,3 +125,74 @@ def test_functional_forward_uses_masked_weights_without_changing_the_module():
     expected = x @ (layer.weight * mask).T + layer.bias
     assert torch.allclose(out, expected)
     assert (layer.weight != 0).all()
+
+
+def test_by_default_tom_costs_exactly_a_one_shot_run():
+    config = tom.TOMConfig(400, 0.01)
+    assert (config.pretrain_steps, config.mask_training_steps) == (40, 360)
+    assert config.total_steps == 2 * 400  # one-shot: T of training + T of retraining
+
+
+def test_the_logits_step_is_large_enough_to_reach_the_target_in_half_the_mask_steps():
+    assert tom.TOMConfig(400, 0.01).logit_lr == 0.1  # 360 steps: Adam's 0.1 is enough
+    few = tom.TOMConfig(40, 0.01)  # 36 mask steps: logit 3 to logit(0.01) = -4.6 in 18
+    assert few.logit_lr == pytest.approx((3.0 + 4.595) / 18, rel=1e-3)
+    assert tom.TOMConfig(40, 0.01, mask_lr=0.05).logit_lr == 0.05
+
+
+def test_the_price_grows_while_the_density_stays_on_one_side_and_halves_when_it_crosses(
+        digits):
+    model = tiny_setup().build_model(digits)
+    masking.add_masks(model)
+    config = tom.TOMConfig(30, 0.1, mask_steps=100, price_growth=0.1, penalty_coef=1e-4)
+    trainer = tom.MaskTrainer(model, digits, config, batch_size=32)
+    masks = trainer.sample()
+    kept = sum(float(c.sum()) for c in masks.values())
+    assert trainer.above_target()  # every logit starts at 3: density 0.95
+    assert float(trainer.penalty(masks)) == pytest.approx(1e-4 * kept)  # a price per weight
+    factors = []
+    for _ in range(60):
+        above, price = trainer.above_target(), trainer.price
+        trainer.step()
+        factors.append((trainer.price / price, above == trainer.above_target()))
+    for factor, same_side in factors:
+        assert factor == pytest.approx(1.1 if same_side else 0.5)
+    assert {same for _, same in factors} == {True, False}  # it grew, and it crossed t
+    for b in trainer.logits.values():
+        b.data.fill_(-10.0)  # far below the target
+    assert not trainer.above_target()
+    assert float(trainer.penalty(masks)) < 0  # below t the price rewards kept weights
+
+
+def test_a_fixed_l1_penalty_does_not_aim_at_the_target(digits):
+    model = tiny_setup().build_model(digits)
+    masking.add_masks(model)
+    config = tom.TOMConfig(30, 0.1, penalty="l1")
+    trainer = tom.MaskTrainer(model, digits, config, batch_size=32)
+    expected = 1e-3 * sum(float(torch.sigmoid(b).sum()) for b in trainer.logits.values())
+    assert float(trainer.penalty(trainer.sample())) == pytest.approx(expected, rel=1e-5)
+
+
+def test_notebook_07_compares_at_iterative_levels_and_the_collapse_density():
+    quick = profiles.get("quick")
+    densities = tom.compared_densities(quick)
+    assert densities == pytest.approx([0.7**6, 0.7**9, 0.01, 0.7**18])
+    assert tom.compared_densities(quick, wanted=[0.05], collapse=0.7**19) == pytest.approx(
+        [0.7**8, 0.7**19])
+    assert tom.compared_densities(profiles.get("full")) == pytest.approx(
+        [0.7**13, 0.7**15, 0.001])  # no collapse density: already in that regime
+    with pytest.raises(ValueError, match="collapse"):
+        tom.compared_densities(quick, collapse=1.5)
+
+
+def test_mask_training_ends_within_a_factor_1_5_of_every_smoke_target(tmp_path):
+    smoke = profiles.get("smoke")
+    setup = smoke.setup()
+    data = setup.load_data()
+    for density in tom.compared_densities(smoke):
+        df = tom.run(setup, tom.TOMConfig(setup.train.steps, density), data=data,
+                     store=tmp_path, progress=False)
+        history = df.set_index("phase").loc["masks", "history"]
+        end = history[-1]["expected_density"]
+        assert density / 1.5 <= end <= 1.5 * density, (density, end)
+        assert history[-1]["price"] > 0
