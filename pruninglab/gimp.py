@@ -39,6 +39,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -60,6 +61,7 @@ __all__ = [
     "run",
     "run_many",
     "cumulative_steps",
+    "at_densities",
     "experiment",
     "run_config",
     "schedule_trace",
@@ -427,6 +429,18 @@ def run_many(runs: Mapping[str, tuple[Setup, GIMPConfig]], seeds: Sequence[int],
     frames = [run(setup.replace(seed=seed), config, **run_kwargs).assign(**{label: name})
               for name, (setup, config) in runs.items() for seed in seeds]
     return pd.concat(frames, ignore_index=True)
+
+
+def at_densities(records: pd.DataFrame, densities: Sequence[float],
+                 rtol: float = 1e-6) -> pd.DataFrame:
+    """The rows of GIMP ``records`` whose ``target_density`` is one of ``densities``, equal
+    within ``rtol``: ``K**n`` reached by repeated multiplication and by a power differ in
+    the last bits."""
+    if "target_density" not in records:
+        raise ValueError("records lacks the column 'target_density'; pass gimp.run's records")
+    wanted = np.asarray(list(densities), dtype=float)
+    found = records["target_density"].to_numpy(dtype=float)[:, None]
+    return records[np.isclose(found, wanted[None, :], rtol=rtol, atol=0.0).any(axis=1)]
 
 
 def cumulative_steps(records: pd.DataFrame) -> pd.DataFrame:

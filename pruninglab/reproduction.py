@@ -399,9 +399,10 @@ def _tom_vs_one_shot(ev: Evidence, tol: float) -> _Row:
         collapse = ev.profile.one_shot_collapse
         where = (" (one-shot LRR's collapse)" if collapse and np.isclose(density, collapse)
                  else "")
+        judgement = at_least(ours_tom, best[1], tol)
         parts.append(f"@{density:.3g}{where}: TOM {fmt(ours_tom)} vs best one-shot {best[0]} "
-                     f"{fmt(best[1])}")
-        judged.append(at_least(ours_tom, best[1], tol))
+                     f"{fmt(best[1])}: {judgement.verdict}")
+        judged.append(judgement)
     if not judged:
         return _not_run(claim, source, thesis, "notebook 07 (one-shot and SNIP runs)")
     return _judged(claim, source, f"TOM, one-shot magnitude (LRR/WR), SNIP at matched compute "

@@ -338,3 +338,11 @@ def test_data_for_another_dataset_is_refused(digits, tmp_path):
     setup = Setup("mlp", "mnist5k", TrainConfig(schedules.resnet(T)))
     with pytest.raises(ValueError, match="digits"):
         gimp.run(setup, gimp.lr_rewinding(T, 0.5), data=digits, store=tmp_path, progress=False)
+
+
+def test_at_densities_finds_levels_that_differ_only_in_the_last_bits():
+    records = pd.DataFrame({"target_density": [1.0, 0.7, 0.49, 0.7**18 * (1 + 1e-15)]})
+    found = gimp.at_densities(records, [0.7**18, 0.49])
+    assert found.index.tolist() == [2, 3]
+    with pytest.raises(ValueError, match="target_density"):
+        gimp.at_densities(pd.DataFrame({"density": [1.0]}), [0.5])

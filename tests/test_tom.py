@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pruninglab import data as data_module
-from pruninglab import masking, profiles, runs, schedules, tom
+from pruninglab import masking, profiles, reproduction, runs, schedules, tom
 from pruninglab.config import Setup
 from pruninglab.train import TrainConfig
 
@@ -196,3 +196,13 @@ def test_mask_training_ends_within_a_factor_1_5_of_every_smoke_target(tmp_path):
         end = history[-1]["expected_density"]
         assert density / 1.5 <= end <= 1.5 * density, (density, end)
         assert history[-1]["price"] > 0
+
+
+def test_the_committed_quick_tom_runs_end_mask_training_near_their_targets():
+    masks = runs.load(reproduction.packaged_results("quick"), kind="tom")
+    masks = masks[masks["phase"] == "masks"]
+    assert masks["run"].nunique() >= 12  # 4 densities x 3 seeds on mnist5k
+    for run, target, history in zip(masks["run"], masks["method.target_density"],
+                                    masks["history"]):
+        end = history[-1]["expected_density"]
+        assert target / 1.5 <= end <= 1.5 * target, (run, target, end)
