@@ -140,6 +140,18 @@ def test_mask_training_and_compute_plots_draw_one_point_per_record():
     assert len(axes) == 2 and "density 0.1" in axes[0].get_title()
 
 
+def test_methods_at_equal_compute_are_drawn_side_by_side_with_the_tick_at_their_steps():
+    table = pd.DataFrame({"method": ["tom", "one-shot", "iterative"], "density": [0.01] * 3,
+                          "accuracy": [90.0, 90.0, 93.0], "std": [0.5, 0.5, 0.2],
+                          "steps / T": [2.0, 2.0, 14.0]})
+    ax = plots.accuracy_vs_compute(table)[0]
+    x = {c.get_label(): c.lines[0].get_xdata()[0] for c in ax.containers}
+    assert x["tom"] < 2.0 < x["one-shot"] and x["one-shot"] / x["tom"] < 1.1
+    assert x["iterative"] == 14.0  # alone at its compute: not moved
+    assert list(ax.get_xticks()) == [2.0, 14.0]
+    plt.close(ax.figure)
+
+
 def test_line_end_labels_that_would_overlap_are_spread_apart_inside_the_axes_height():
     figure, ax = plt.subplots(figsize=(6, 4))
     for k in range(5):
