@@ -270,8 +270,9 @@ class MaskTrainer:
 
     def penalty(self, masks: dict[str, torch.Tensor]) -> torch.Tensor:
         """The term added to the loss for the sampled ``masks`` (see ``TOMConfig.penalty``):
-        ``price * (kept weights)`` while the expected density is above ``t`` (else 0), or
-        the fixed L1/L2 penalty on ``sigmoid(b)``."""
+        ``price * (kept weights)`` while the expected density is above ``t``, and
+        ``-price * (kept weights)``, a reward, while it is at or below; or the fixed L1/L2
+        penalty on ``sigmoid(b)``."""
         if self.config.penalty == "price":
             price = self.price if self.above_target() else -self.price
             return price * sum(c.sum() for c in masks.values())
@@ -300,7 +301,9 @@ class MaskTrainer:
         with torch.no_grad():
             for b in self.logits.values():
                 b.clamp_(-self.config.logit_clip, self.config.logit_clip)
-        if self.config.penalty == "price":  # the thermostat: dearer while too dense
+        if self.config.penalty == "price":  # the thermostat (Rprop's rule)
+            # on the same side of t as before the step: a larger price (a cost above t, a
+            # reward below); crossed t: half the price
             factor = self.config.price_factor if self.above_target() == above else 0.5
             self.price = min(self.price * factor, self.config.grad_clip)
         return float(loss.detach())
