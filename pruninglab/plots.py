@@ -40,6 +40,7 @@ from .schedules import Schedule
 
 __all__ = [
     "accuracy_vs_compression",
+    "same_density",
     "accuracy_vs_parameters",
     "lr_schedule",
     "rewinding_trace",
@@ -358,6 +359,13 @@ def mask_training(history: Sequence[Mapping], target_density: float | None = Non
     return ax, twin
 
 
+def same_density(density: float, digits: int = 3) -> float:
+    """``density`` rounded to ``digits`` significant digits: the same target reached by
+    different methods (a level ``K**n``, a one-shot target, TOM's top-t mask) differs only
+    in the last digits, and this makes them one key."""
+    return float(f"{density:.{digits}g}")
+
+
 def compute_table(results: pd.DataFrame, train_steps: int, metric: str = "test_accuracy",
                   digits: int = 3) -> pd.DataFrame:
     """Accuracy beside the compute that bought it: one row per method and density.
@@ -381,7 +389,7 @@ def compute_table(results: pd.DataFrame, train_steps: int, metric: str = "test_a
         raise ValueError(f"results lacks the columns {sorted(missing)}")
     if isinstance(train_steps, bool) or not isinstance(train_steps, int) or train_steps < 1:
         raise ValueError(f"train_steps must be a positive integer, got {train_steps!r}")
-    frame = results.assign(density=results["density"].map(lambda d: float(f"{d:.{digits}g}")))
+    frame = results.assign(density=results["density"].map(lambda d: same_density(d, digits)))
     g = frame.groupby(["method", "density"], sort=False)
     table = pd.DataFrame({"accuracy": 100 * g[metric].mean(), "std": 100 * g[metric].std(),
                           "seeds": g["seed"].nunique(),

@@ -388,15 +388,15 @@ def _tom_vs_one_shot(ev: Evidence, tol: float) -> _Row:
     if not len(t):
         return _not_run(claim, source, thesis, "notebook 07 (TOM at matched compute, 2 T)")
     parts, judged = [], []
+    gi = ev.iterative()
+    one_shots = gi[gi["method.one_shot"].astype(bool)] if len(gi) else gi
+    ai = _select(ev.at_init, ev.profile, None, None) if len(ev.at_init) else ev.at_init
     for density, part in t.groupby("method.target_density"):
         ours_tom = _per_seed(part)
         rivals = {}
-        gi = ev.iterative()
-        if len(gi):
-            one = gi[gi["method.one_shot"].astype(bool)
-                     & np.isclose(gi["method.target_density"], density)]
+        if len(one_shots):
+            one = one_shots[np.isclose(one_shots["method.target_density"], density)]
             rivals.update(_by_method(one, density) if len(one) else {})
-        ai = _select(ev.at_init, ev.profile, None, None) if len(ev.at_init) else ev.at_init
         if len(ai):
             snip = ai[(ai["criterion"] == "snip") & np.isclose(ai["density"], density, rtol=1e-3)]
             if len(snip):

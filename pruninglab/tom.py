@@ -268,13 +268,15 @@ class MaskTrainer:
         """Whether the expected density is still above the target ``t``."""
         return self.expected_density() > self.config.target_density
 
-    def penalty(self, masks: dict[str, torch.Tensor]) -> torch.Tensor:
+    def penalty(self, masks: dict[str, torch.Tensor], above: bool | None = None) -> torch.Tensor:
         """The term added to the loss for the sampled ``masks`` (see ``TOMConfig.penalty``):
         ``price * (kept weights)`` while the expected density is above ``t``, and
         ``-price * (kept weights)``, a reward, while it is at or below; or the fixed L1/L2
-        penalty on ``sigmoid(b)``."""
+        penalty on ``sigmoid(b)``. ``above``: :meth:`above_target` when the caller has it
+        already (each call reads the logits back from the device)."""
         if self.config.penalty == "price":
-            price = self.price if self.above_target() else -self.price
+            above = self.above_target() if above is None else above
+            price = self.price if above else -self.price
             return price * sum(c.sum() for c in masks.values())
         probs = [torch.sigmoid(b) for b in self.logits.values()]
         power = 1 if self.config.penalty == "l1" else 2
@@ -286,14 +288,15 @@ class MaskTrainer:
         x, y = next(self.batches)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.model.train()
-        above = self.above_target()
+        pricing = self.config.penalty == "price"
+        above = self.above_target() if pricing else None
         try:  # the weights stay frozen: no gradients for them, only for the logits
             for p in trainable:
                 p.requires_grad_(False)
             masks = self.sample()
             loss = F.cross_entropy(masking.functional_forward(self.model, x, masks), y)
             self.optimizer.zero_grad(set_to_none=True)
-            (loss + self.penalty(masks)).backward()
+            (loss + self.penalty(masks, above)).backward()
         finally:
             for p in trainable:
                 p.requires_grad_(True)
@@ -301,7 +304,7 @@ class MaskTrainer:
         with torch.no_grad():
             for b in self.logits.values():
                 b.clamp_(-self.config.logit_clip, self.config.logit_clip)
-        if self.config.penalty == "price":  # the thermostat (Rprop's rule)
+        if pricing:  # the thermostat (Rprop's rule)
             # on the same side of t as before the step: a larger price (a cost above t, a
             # reward below); crossed t: half the price
             factor = self.config.price_factor if self.above_target() == above else 0.5
@@ -334,8 +337,9 @@ def expected_density(logits: Iterable[torch.Tensor]) -> float:
     is the sum of sigmoid(b) over all weights, divided by their number. Every weight
     counts once, whatever its layer's size."""
     logits = list(logits)
-    kept = sum(float(torch.sigmoid(b.detach()).sum()) for b in logits)
-    return kept / sum(b.numel() for b in logits)
+    # one read-back from the device for all layers' sums, not one per layer
+    kept = torch.stack([torch.sigmoid(b.detach()).sum() for b in logits]).tolist()
+    return sum(kept) / sum(b.numel() for b in logits)
 
 
 def compared_densities(profile: Profile, wanted: Sequence[float] | None = None,

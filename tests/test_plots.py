@@ -167,3 +167,9 @@ def test_line_end_labels_that_would_overlap_are_spread_apart_inside_the_axes_hei
     assert heights["low"] == pytest.approx(low_fraction)
     assert all(a.get_position()[0] > 1 for a in labels)  # in the right margin
     plt.close(figure)
+
+
+def test_same_density_makes_one_key_of_targets_that_differ_in_the_last_digits():
+    assert plots.same_density(0.7**18) == plots.same_density(0.001628413597910447 * (1 + 1e-12))
+    assert plots.same_density(0.0403529) == 0.0404
+    assert plots.same_density(0.0403529, digits=2) == 0.04
