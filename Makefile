@@ -6,6 +6,11 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.pruninglab-installed
 PROFILE ?= quick
+# An extra index pip may take torch and torchvision from. On a laptop without an NVIDIA GPU,
+# PyTorch's CPU-only wheels spare the several GB of CUDA libraries that PyPI's Linux torch
+# pulls: make venv TORCH_INDEX=https://download.pytorch.org/whl/cpu (a new .venv; pip prefers
+# the +cpu builds from there). Empty: PyPI's, or whatever pip's configuration says.
+TORCH_INDEX ?=
 # pytest-xdist workers for the tests: the CPUs in this process's affinity mask, at most 4.
 JOBS    ?= $(shell $(PYTHON) -c "import os; print(min(4, len(os.sched_getaffinity(0)) \
              if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1))")
@@ -22,7 +27,7 @@ BROWSER_STAMP := $(VENV)/.pruninglab-browser-installed
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) -e '.[dev]'
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -3,14 +3,16 @@ following Mikler (2021), *On Pruning Methods for Neural Networks*.
 
 Modules (one idea each; their layers are in :mod:`pruninglab.layers`): ``models``, ``data``,
 ``schedules``, ``train``, ``masking``, ``optim``, ``saliency``, ``pruning``, ``interop``,
-``runs`` and ``runner`` (the run store and the one experiment runner), ``gimp``, ``tom``,
+``runs`` and ``runner`` (the run store and the one experiment runner), ``catalog`` (what a
+store holds), ``gimp``, ``tom``,
 ``shuffle``, ``bn``, ``at_init``, ``verdicts``, ``config``, ``profiles``, ``plots``,
 ``efficiency``, ``reproduction``, ``basics``, ``exercises`` (the course's exercises in
 ``exercises_basics`` and ``exercises_pruning``, checked by ``exercise_checks``), and the
 helpers ``checks``,
 ``seeding``, ``threads`` and ``timing``;
 ``notebooks``, ``widgets`` and ``bench`` load on first use; ``book`` (the course site,
-``make book``) is imported only by its builder.
+``make book``) is imported only by its builder, and ``cli`` (the ``pruninglab`` command) by
+the command.
 
 Importing the package first asks OpenMP to wait passively, if torch has not loaded yet
 (:func:`pruninglab.threads.prefer_passive_waiting`): it must happen before torch loads.
@@ -26,6 +28,7 @@ from . import (  # noqa: E402, F401  (after the line above, which must precede t
     at_init,
     basics,
     bn,
+    catalog,
     checks,
     config,
     data,
