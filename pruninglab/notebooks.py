@@ -191,8 +191,16 @@ def execute(notebooks: list[Path], out_dir: Path, parameters: dict,
 
     Returns:
         ``(name, seconds, error or None)`` for each notebook.
+
+    Raises:
+        ModuleNotFoundError: papermill is missing (it comes with the extra ``notebooks``).
     """
-    import papermill  # here, not at the top: it takes a second to import and only runs use it
+    try:  # here, not at the top: it takes a second to import and only runs use it
+        import papermill
+    except ModuleNotFoundError as err:
+        raise ModuleNotFoundError(
+            f"running notebooks needs papermill and a Jupyter kernel ({err}); they come "
+            "with pruninglab's extra 'notebooks': pip install 'pruninglab[notebooks]'") from err
 
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
@@ -297,7 +305,11 @@ def command(args: argparse.Namespace) -> int:
         parser.error(str(err))
     print(f"executing {len(notebooks)} notebooks ({profile_name} profile) into {out_dir}; "
           f"{plan}")
-    results = execute(notebooks, out_dir, parameters, args.timeout)
+    try:
+        results = execute(notebooks, out_dir, parameters, args.timeout)
+    except ModuleNotFoundError as err:
+        print(f"{parser.prog}: {err}", file=sys.stderr)
+        return 1
     width = max(len(name) for name, _, _ in results)
     for name, seconds, error in results:
         print(f"  {name:<{width}}  {seconds:7.1f} s  {'FAILED: ' + error if error else 'ok'}")

@@ -7,6 +7,8 @@ from pruninglab import __version__, catalog, cli, notebooks, runs
 
 import json
 import shutil
+import subprocess
+import sys
 import urllib.error
 from pathlib import Path
 
@@ -41,6 +43,28 @@ def usage_error(argv: list[str], capsys) -> str:
 def test_a_usage_error_prints_usage_and_one_line_and_exits_2(argv, says, capsys, monkeypatch):
     monkeypatch.setattr(notebooks, "execute", lambda *a, **k: pytest.fail("a kernel started"))
     assert says in usage_error(argv, capsys)
+
+
+def test_notebooks_run_without_papermill_names_the_extra_to_install(tmp_path, monkeypatch,
+                                                                     capsys):
+    monkeypatch.setitem(sys.modules, "papermill", None)  # as if it were not installed
+    monkeypatch.setenv("PRUNINGLAB_RUNS", str(tmp_path / "runs"))
+    monkeypatch.delenv("PRUNINGLAB_PROFILE", raising=False)
+    assert cli.main(["notebooks", "run", "00", "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "pip install 'pruninglab[notebooks]'" in err
+
+
+def test_the_library_and_its_command_load_no_jupyter_package():
+    """The core install (no extras) has no JupyterLab, papermill or nbval: importing
+    pruninglab and its command must not need them."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, pruninglab, pruninglab.cli; print(' '.join("
+         "sorted({m.split('.')[0] for m in sys.modules})))"],
+        capture_output=True, text=True, check=True, timeout=120).stdout.split()
+    for extra in ("papermill", "nbformat", "nbval", "jupyterlab", "ipywidgets", "ipykernel",
+                  "jupyter_client", "sphinx", "IPython"):
+        assert extra not in loaded
 
 
 def test_version_is_the_package_version(capsys):
