@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import pandas as pd
+
 from . import __version__, bench, catalog, data, notebooks
 
 __all__ = ["build_parser", "main"]
@@ -91,8 +93,7 @@ def _runs_ls(args: argparse.Namespace) -> int:
         print(f"no runs in {args.store or 'the run store'}")
         return 0
     shown = frame.assign(
-        done=[f"{d}/{'?' if s is None or s != s else s}"
-              for d, s in zip(frame["done"], frame["stages"].astype(object))],
+        done=[f"{d}/{'?' if pd.isna(s) else s}" for d, s in zip(frame["done"], frame["stages"])],
         size=[_size(int(b)) for b in frame["bytes"]]).drop(columns=["stages", "bytes"])
     print(shown.to_string(index=False))
     counts = frame["status"].str.split(" ").str[0].value_counts()

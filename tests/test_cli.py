@@ -12,6 +12,7 @@ import sys
 import urllib.error
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 RESULTS = Path(runs.__file__).parent / "results" / "quick"
@@ -168,6 +169,8 @@ def store(tmp_path) -> Path:
     tom_last = sorted((store / names["tom"]).glob("record_*.json"))[-1]
     tom_last.write_text(tom_last.read_text()[:-20])
     (store / "notes").mkdir()  # a folder without a config: not a run
+    (store / "sweep-0123456789").mkdir()  # a kind this version does not know
+    (store / "sweep-0123456789" / "config.json").write_text('{"kind": "sweep"}')
     return store
 
 
@@ -180,21 +183,24 @@ def test_runs_ls_tells_finished_from_interrupted_runs(store, capsys):
     assert (table.loc["tom", "done"], table.loc["tom", "stages"]) == (2, 3)
     assert table.loc["tom", "status"] == "interrupted (a damaged record)"
     assert table.loc["at_init", "status"] == "finished"
+    assert table.loc["sweep", "status"] == "unknown" and pd.isna(table.loc["sweep", "stages"])
     assert table.loc["gimp", "method"] == gimp_config["method"]["method"]
     assert table.loc["gimp", "bytes"] == sum(
         p.stat().st_size for p in (store / table.loc["gimp", "run"]).iterdir())
 
     assert cli.main(["runs", "ls", str(store)]) == 0
     out = capsys.readouterr().out
-    assert f" 2/{table.loc['gimp', 'stages']} " in out and " 1/1 " in out
-    assert out.strip().splitlines()[-1].startswith("3 runs: 2 interrupted, 1 finished; ")
+    assert f" 2/{table.loc['gimp', 'stages']} " in out and " 1/1 " in out and " 0/? " in out
+    assert out.strip().splitlines()[-1].startswith(
+        "4 runs: 2 interrupted, 1 finished, 1 unknown; ")
 
 
 def test_runs_ls_json_is_one_object_per_run(store, capsys):
     assert cli.main(["runs", "ls", str(store), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert sorted(rows[0]) == sorted(catalog.COLUMNS) and len(rows) == 3
-    assert {row["kind"] for row in rows} == {"gimp", "tom", "at_init"}
+    assert sorted(rows[0]) == sorted(catalog.COLUMNS) and len(rows) == 4
+    assert {row["kind"] for row in rows} == {"gimp", "tom", "at_init", "sweep"}
+    assert next(row for row in rows if row["kind"] == "sweep")["stages"] is None
 
 
 def test_runs_ls_reads_the_default_store_and_says_when_it_is_empty(tmp_path, monkeypatch,
