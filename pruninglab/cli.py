@@ -1,13 +1,6 @@
 """The ``pruninglab`` command: the notebooks, the data, the benchmarks and the run store
-from one entry point (``[project.scripts]`` in pyproject.toml)::
-
-    pruninglab notebooks list
-    pruninglab notebooks copy my-course                  # the notebooks, to work through
-    pruninglab notebooks run 00 01 --profile smoke       # headless, with papermill
-    pruninglab data fetch cifar10                        # torchvision's download
-    pruninglab bench masking                             # a benchmark section
-    pruninglab runs ls [STORE] [--json]                  # what a run store holds
-    pruninglab --version
+from one entry point (``[project.scripts]`` in pyproject.toml); :data:`EXAMPLES` shows each
+command, and ``pruninglab --help`` prints them.
 
 ``python -m pruninglab.notebooks`` and ``python -m pruninglab.bench`` are the same commands
 as ``pruninglab notebooks`` and ``pruninglab bench``. A usage error (an unknown notebook,
@@ -24,14 +17,25 @@ import pandas as pd
 
 from . import __version__, bench, catalog, data, notebooks
 
-__all__ = ["build_parser", "main"]
+__all__ = ["EXAMPLES", "build_parser", "main"]
+
+EXAMPLES = """\
+  pruninglab notebooks list
+  pruninglab notebooks copy my-course                  # the notebooks, to work through
+  pruninglab notebooks run 00 01 --profile smoke       # headless, with papermill
+  pruninglab data fetch cifar10                        # torchvision's download
+  pruninglab bench masking                             # a benchmark section
+  pruninglab runs ls [STORE] [--json]                  # what a run store holds
+  pruninglab --version
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``pruninglab`` and all its sub-commands."""
     parser = argparse.ArgumentParser(
         prog="pruninglab", description="Notebooks and a small PyTorch library about pruning "
-        "neural networks (Mikler 2021).")
+        "neural networks (Mikler 2021).", epilog=f"examples:\n{EXAMPLES}",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"pruninglab {__version__}")
     sub = parser.add_subparsers(dest="area", required=True, metavar="{notebooks,data,bench,runs}")
 

@@ -220,3 +220,12 @@ def test_stage_count_follows_each_experiment():
     assert catalog.stage_count("shuffle", {}) == catalog.stage_count("at_init", {}) == 1
     assert catalog.stage_count("gimp", {"method": {"nonsense": 1}}) is None
     assert catalog.stage_count("future-kind", {}) is None
+
+
+def test_help_shows_every_command_with_an_example(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for area in ("notebooks", "data", "bench", "runs"):
+        assert f"pruninglab {area} " in out
