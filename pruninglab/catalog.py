@@ -11,7 +11,9 @@ way the experiment lays them out: a GIMP run has a level per density of
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -51,7 +53,16 @@ def _method(kind: str, config: dict) -> str:
 
 
 def _size(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    total = 0
+    for path in folder.rglob("*"):
+        # a run that is writing renames its temporary files as we go
+        with contextlib.suppress(OSError):
+            total += path.stat().st_size if path.is_file() else 0
+    return total
+
+
+# A run folder's name: its kind, a dash, 10 hex digits (pruninglab.runs.config_hash).
+_RUN_FOLDER = re.compile(r"(?P<kind>.+)-[0-9a-f]{10}")
 
 
 def table(store: str | os.PathLike | None = None) -> pd.DataFrame:
@@ -61,7 +72,9 @@ def table(store: str | os.PathLike | None = None) -> pd.DataFrame:
         A DataFrame with :data:`COLUMNS`: the folder's name, the kind, the method's label,
         model, data set and seed; ``done`` records of ``stages`` (``<NA>`` when unknown);
         ``status`` ``"finished"``, ``"interrupted"`` (it stopped before its last stage; the
-        next run of the same config resumes it) or ``"unknown"``; ``bytes`` on disk.
+        next run of the same config resumes it; a GIMP run that a shuffle experiment needed
+        only up to its ticket shows so too) or ``"unknown"`` (a kind this version does not
+        know, or a run folder without a readable ``config.json``); ``bytes`` on disk.
 
     Raises:
         FileNotFoundError: ``store`` is given and is not a folder.
@@ -70,7 +83,9 @@ def table(store: str | os.PathLike | None = None) -> pd.DataFrame:
     if store is not None and not root.is_dir():
         raise FileNotFoundError(f"store {str(store)!r} is not a folder")
     rows = []
+    readable = set()
     for run in runs.iter_runs(root):
+        readable.add(run.path.name)
         config = run.config
         kind = str(config.get("kind", run.path.name.rsplit("-", 1)[0]))
         setup = config.get("setup", {}) if isinstance(config.get("setup"), dict) else {}
@@ -86,5 +101,13 @@ def table(store: str | os.PathLike | None = None) -> pd.DataFrame:
                      "model": setup.get("model"), "dataset": setup.get("dataset"),
                      "seed": setup.get("seed"), "done": done, "stages": total,
                      "status": status, "bytes": _size(run.path)})
-    frame = pd.DataFrame(rows, columns=COLUMNS)
+    if root.is_dir():  # run folders whose config.json is missing or damaged
+        for path in sorted(root.iterdir()):
+            match = _RUN_FOLDER.fullmatch(path.name)
+            if match and path.is_dir() and path.name not in readable:
+                rows.append({"run": path.name, "kind": match["kind"], "method": None,
+                             "model": None, "dataset": None, "seed": None, "done": None,
+                             "stages": None, "status": "unknown (no readable config.json)",
+                             "bytes": _size(path)})
+    frame = pd.DataFrame(rows, columns=COLUMNS).sort_values("run", ignore_index=True)
     return frame.astype({"done": "Int64", "stages": "Int64", "bytes": "Int64"})

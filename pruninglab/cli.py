@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import pandas as pd
 
-from . import __version__, bench, catalog, data, notebooks
+from . import __version__, bench, catalog, data, notebooks, runs
 
 __all__ = ["EXAMPLES", "build_parser", "main"]
 
@@ -70,7 +71,7 @@ def _fetch(args: argparse.Namespace) -> int:
         return 0
     try:
         source = data.fetch(args.name, root=args.root)
-    except FileNotFoundError as err:
+    except OSError as err:  # FileNotFoundError: not here, and the download failed
         print(f"pruninglab data fetch: {err}", file=sys.stderr)
         return 1
     print(f"{args.name}: {source}")
@@ -90,11 +91,15 @@ def _runs_ls(args: argparse.Namespace) -> int:
         frame = catalog.table(args.store)
     except (FileNotFoundError, ValueError) as err:  # ValueError: PRUNINGLAB_RUNS set empty
         args.runs_parser.error(str(err))
+    except OSError as err:  # e.g. a store this user may not read
+        print(f"{args.runs_parser.prog}: {err}", file=sys.stderr)
+        return 1
     if args.json:
         print(frame.to_json(orient="records", indent=1))
         return 0
     if frame.empty:
-        print(f"no runs in {args.store or 'the run store'}")
+        where = Path(args.store) if args.store else runs.default_root()
+        print(f"no runs in {where.resolve()}")
         return 0
     shown = frame.assign(
         done=[f"{d}/{'?' if pd.isna(s) else s}" for d, s in zip(frame["done"], frame["stages"])],

@@ -270,12 +270,10 @@ def load(
         FileNotFoundError: the files are missing; the message lists where it looked and
             how to get them.
     """
+    _check_name(name)
     loaders = {"digits": _digits, "mnist5k": _mnist5k, "fashion-mnist": _fashion_mnist,
                "mnist": _mnist, "cifar10": _cifar10}
-    if name not in loaders:
-        raise ValueError(f"unknown data set name {name!r}; known names: {', '.join(names())}")
-    root_path = Path(root if root is not None else default_root()).expanduser()
-    x_train, y_train, x_test, y_test, classes, source = loaders[name](root_path, download)
+    x_train, y_train, x_test, y_test, classes, source = loaders[name](_root(root), download)
 
     generator = torch.Generator().manual_seed(int(seed))
     n_val = _count(val_size, len(x_train), "val_size")
@@ -307,7 +305,8 @@ def load(
 
 def fetch(name: str, root: str | os.PathLike | None = None) -> str:
     """Make sure the files of data set ``name`` are on this machine, downloading what is
-    missing with torchvision (needs internet), and say where they are.
+    missing with torchvision (needs internet), and say where they are. The files are found,
+    not read: a damaged one shows when :func:`load` reads it.
 
     The embedded sets (:data:`EMBEDDED`) ship with their libraries and need nothing.
 
@@ -323,7 +322,22 @@ def fetch(name: str, root: str | os.PathLike | None = None) -> str:
         FileNotFoundError: the files are not here and could not be downloaded; the message
             says where it looked, why the download failed and how else to get them.
     """
-    return load(name, root=root, download=True).source
+    _check_name(name)
+    if name in EMBEDDED:
+        return load(name).source  # small: a second or two
+    files = {"fashion-mnist": _fashion_mnist_files, "mnist": _mnist_files,
+             "cifar10": _cifar10_files}
+    source, _ = files[name](_root(root), True)  # only the files: nothing is read
+    return source
+
+
+def _check_name(name: str) -> None:
+    if name not in names():
+        raise ValueError(f"unknown data set name {name!r}; known names: {', '.join(names())}")
+
+
+def _root(root: str | os.PathLike | None) -> Path:
+    return Path(root if root is not None else default_root()).expanduser()
 
 
 def default_root() -> Path:
@@ -433,8 +447,11 @@ def _find_idx(folders: list[Path]) -> tuple[Path, list[Path]] | None:
     return None
 
 
-def _load_idx_set(root: Path, download: bool, torchvision_name: str, extra: list[Path],
-                  classes: list[str], how_to_get: str):
+def _idx_files(root: Path, download: bool, torchvision_name: str, extra: list[Path],
+               how_to_get: str) -> tuple[str, list[Path]]:
+    """Where the four IDX files are (downloading them first if ``download`` and missing):
+    a description of the source and the files (train images, train labels, test images,
+    test labels)."""
     folders = [root / torchvision_name / "raw", root / torchvision_name.lower(),
                root / torchvision_name, root, *extra]
     hit = _find_idx(folders)
@@ -454,27 +471,39 @@ def _load_idx_set(root: Path, download: bool, torchvision_name: str, extra: list
         raise FileNotFoundError(
             f"{torchvision_name}: the four IDX files ({', '.join(_IDX_FILES)}, optionally .gz) "
             f"were not found. Looked in:\n  {looked}\n{failed}To get them: {how_to_get}")
-    folder, (xtr, ytr, xte, yte) = hit
+    folder, files = hit
+    return f"IDX files in {folder}", files
+
+
+def _read_idx_set(source: str, files: list[Path], classes: list[str]):
+    xtr, ytr, xte, yte = files
     x_tr, y_tr = _to_tensors(read_idx(xtr), read_idx(ytr), (1, 28, 28), 255.0)
     x_te, y_te = _to_tensors(read_idx(xte), read_idx(yte), (1, 28, 28), 255.0)
-    return x_tr, y_tr, x_te, y_te, classes, f"IDX files in {folder}"
+    return x_tr, y_tr, x_te, y_te, classes, source
 
 
-def _fashion_mnist(root: Path, download: bool):
+def _fashion_mnist_files(root: Path, download: bool) -> tuple[str, list[Path]]:
     how = ("`sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu; installs into "
            f"{DEBIAN_FASHION_MNIST}), or load(..., download=True) with internet, or put the "
            "files in a folder passed as root= or set in PRUNINGLAB_DATA.")
-    return _load_idx_set(root, download, "FashionMNIST", [DEBIAN_FASHION_MNIST],
-                         FASHION_CLASSES, how)
+    return _idx_files(root, download, "FashionMNIST", [DEBIAN_FASHION_MNIST], how)
+
+
+def _fashion_mnist(root: Path, download: bool):
+    return _read_idx_set(*_fashion_mnist_files(root, download), FASHION_CLASSES)
+
+
+def _mnist_files(root: Path, download: bool) -> tuple[str, list[Path]]:
+    how = ("load('mnist', download=True) with internet, or put the files in a folder passed "
+           "as root= or set in PRUNINGLAB_DATA. For offline work, 'mnist5k' is embedded.")
+    return _idx_files(root, download, "MNIST", [], how)
 
 
 def _mnist(root: Path, download: bool):
-    how = ("load('mnist', download=True) with internet, or put the files in a folder passed "
-           "as root= or set in PRUNINGLAB_DATA. For offline work, 'mnist5k' is embedded.")
-    return _load_idx_set(root, download, "MNIST", [], DIGIT_CLASSES, how)
+    return _read_idx_set(*_mnist_files(root, download), DIGIT_CLASSES)
 
 
-def _cifar10(root: Path, download: bool):
+def _cifar10_files(root: Path, download: bool) -> tuple[str, list[Path]]:
     folder = root / "cifar-10-batches-py"
     files = [folder / f"data_batch_{i}" for i in range(1, 6)] + [folder / "test_batch"]
     failed = ""
@@ -491,6 +520,11 @@ def _cifar10(root: Path, download: bool):
             "load('cifar10', download=True) "
             "with internet, or copy the extracted cifar-10-batches-py folder into a folder "
             "passed as root= or set in PRUNINGLAB_DATA.")
+    return f"torchvision python batches in {folder}", files
+
+
+def _cifar10(root: Path, download: bool):
+    source, files = _cifar10_files(root, download)
 
     def read(paths: list[Path]):
         batches = [_cifar_batch(path) for path in paths]
@@ -499,7 +533,7 @@ def _cifar10(root: Path, download: bool):
 
     x_tr, y_tr = read(files[:5])
     x_te, y_te = read(files[5:])
-    return x_tr, y_tr, x_te, y_te, CIFAR10_CLASSES, f"torchvision python batches in {folder}"
+    return x_tr, y_tr, x_te, y_te, CIFAR10_CLASSES, source
 
 
 class _ArrayUnpickler(pickle.Unpickler):

@@ -45,8 +45,8 @@ from . import data, exercises, profiles, runs, threads
 from .profiles import Profile
 from .train import resolve_device
 
-__all__ = ["Context", "start", "packaged_folder", "find_notebooks", "copy", "execute",
-           "add_commands", "command", "main"]
+__all__ = ["Context", "start", "packaged_folder", "notebook_folder", "find_notebooks", "copy",
+           "execute", "add_commands", "command", "main"]
 
 PACKAGE = Path(__file__).resolve().parent
 # Where the notebooks are: an installed wheel holds them in pruninglab/_notebooks
@@ -120,24 +120,42 @@ def packaged_folder() -> Path:
     return INSTALLED_NOTEBOOKS if INSTALLED_NOTEBOOKS.is_dir() else SOURCE_NOTEBOOKS
 
 
-def find_notebooks(folder: str | os.PathLike | None = None,
-                   select: list[str] | None = None) -> list[Path]:
-    """The ``NN_topic.ipynb`` notebooks in ``folder`` (default: ``./notebooks`` if there is
-    one, else :func:`packaged_folder`), in order; ``select`` keeps those whose name starts
-    with one of its items.
+NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
+
+
+def notebook_folder(folder: str | os.PathLike | None = None) -> Path:
+    """Where notebooks are taken from: ``folder`` when given; else ``./notebooks`` when it
+    holds ``NN_topic.ipynb`` notebooks (a checkout, or a copy made there), else
+    :func:`packaged_folder`.
 
     Raises:
-        FileNotFoundError: no such folder; the message lists where it looked.
+        FileNotFoundError: ``folder`` is not a folder, or no folder of notebooks exists.
     """
-    candidates = [Path(folder)] if folder else [Path("notebooks"), packaged_folder()]
-    for path in candidates:
-        if path.is_dir():
-            found = sorted(p for p in path.glob("[0-9][0-9]_*.ipynb"))
-            if select:
-                found = [p for p in found if any(p.name.startswith(s) for s in select)]
-            return found
-    looked = ", ".join(str(p) for p in candidates)
-    raise FileNotFoundError(f"no notebooks folder found (looked in {looked}); pass --dir")
+    if folder is not None:
+        if not Path(folder).is_dir():
+            raise FileNotFoundError(f"no notebooks folder found: {folder} is not a folder")
+        return Path(folder)
+    here = Path("notebooks")
+    if any(here.glob(NOTEBOOK_PATTERN)):
+        return here
+    if packaged_folder().is_dir():
+        return packaged_folder()
+    raise FileNotFoundError(f"no notebooks folder found (looked in {here.resolve()} and "
+                            f"{packaged_folder()}); pass --dir")
+
+
+def find_notebooks(folder: str | os.PathLike | None = None,
+                   select: list[str] | None = None) -> list[Path]:
+    """The ``NN_topic.ipynb`` notebooks in :func:`notebook_folder`, in order; ``select``
+    keeps those whose name starts with one of its items.
+
+    Raises:
+        FileNotFoundError: as :func:`notebook_folder`.
+    """
+    found = sorted(notebook_folder(folder).glob(NOTEBOOK_PATTERN))
+    if select:
+        found = [p for p in found if any(p.name.startswith(s) for s in select)]
+    return found
 
 
 def copy(dest: str | os.PathLike, force: bool = False) -> list[tuple[Path, str]]:
@@ -154,11 +172,16 @@ def copy(dest: str | os.PathLike, force: bool = False) -> list[tuple[Path, str]]
     Raises:
         FileExistsError: ``dest`` is a file, or (without ``force``) it holds edited copies;
             the message names them.
+        FileNotFoundError: this installation has no notebooks.
+        OSError: ``dest`` cannot be made or written.
     """
     dest = Path(dest)
     if dest.exists() and not dest.is_dir():
         raise FileExistsError(f"dest {str(dest)!r} is a file, not a folder")
-    sources = find_notebooks(packaged_folder())
+    sources = sorted(packaged_folder().glob(NOTEBOOK_PATTERN))
+    if not sources:
+        raise FileNotFoundError(f"no notebooks in {packaged_folder()}: this installation of "
+                                "pruninglab is incomplete; reinstall it")
     edited = [dest / s.name for s in sources
               if (dest / s.name).exists() and not filecmp.cmp(s, dest / s.name, shallow=False)]
     if edited and not force:
@@ -252,7 +275,7 @@ def command(args: argparse.Namespace) -> int:
     if args.notebooks_command == "copy":
         try:
             done = copy(args.dest, force=args.force)
-        except FileExistsError as err:
+        except OSError as err:  # edited copies, a file in the way, a folder we may not write
             print(f"{parser.prog}: {err}", file=sys.stderr)
             return 1
         for path, what in done:
@@ -271,7 +294,7 @@ def command(args: argparse.Namespace) -> int:
     if not notebooks:
         every = find_notebooks(args.dir)
         if not every:
-            parser.error(f"{args.dir or packaged_folder()} holds no NN_topic.ipynb notebook")
+            parser.error(f"{notebook_folder(args.dir)} holds no NN_topic.ipynb notebook")
         parser.error(f"no notebook matches {' '.join(args.select)}; the notebooks are "
                      f"{', '.join(p.name[:2] for p in every)}")
     parameters = {name: _parse_value(value) for name, value in args.parameter}

@@ -3,7 +3,7 @@ exit with status 2 and one line (never a traceback), and `runs ls` reads a store
 
 from __future__ import annotations
 
-from pruninglab import __version__, catalog, cli, notebooks, runs
+from pruninglab import __version__, catalog, cli, exercises, notebooks, runs, threads
 
 import json
 import shutil
@@ -49,6 +49,8 @@ def test_a_usage_error_prints_usage_and_one_line_and_exits_2(argv, says, capsys,
 def test_notebooks_run_without_papermill_names_the_extra_to_install(tmp_path, monkeypatch,
                                                                      capsys):
     monkeypatch.setitem(sys.modules, "papermill", None)  # as if it were not installed
+    for name in (exercises.FILL_VARIABLE, *threads.CHILD_ENV):  # the runner sets these
+        monkeypatch.setenv(name, "1")
     monkeypatch.setenv("PRUNINGLAB_RUNS", str(tmp_path / "runs"))
     monkeypatch.delenv("PRUNINGLAB_PROFILE", raising=False)
     assert cli.main(["notebooks", "run", "00", "--out", str(tmp_path / "out")]) == 1
@@ -110,11 +112,22 @@ def test_notebooks_copy_keeps_a_students_edits_unless_forced(tmp_path, capsys):
     assert edited.read_bytes() == packaged[4].read_bytes()
 
 
-def test_notebooks_copy_into_a_file_is_refused(tmp_path, capsys):
-    target = tmp_path / "a-file"
-    target.write_text("")
-    assert cli.main(["notebooks", "copy", str(target)]) == 1
-    assert "is a file, not a folder" in capsys.readouterr().err
+@pytest.mark.parametrize("dest, says", [("a-file", "is a file, not a folder"),
+                                         ("a-file/course", "Not a directory")])
+def test_notebooks_copy_where_a_file_is_in_the_way_says_so_in_one_line(tmp_path, capsys,
+                                                                      dest, says):
+    (tmp_path / "a-file").write_text("")
+    assert cli.main(["notebooks", "copy", str(tmp_path / dest)]) == 1
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_empty_notebooks_folder_here_does_not_hide_the_packaged_ones(tmp_path, monkeypatch):
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert notebooks.notebook_folder() == notebooks.packaged_folder()
+    (tmp_path / "notebooks" / "00_mine.ipynb").write_text("{}")
+    assert notebooks.notebook_folder() == Path("notebooks")
 
 
 def test_data_fetch_of_an_embedded_set_needs_nothing(capsys):
@@ -171,11 +184,17 @@ def store(tmp_path) -> Path:
     (store / "notes").mkdir()  # a folder without a config: not a run
     (store / "sweep-0123456789").mkdir()  # a kind this version does not know
     (store / "sweep-0123456789" / "config.json").write_text('{"kind": "sweep"}')
+    (store / "gimp-abcdef0123").mkdir()  # a run whose config.json was cut off
+    (store / "gimp-abcdef0123" / "config.json").write_text('{"kind": "gi')
     return store
 
 
 def test_runs_ls_tells_finished_from_interrupted_runs(store, capsys):
-    table = catalog.table(store).set_index("kind")
+    everything = catalog.table(store)
+    damaged = everything.set_index("run").loc["gimp-abcdef0123"]
+    assert damaged["status"] == "unknown (no readable config.json)"
+    assert damaged["bytes"] == len('{"kind": "gi')
+    table = everything[everything["run"] != "gimp-abcdef0123"].set_index("kind")
     gimp_config = json.loads((store / table.loc["gimp", "run"] / "config.json").read_text())
     assert table.loc["gimp", "done"] == 2
     assert table.loc["gimp", "stages"] == catalog.stage_count("gimp", gimp_config) > 2
@@ -192,13 +211,13 @@ def test_runs_ls_tells_finished_from_interrupted_runs(store, capsys):
     out = capsys.readouterr().out
     assert f" 2/{table.loc['gimp', 'stages']} " in out and " 1/1 " in out and " 0/? " in out
     assert out.strip().splitlines()[-1].startswith(
-        "4 runs: 2 interrupted, 1 finished, 1 unknown; ")
+        "5 runs: 2 interrupted, 2 unknown, 1 finished; ")
 
 
 def test_runs_ls_json_is_one_object_per_run(store, capsys):
     assert cli.main(["runs", "ls", str(store), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert sorted(rows[0]) == sorted(catalog.COLUMNS) and len(rows) == 4
+    assert sorted(rows[0]) == sorted(catalog.COLUMNS) and len(rows) == 5
     assert {row["kind"] for row in rows} == {"gimp", "tom", "at_init", "sweep"}
     assert next(row for row in rows if row["kind"] == "sweep")["stages"] is None
 
@@ -207,7 +226,7 @@ def test_runs_ls_reads_the_default_store_and_says_when_it_is_empty(tmp_path, mon
                                                                     capsys):
     monkeypatch.setenv("PRUNINGLAB_RUNS", str(tmp_path / "not-made-yet"))
     assert cli.main(["runs", "ls"]) == 0
-    assert "no runs" in capsys.readouterr().out
+    assert capsys.readouterr().out.strip() == f"no runs in {tmp_path / 'not-made-yet'}"
     assert cli.main(["runs", "ls", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
 

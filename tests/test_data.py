@@ -218,6 +218,17 @@ def test_a_failed_download_says_why_where_it_looked_and_how_to_get_the_files(
         assert hint in message, hint
 
 
+def test_fetch_finds_the_files_without_reading_them(tmp_path, monkeypatch):
+    import torchvision
+
+    write_cifar10(tmp_path)
+    (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(b"cut off")
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", lambda *a, **k: pytest.fail("download"))
+    assert str(tmp_path) in data_module.fetch("cifar10", root=tmp_path)
+    with pytest.raises(ValueError, match="test_batch"):  # reading it is load's business
+        data_module.load("cifar10", root=tmp_path)
+
+
 def test_fetch_of_an_unknown_name_lists_the_known_ones():
     with pytest.raises(ValueError, match="unknown data set name 'cifar100'; known names: "
                                          "digits, mnist5k"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import pruninglab
 from pruninglab import notebooks
 
+import json
 import os
 import subprocess
 import sys
@@ -115,7 +116,15 @@ def test_the_installed_wheel_copies_and_runs_the_course_outside_the_repository(d
     work.mkdir()
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PRUNINGLAB_", "VIRTUAL_ENV", "PYTHON", "JUPYTER"))}
+    # the notebooks' "python3" kernel is the fresh environment's interpreter, as the kernel
+    # spec that ipykernel installs into an environment says (found first on JUPYTER_PATH)
+    spec = tmp_path / "jupyter" / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [str(bin_dir / "python"), "-m", "ipykernel_launcher", "-f",
+                 "{connection_file}"], "display_name": "Python 3", "language": "python"}))
     env.update(PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", MPLBACKEND="Agg",
+               JUPYTER_PATH=str(tmp_path / "jupyter"),
                PRUNINGLAB_RUNS=str(work / "runs"), PRUNINGLAB_DATA=str(work / "data"),
                PRUNINGLAB_THREADS=os.environ.get("PRUNINGLAB_THREADS", "1"),
                # no network, whatever the machine has: downloads go to a port nobody serves
@@ -144,6 +153,9 @@ def test_the_installed_wheel_copies_and_runs_the_course_outside_the_repository(d
               timeout=600)
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
     assert (work / "build" / "notebooks" / "smoke" / "01_neurons_and_layers.ipynb").is_file()
+    kernel = run(str(bin_dir / "python"), "-c", "from jupyter_client.kernelspec import "
+                 "KernelSpecManager as M; print(M().get_kernel_spec('python3').argv[0])")
+    assert kernel.stdout.strip() == str(bin_dir / "python"), kernel.stdout + kernel.stderr
 
     listed = run(pl, "runs", "ls")
     assert listed.returncode == 0, listed.stderr
