@@ -65,6 +65,11 @@ def _size(folder: Path) -> int:
 _RUN_FOLDER = re.compile(r"(?P<kind>.+)-[0-9a-f]{10}")
 
 
+def _kind_from_name(name: str) -> str | None:
+    match = _RUN_FOLDER.fullmatch(name)
+    return match["kind"] if match else None
+
+
 def table(store: str | os.PathLike | None = None) -> pd.DataFrame:
     """One row per run under ``store`` (default: :func:`pruninglab.runs.default_root`).
 
@@ -87,7 +92,7 @@ def table(store: str | os.PathLike | None = None) -> pd.DataFrame:
     for run in runs.iter_runs(root):
         readable.add(run.path.name)
         config = run.config
-        kind = str(config.get("kind", run.path.name.rsplit("-", 1)[0]))
+        kind = str(config.get("kind", _kind_from_name(run.path.name)))
         setup = config.get("setup", {}) if isinstance(config.get("setup"), dict) else {}
         with warnings.catch_warnings(record=True) as caught:  # a corrupt record: not done
             warnings.simplefilter("always", runs.CorruptRecordWarning)
@@ -103,9 +108,9 @@ def table(store: str | os.PathLike | None = None) -> pd.DataFrame:
                      "status": status, "bytes": _size(run.path)})
     if root.is_dir():  # run folders whose config.json is missing or damaged
         for path in sorted(root.iterdir()):
-            match = _RUN_FOLDER.fullmatch(path.name)
-            if match and path.is_dir() and path.name not in readable:
-                rows.append({"run": path.name, "kind": match["kind"], "method": None,
+            kind = _kind_from_name(path.name)
+            if kind and path.is_dir() and path.name not in readable:
+                rows.append({"run": path.name, "kind": kind, "method": None,
                              "model": None, "dataset": None, "seed": None, "done": None,
                              "stages": None, "status": "unknown (no readable config.json)",
                              "bytes": _size(path)})

@@ -65,20 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    if args.name in data.EMBEDDED:
-        print(f"{args.name} is embedded in its library ({data.load(args.name).source}): "
-              "nothing to fetch")
-        return 0
     try:
         source = data.fetch(args.name, root=args.root)
     except OSError as err:  # FileNotFoundError: not here, and the download failed
         print(f"pruninglab data fetch: {err}", file=sys.stderr)
         return 1
-    print(f"{args.name}: {source}")
+    print(f"{args.name}: {source}" + (": nothing to fetch" if args.name in data.EMBEDDED else ""))
     return 0
 
 
-def _size(n: int) -> str:
+def _readable_bytes(n: int) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -103,11 +99,11 @@ def _runs_ls(args: argparse.Namespace) -> int:
         return 0
     shown = frame.assign(
         done=[f"{d}/{'?' if pd.isna(s) else s}" for d, s in zip(frame["done"], frame["stages"])],
-        size=[_size(int(b)) for b in frame["bytes"]]).drop(columns=["stages", "bytes"])
+        size=[_readable_bytes(int(b)) for b in frame["bytes"]]).drop(columns=["stages", "bytes"])
     print(shown.to_string(index=False))
     counts = frame["status"].str.split(" ").str[0].value_counts()
     print(f"{len(frame)} runs: " + ", ".join(f"{n} {status}" for status, n in counts.items())
-          + f"; {_size(int(frame['bytes'].sum()))}")
+          + f"; {_readable_bytes(int(frame['bytes'].sum()))}")
     return 0
 
 
