@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import __version__, bench, catalog, data, notebooks, runs
+from . import __version__, bench, catalog, data, notebooks, runs, sweep
 
 __all__ = ["EXAMPLES", "build_parser", "main"]
 
@@ -27,6 +27,7 @@ EXAMPLES = """\
   pruninglab data fetch cifar10                        # torchvision's download
   pruninglab bench masking                             # a benchmark section
   pruninglab runs ls [STORE] [--json]                  # what a run store holds
+  pruninglab sweep thesis --dry-run                    # the thesis's batch recipe on Ray
   pruninglab --version
 """
 
@@ -38,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
         "neural networks (Mikler 2021).", epilog=f"examples:\n{EXAMPLES}",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"pruninglab {__version__}")
-    sub = parser.add_subparsers(dest="area", required=True, metavar="{notebooks,data,bench,runs}")
+    sub = parser.add_subparsers(dest="area", required=True,
+                                metavar="{notebooks,data,bench,runs,sweep}")
 
     notebooks_p = sub.add_parser("notebooks", help="list, copy or run the course's notebooks")
     notebooks.add_commands(notebooks_p.add_subparsers(dest="command", required=True))
@@ -61,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the store's folder (default $PRUNINGLAB_RUNS or ./runs)")
     ls_p.add_argument("--json", action="store_true", help="one JSON object per run, in a list")
     ls_p.set_defaults(runs_parser=ls_p)
+
+    sweep_p = sub.add_parser("sweep", help="many runs or notebooks as Ray tasks, from a "
+                             "TOML file (needs the extra 'sweep')")
+    sweep.add_arguments(sweep_p)
     return parser
 
 
@@ -116,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fetch(args)
     if args.area == "bench":
         return bench.run_sections(args)
+    if args.area == "sweep":
+        return sweep.command(args)
     return _runs_ls(args)
 
 

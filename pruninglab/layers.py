@@ -8,8 +8,9 @@ layers below it (DESIGN.md, "Layers"). ``tests/test_layers.py`` checks every imp
 4. the experiments, all on :mod:`pruninglab.runner`, the verdicts read from them, and the
    catalog of what a run store holds;
 5. figures, benchmarks and inference efficiency, the course's exercises (whose references
-   are the library's own functions, inference efficiency's included), the notebook harness
-   and the course site built from its runs;
+   are the library's own functions, inference efficiency's included), the notebook harness,
+   the course site built from its runs, and the sweeps that spread runs and notebooks over
+   Ray;
 6. what puts it all together: the widgets and the reproduction report;
 7. the ``pruninglab`` command, which reaches all of it.
 """
@@ -25,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("config", "profiles"),
     ("gimp", "tom", "shuffle", "at_init", "bn", "verdicts", "catalog"),
     ("plots", "bench", "efficiency", "exercise_checks", "exercises_basics", "exercises_pruning",
-     "exercises", "notebooks", "book"),
+     "exercises", "notebooks", "book", "sweep"),
     ("widgets", "reproduction"),
     ("cli",),
 )

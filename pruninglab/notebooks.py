@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import ast
 import filecmp
+import json
 import os
 import shutil
 import sys
@@ -46,7 +47,7 @@ from .profiles import Profile
 from .train import resolve_device
 
 __all__ = ["Context", "start", "packaged_folder", "notebook_folder", "find_notebooks", "copy",
-           "execute", "add_commands", "command", "main"]
+           "parameters", "execute", "add_commands", "command", "main"]
 
 PACKAGE = Path(__file__).resolve().parent
 # Where the notebooks are: an installed wheel holds them in pruninglab/_notebooks
@@ -201,6 +202,29 @@ def copy(dest: str | os.PathLike, force: bool = False) -> list[tuple[Path, str]]
     return done
 
 
+def parameters(notebook: str | os.PathLike) -> dict[str, object]:
+    """The parameters a notebook declares, ``{NAME: default}``: the assignments of its cell
+    tagged ``parameters`` (the cell papermill injects values after). A default that is not
+    a literal is given as its source text.
+
+    Raises:
+        ValueError: the notebook has no cell tagged ``parameters``.
+    """
+    cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
+    for cell in cells:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            source = "".join(cell["source"])  # nbformat: a string or a list of lines
+            found = {}
+            for node in ast.parse(source).body:
+                if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+                    try:
+                        found[node.targets[0].id] = ast.literal_eval(node.value)
+                    except ValueError:
+                        found[node.targets[0].id] = ast.get_source_segment(source, node.value)
+            return found
+    raise ValueError(f"{notebook} has no cell tagged 'parameters'")
+
+
 def _parse_value(text: str):
     try:
         return ast.literal_eval(text)
@@ -209,8 +233,10 @@ def _parse_value(text: str):
 
 
 def execute(notebooks: list[Path], out_dir: Path, parameters: dict,
-            timeout: int | None = None) -> list[tuple[str, float, str | None]]:
-    """Execute ``notebooks`` in order with papermill, writing executed copies to ``out_dir``.
+            timeout: int | None = None,
+            progress: bool = True) -> list[tuple[str, float, str | None]]:
+    """Execute ``notebooks`` in order with papermill, writing executed copies to ``out_dir``
+    (``progress``: a tqdm bar over them).
 
     Returns:
         ``(name, seconds, error or None)`` for each notebook.
@@ -227,7 +253,7 @@ def execute(notebooks: list[Path], out_dir: Path, parameters: dict,
 
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
-    bar = tqdm(notebooks, desc="notebooks", unit="nb")
+    bar = tqdm(notebooks, desc="notebooks", unit="nb", disable=not progress)
     for path in bar:
         bar.set_postfix_str(path.name)
         tic = time.perf_counter()

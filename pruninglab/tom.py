@@ -58,6 +58,7 @@ __all__ = [
     "compared_densities",
     "PHASES",
     "experiment",
+    "run_config",
     "run",
     "HIST_BINS",
     "THESIS_MNIST",
@@ -430,6 +431,11 @@ def _final_training(setup: Setup, config: TOMConfig, data: Dataset, start: dict,
     return {"phase": "final", "steps": config.train_steps, **_metrics(model, data)}, None
 
 
+def run_config(setup: Setup, config: TOMConfig) -> dict:
+    """The dict the run store keys a TOM run by (its hash names the run's folder)."""
+    return {"kind": "tom", "setup": setup.to_dict(), "method": config.to_dict()}
+
+
 def experiment(setup: Setup, config: TOMConfig, data: Dataset, progress: bool = True,
                eval_every: int | None = None) -> runner.Experiment:
     """TOM as a :class:`~pruninglab.runner.Experiment`: the stages are :data:`PHASES`;
@@ -451,7 +457,7 @@ def experiment(setup: Setup, config: TOMConfig, data: Dataset, progress: bool = 
         return _final_training(setup, config, data, state, initial, progress)
 
     return runner.Experiment(
-        kind="tom", config={"kind": "tom", "setup": setup.to_dict(), "method": config.to_dict()},
+        kind="tom", config=run_config(setup, config),
         stages=list(PHASES), start=start, stage=stage,
         columns={"method": config.method, "seed": setup.seed,
                  "total_steps": config.total_steps}, label=config.method)
