@@ -25,6 +25,9 @@ Sections (one function each; add a new one with :func:`section`):
   thread and at more (up to the usable CPUs, at least two), interleaved, on the machine as
   it is and then beside one busy process that the section starts (and always ends): the
   measurement behind :mod:`pruninglab.threads`'s default.
+* ``sweep`` -- what a sweep on Ray adds per item: trivial runs one after another in one
+  process against the same runs as a sweep on a one-CPU Ray instance; Ray's start and
+  shutdown apart.
 * ``all`` -- every section with its defaults.
 
 Each section prints the machine (CPU model, cores, threads) and the torch version, then a
@@ -67,6 +70,7 @@ __all__ = [
     "bench_masking",
     "bench_sparse",
     "bench_startup",
+    "bench_sweep",
     "bench_threads",
     "bench_train",
     "machine",
@@ -810,6 +814,64 @@ def bench_startup(args: argparse.Namespace) -> pd.DataFrame:
     if not table["error"].any():
         table = table.drop(columns="error")
     return table
+
+
+def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--items", type=positive_int, default=8,
+                        help="trivial runs, one per seed")
+    parser.add_argument("--steps", type=positive_int, default=4,
+                        help="training steps of each run's two levels")
+
+
+@section("sweep", _sweep_arguments)
+def bench_sweep(args: argparse.Namespace) -> pd.DataFrame:
+    """What a sweep (:mod:`pruninglab.sweep`) adds to each item: ``--items`` trivial runs
+    (LR rewinding of the smoke profile's MLP on the digits, two levels of ``--steps``
+    steps, one seed each) one after another in this process (the baseline), against the
+    same runs as a sweep on a new Ray instance on this machine with one CPU, so that the
+    items run one at a time there too and the difference is what Ray and the sweep add,
+    not parallelism. Each side writes a store of its own; Ray's start and shutdown are
+    timed apart.
+    """
+    from . import sweep  # same layer; imported here, as only this section needs it
+
+    seeds = ", ".join(str(seed) for seed in range(args.items))
+    text = (f'[sweep]\nretries = 0\n\n[[runs]]\npreset = "lr_rewinding"\nprofile = "smoke"\n'
+            f"train_steps = {args.steps}\ntarget_density = 0.7\nseeds = [{seeds}]\n")
+    with tempfile.TemporaryDirectory() as folder:
+        file = pathlib.Path(folder) / "bench.toml"
+        file.write_text(text)
+        alone = sweep.load(file, store=pathlib.Path(folder) / "alone")
+        swept = sweep.load(file, store=pathlib.Path(folder) / "swept")
+        print(f"sweep: {args.items} runs of {alone.items[0].name.rsplit(' seed', 1)[0]}, "
+              f"2 levels of {args.steps} step(s) each; Ray with 1 CPU")
+        tic = time.perf_counter()
+        for item in alone.items:
+            sweep.run_item(item, alone.store, alone.out)
+        baseline = time.perf_counter() - tic
+        tic = time.perf_counter()
+        sweep.connect(cpus=1)
+        started = time.perf_counter() - tic
+        import ray
+
+        try:
+            tic = time.perf_counter()
+            result = sweep.run(swept, progress=False)
+            on_ray = time.perf_counter() - tic
+        finally:
+            tic = time.perf_counter()
+            ray.shutdown()
+            stopped = time.perf_counter() - tic
+    if not (result["status"] == "finished").all():
+        raise RuntimeError(f"the sweep did not finish every item:\n{result.to_string()}")
+    n = args.items
+    rows = [("one after another in this process (baseline)", baseline, baseline / n, 1.0),
+            ("as a sweep on Ray, 1 CPU", on_ray, on_ray / n, on_ray / baseline),
+            ("the sweep's overhead per item", float("nan"), (on_ray - baseline) / n,
+             float("nan")),
+            ("Ray's start (once per sweep)", started, float("nan"), float("nan")),
+            ("Ray's shutdown (once per sweep)", stopped, float("nan"), float("nan"))]
+    return pd.DataFrame(rows, columns=["", "total_s", "per_item_s", "ratio"]).set_index("")
 
 
 # --------------------------------------------------------------------------------------

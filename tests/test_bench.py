@@ -6,6 +6,7 @@ from pruninglab import bench
 
 import argparse
 import importlib.util
+import math
 import subprocess
 import sys
 
@@ -137,9 +138,23 @@ def test_startup_section_times_each_kernel_against_a_bare_one_and_names_errors(t
     assert "cell 1: KeyError: 'boom'" in out
 
 
+def test_sweep_section_times_the_same_runs_alone_and_on_ray_and_gives_the_overhead(capsys):
+    pytest.importorskip("ray")
+    assert bench.main(["sweep", "--items", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "sweep: 2 runs of lr_rewinding mlp digits, 2 levels of 4 step(s) each" in out
+    for row in ("one after another in this process (baseline)", "as a sweep on Ray, 1 CPU",
+                "the sweep's overhead per item", "Ray's start", "Ray's shutdown"):
+        assert row in out
+    overhead = next(line for line in out.splitlines() if "overhead per item" in line)
+    assert math.isfinite(float(overhead.split()[-2]))  # (sweep - baseline) / items
+    on_ray = next(line for line in out.splitlines() if line.startswith("as a sweep on Ray"))
+    assert float(on_ray.split()[-1]) > 0  # its ratio to the baseline
+
+
 def test_importing_bench_loads_no_optional_dependency():
     code = ("import sys, pruninglab.bench; "
             "print(sorted({m.split('.')[0] for m in sys.modules} "
-            "& {'torchvision', 'ipywidgets', 'papermill', 'mlxtend'}))")
+            "& {'torchvision', 'ipywidgets', 'papermill', 'mlxtend', 'ray'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
