@@ -30,7 +30,7 @@ lists of their own: one item each)::
 Each item is a Ray task that reserves its ``cpus`` and ``gpus`` (a fraction lets several
 small trainings share one GPU; Ray sets ``CUDA_VISIBLE_DEVICES`` for it). :func:`run` starts
 Ray on this machine, or joins a running cluster (``address``); it shows the items done,
-running and failed in a tqdm bar, tries a failed item again (``retries``) and reports it
+submitted and failed in a tqdm bar, tries a failed item again (``retries``) and reports it
 while the others go on, and returns a table of what happened to each.
 
 Everything an item makes goes to the run store (:mod:`pruninglab.runs`) and, for a
@@ -529,6 +529,11 @@ def connect(address: str | None = None, cpus: int | None = None) -> bool:
     Raises:
         ModuleNotFoundError: Ray is missing (it comes with the extra ``sweep``).
     """
+    if address is None and "ray" not in sys.modules:
+        # One machine: every Ray process on 127.0.0.1, as Ray does on macOS and Windows
+        # (Linux's default is the machine's network address). Read when Ray is imported.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
         import ray
     except ModuleNotFoundError as err:
@@ -537,10 +542,8 @@ def connect(address: str | None = None, cpus: int | None = None) -> bool:
             "pip install 'pruninglab[sweep]'") from err
     if ray.is_initialized():
         return False
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if address is None:  # "local": a new instance, even where another one runs
-        ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False,
-                 _node_ip_address="127.0.0.1")
+        ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     else:
         ray.init(address=address, log_to_driver=False)
     return True
@@ -576,7 +579,8 @@ def run(sweep: Sweep, address: str | None = None, cpus: int | None = None,
         address: a Ray cluster to join (``None``: this process's Ray if it has one, else a
             new one on this machine).
         cpus: the CPUs of a new Ray instance on this machine (default: all).
-        progress: a tqdm bar over the items, with those running and failed.
+        progress: a tqdm bar over the items, with those submitted (running, or waiting in
+            Ray for a CPU or GPU) and failed.
 
     Returns:
         One row per item: ``item``, ``sort``, ``status`` (``"finished"``, ``"done before"``
@@ -625,7 +629,8 @@ def run(sweep: Sweep, address: str | None = None, cpus: int | None = None,
                         waiting.remove(i)
                         submit(i)
                 failed = sum(r["status"] == "failed" for r in rows.values())
-                bar.set_postfix_str(f"running {len(running)}, failed {failed}", refresh=False)
+                # submitted: given to Ray, running or waiting there for a CPU or a GPU
+                bar.set_postfix_str(f"submitted {len(running)}, failed {failed}", refresh=False)
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
                 for ref in ready:
                     i = running.pop(ref)
@@ -717,7 +722,10 @@ def command(args: argparse.Namespace) -> int:
         print(f"{parser.prog}: interrupted; what finished is in {sweep.store}. Run the same "
               "command again to go on from there.", file=sys.stderr)
         return 130
-    print(result.to_string(index=False))
+    print(result.to_string(index=False, float_format="{:.1f}".format))
+    counts = result["status"].value_counts()
+    print(f"{len(result)} items: " + ", ".join(f"{n} {state}" for state, n in counts.items())
+          + f"; {int(result['trained'].sum())} stages trained now")
     failed = result[result["status"] == "failed"]
     if len(failed):
         print(f"{len(failed)} of {len(result)} items failed: "
