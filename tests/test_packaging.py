@@ -59,7 +59,7 @@ def test_the_sdist_holds_what_the_tests_need(dist):
         names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
     needed = ["tests/conftest.py", "tests/nbval.ini", "tests/sanitize.cfg", "Makefile",
               "binder/requirements.txt", "binder/postBuild", "pyproject.toml", "LICENSE",
-              "README.md", "pruninglab/py.typed"]
+              "README.md", "pruninglab/py.typed", "pruninglab/sweeps/thesis.toml"]
     needed += [f"notebooks/{p.name}" for p in notebooks.find_notebooks(REPO / "notebooks")]
     needed += [f"tests/{p.name}" for p in (REPO / "tests").glob("test_*.py")]
     assert not [n for n in needed if n not in names]
@@ -77,17 +77,20 @@ def test_the_wheel_holds_the_notebooks_the_results_and_the_command(dist):
         entry_points = wheel.read(f"{info}/entry_points.txt").decode()
     assert not [n for n in committed_results() if n not in names]
     assert "pruninglab/py.typed" in names
+    assert "pruninglab/sweeps/thesis.toml" in names  # pruninglab sweep thesis
     assert "pruninglab = pruninglab.cli:main" in entry_points
     assert f"Version: {VERSION}" in metadata
     for field in ("License-Expression: MIT AND CC-BY-4.0", "Author-email:", "Project-URL:",
                   "Classifier: Typing :: Typed", "Provides-Extra: notebooks",
-                  "Provides-Extra: test", "Provides-Extra: dev"):
+                  "Provides-Extra: test", "Provides-Extra: sweep", "Provides-Extra: dev",
+                  "Requires-Python: >=3.11"):
         assert field in metadata, field
     # the library's own requirements leave JupyterLab, papermill and nbval to the extras
     core = [line for line in metadata.splitlines()
             if line.startswith("Requires-Dist:") and "extra ==" not in line]
     assert any("torch" in line for line in core)
-    assert not any(name in line for line in core for name in ("jupyterlab", "papermill", "nbval"))
+    assert not any(name in line for line in core
+                   for name in ("jupyterlab", "papermill", "nbval", "ray"))
 
 
 def fresh_environment(folder: Path) -> Path:
@@ -163,6 +166,11 @@ def test_the_installed_wheel_copies_and_runs_the_course_outside_the_repository(d
     listed = run(pl, "runs", "ls", str(shipped))
     runs_committed = len([p for p in (RESULTS / "quick").iterdir() if p.is_dir()])
     assert listed.stdout.strip().splitlines()[-1].startswith(f"{runs_committed} runs: ")
+
+    planned = run(pl, "sweep", "thesis", "--dry-run")  # the packaged batch recipe
+    assert planned.returncode == 0, planned.stderr
+    assert "thesis.toml: 10 items, 10 to run" in planned.stdout
+    assert str(tmp_path / "venv") in planned.stdout.splitlines()[0]
 
     fetched = run(pl, "data", "fetch", "cifar10")
     assert fetched.returncode != 0 and "Traceback" not in fetched.stderr
