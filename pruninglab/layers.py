@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("config", "profiles"),
     ("gimp", "tom", "shuffle", "at_init", "bn", "verdicts", "catalog"),
     ("plots", "bench", "efficiency", "exercise_checks", "exercises_basics", "exercises_pruning",
-     "exercises", "notebooks", "book", "sweep"),
+     "exercises", "notebooks", "book", "sweep_file", "sweep"),
     ("widgets", "reproduction"),
     ("cli",),
 )

@@ -9,7 +9,7 @@ fails the same way on every machine."""
 
 from __future__ import annotations
 
-from pruninglab import cli, runs, sweep, threads
+from pruninglab import cli, runs, sweep, sweep_file, threads
 
 import dataclasses
 import json
@@ -134,7 +134,7 @@ def test_a_sweep_stopped_half_way_resumes_without_training_a_finished_stage_agai
                  .replace("target_density", "train_steps = 400\ntarget_density"))
     store, out = tmp_path / "runs", tmp_path / "out"
     plan = sweep.load(file, store=store, out=out)
-    folders = [Path(sweep._run_folder(item.task, store)) for item in plan.items]
+    folders = [Path(sweep_file.run_folder(item.task, store)) for item in plan.items]
     command = [sys.executable, "-m", "pruninglab.cli", "sweep", str(file), "--store",
                str(store), "--out", str(out), "--cpus", "1"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -311,7 +311,7 @@ def test_an_item_run_again_trains_nothing_and_its_status_follows_the_store(
     assert sweep.run_item(item, plan.store, plan.out) == {"trained": 3, "stages": 3}
     assert sweep.status(item, plan) == (True, "done")
     assert sweep.run_item(item, plan.store, plan.out) == {"trained": 0, "stages": 3}
-    folder = Path(sweep._run_folder(item.task, plan.store))
+    folder = Path(sweep_file.run_folder(item.task, plan.store))
     (folder / "record_002.json").unlink()
     assert sweep.status(item, plan) == (False, "2/3 stages stored")
     assert sweep.run_item(item, plan.store, plan.out) == {"trained": 1, "stages": 3}
