@@ -21,6 +21,7 @@ import argparse
 import dataclasses
 import json
 import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -153,6 +154,7 @@ def connect(address: str | None = None, cpus: int | None = None) -> bool:
 
     Raises:
         ModuleNotFoundError: Ray is missing (it comes with the extra ``sweep``).
+        ConnectionError: nothing answers at ``address``.
     """
     if address is None and "ray" not in sys.modules:
         # One machine: every Ray process on 127.0.0.1, as Ray does on macOS and Windows
@@ -167,11 +169,27 @@ def connect(address: str | None = None, cpus: int | None = None) -> bool:
             "pip install 'pruninglab[sweep]'") from err
     if ray.is_initialized():
         return False
+    if address is not None:
+        _check_answers(address)
     if address is None:  # "local": a new instance, even where another one runs
         ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     else:
         ray.init(address=address, log_to_driver=False)
     return True
+
+
+def _check_answers(address: str, timeout_s: float = 5.0) -> None:
+    """Raise ``ConnectionError`` unless something listens at ``address`` (``HOST:PORT`` or
+    ``ray://HOST:PORT``; ``auto`` is left to Ray): Ray itself would retry for minutes."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdecimal():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        raise ConnectionError(f"no Ray cluster answers at address {address!r} ({err}); "
+                              "start one with `ray start --head`, or give the address it "
+                              "printed") from None
 
 
 def _check_fits(items: tuple[Item, ...]) -> None:
@@ -215,6 +233,7 @@ def run(sweep: Sweep, address: str | None = None, cpus: int | None = None,
 
     Raises:
         ModuleNotFoundError: Ray is missing.
+        ConnectionError: nothing answers at ``address``.
         ValueError: an item needs more CPUs or GPUs than any node has.
         KeyboardInterrupt: passed on after cancelling the running items (what they stored
             stays).
@@ -340,7 +359,7 @@ def command(args: argparse.Namespace) -> int:
         return 0
     try:
         result = run(sweep, address=args.address, cpus=args.cpus)
-    except (ModuleNotFoundError, ValueError) as err:
+    except (ModuleNotFoundError, ConnectionError, ValueError) as err:
         print(f"{parser.prog}: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

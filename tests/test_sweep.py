@@ -3,9 +3,9 @@ on a local cluster of two nodes against the same runs one after another, a sweep
 half way and started again, and a failing item.
 
 Ray runs here as small as it goes: 100 MB object stores, no dashboard, no usage
-statistics, bound to 127.0.0.1, and shut down after each test that starts it. The workers
-read data from an empty ``$PRUNINGLAB_DATA``, so that a data set that needs a download
-fails the same way on every machine."""
+statistics, bound to 127.0.0.1, and always shut down when the tests that use it end. The
+workers read data from an empty ``$PRUNINGLAB_DATA``, so that a data set that needs a
+download fails the same way on every machine."""
 
 from __future__ import annotations
 
@@ -61,12 +61,17 @@ def keep_threads():
     threads.configure(before)
 
 
-@pytest.fixture
-def empty_data(tmp_path_factory, monkeypatch) -> Path:
+@pytest.fixture(scope="module")
+def empty_data(tmp_path_factory) -> Path:
     """``$PRUNINGLAB_DATA``, for this process and the Ray processes it starts: empty."""
     folder = tmp_path_factory.mktemp("data")
-    monkeypatch.setenv("PRUNINGLAB_DATA", str(folder))
-    return folder
+    before = os.environ.get("PRUNINGLAB_DATA")
+    os.environ["PRUNINGLAB_DATA"] = str(folder)
+    yield folder
+    if before is None:
+        del os.environ["PRUNINGLAB_DATA"]
+    else:
+        os.environ["PRUNINGLAB_DATA"] = before
 
 
 @pytest.fixture
@@ -79,19 +84,20 @@ def two_nodes(empty_data):
     cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
     try:
         cluster.add_node(**node)
-        ray.init(address=cluster.address, log_to_driver=False, _node_ip_address="127.0.0.1")
+        ray.init(address=cluster.address, log_to_driver=False)
         yield cluster
     finally:
         ray.shutdown()
         cluster.shutdown()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def one_node(empty_data):
-    """Ray on this machine with two CPUs, and this process connected."""
+    """Ray on this machine with two CPUs, and this process connected: one instance for the
+    tests that need one node (a Ray start takes 8-15 s here)."""
     assert not ray.is_initialized()
     ray.init(address="local", num_cpus=2, object_store_memory=OBJECT_STORE,
-             include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+             include_dashboard=False, log_to_driver=False)
     try:
         yield
     finally:
@@ -105,105 +111,7 @@ def stored_records(store: Path) -> dict[str, list[dict]]:
 
 
 # --------------------------------------------------------------------------------------
-# On Ray
-# --------------------------------------------------------------------------------------
-
-
-def test_a_sweep_on_two_nodes_stores_the_records_of_the_same_runs_done_one_after_another(
-        two_nodes, tmp_path, keep_threads):
-    plan = sweep.load(write(tmp_path, SMOKE_RUNS), store=tmp_path / "swept",
-                      out=tmp_path / "out")
-    assert len(plan.items) == 4
-    result = sweep.run(plan, progress=False)
-    assert list(result["status"]) == ["finished"] * 4
-    assert list(result["trained"]) == [3] * 4  # levels at 1, 0.7 and 0.5
-    assert result["node"].nunique() == 2, result  # both nodes took items
-    for item in plan.items:
-        sweep.run_item(item, tmp_path / "sequential", tmp_path / "out")
-    swept = stored_records(tmp_path / "swept")
-    assert len(swept) == 4
-    assert swept == stored_records(tmp_path / "sequential")
-
-
-def test_a_sweep_stopped_half_way_resumes_without_training_a_finished_stage_again(
-        tmp_path, empty_data, keep_threads):
-    # One item at a time (--cpus 1), each stage long enough to stop the sweep in the
-    # middle of the second item.
-    file = write(tmp_path, SMOKE_RUNS.replace("seeds = [0, 1]", "seeds = [0]")
-                 .replace('"weight_rewinding"]', '"weight_rewinding", "finetune"]')
-                 .replace("target_density", "train_steps = 400\ntarget_density"))
-    store, out = tmp_path / "runs", tmp_path / "out"
-    plan = sweep.load(file, store=store, out=out)
-    folders = [Path(sweep_file.run_folder(item.task, store)) for item in plan.items]
-    command = [sys.executable, "-m", "pruninglab.cli", "sweep", str(file), "--store",
-               str(store), "--out", str(out), "--cpus", "1"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and process.poll() is None:
-            done = [len(list(f.glob("record_*.json"))) for f in folders]
-            if sorted(done, reverse=True)[:2] >= [3, 1]:  # one item done, one begun
-                break
-            time.sleep(0.1)
-        assert process.poll() is None, process.communicate()[0]
-        process.send_signal(signal.SIGINT)
-        output = process.communicate(timeout=60)[0]
-    finally:
-        process.kill()
-    assert process.returncode == 130, output
-    assert "interrupted" in output and "Run the same command again" in output
-    stored = [len(list(f.glob("record_*.json"))) for f in folders]
-    assert sum(stored) < 9 and 3 in stored, stored
-    states = dict(zip(folders, sweep.plan(plan)["status"]))
-    assert [states[f] for f, n in zip(folders, stored) if n == 3] == ["done"]
-
-    with ray.init(address="local", num_cpus=2, object_store_memory=OBJECT_STORE,
-                  include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1"):
-        result = sweep.run(plan, progress=False)
-    assert list(result["status"]) == ["done before" if n == 3 else "finished" for n in stored]
-    trained = [0 if pd_na(t) else t for t in result["trained"]]
-    assert trained == [3 - n for n in stored]  # only the stages the store lacked
-    assert [len(list(f.glob("record_*.json"))) for f in folders] == [3, 3, 3]
-
-
-def pd_na(value) -> bool:
-    return value is None or str(value) == "<NA>"
-
-
-def test_a_failing_item_is_tried_again_and_reported_while_the_others_finish(
-        one_node, tmp_path, capsys, keep_threads):
-    file = write(tmp_path, """
-[sweep]
-retries = 1
-
-[[runs]]
-preset = "lr_rewinding"
-profile = "smoke"
-dataset = ["mnist", "digits"]   # mnist is not in the (empty) PRUNINGLAB_DATA
-seeds = [0]
-target_density = 0.5
-""")
-    plan = sweep.load(file, store=tmp_path / "runs", out=tmp_path / "out")
-    if not ray.cluster_resources().get("GPU"):  # an item no node can hold: refused at once
-        greedy = dataclasses.replace(plan, items=tuple(
-            dataclasses.replace(item, gpus=0.5) for item in plan.items))
-        with pytest.raises(ValueError, match=r"gpus=0.5, but no node .* 0 GPUs"):
-            sweep.run(greedy, progress=False)
-        assert not (tmp_path / "runs").exists()
-    result = sweep.run(plan)
-    failed, finished = result.iloc[0], result.iloc[1]
-    assert failed["status"] == "failed" and failed["attempts"] == 2
-    assert failed["error"].startswith("FileNotFoundError") and "mnist" in failed["error"]
-    assert finished["status"] == "finished" and finished["trained"] == 3
-    shown = capsys.readouterr()
-    said = shown.out + shown.err
-    assert "lr_rewinding mlp mnist seed 0: attempt 1 failed (FileNotFoundError" in said
-    assert "trying again" in said and "failed after 2 attempt(s)" in said
-
-
-# --------------------------------------------------------------------------------------
-# Without Ray: the file, the plan, one item
+# Without Ray: the file, the plan, one item (first: the Ray tests leave a module's Ray up)
 # --------------------------------------------------------------------------------------
 
 
@@ -303,6 +211,17 @@ def test_without_ray_the_command_names_the_extra_to_install(tmp_path, monkeypatc
     assert "pip install 'pruninglab[sweep]'" in capsys.readouterr().err
 
 
+def test_an_address_where_no_cluster_answers_is_an_error_not_minutes_of_retries(
+        tmp_path, capsys):
+    file = write(tmp_path, SMOKE_RUNS)
+    assert not ray.is_initialized()
+    assert cli.main(["sweep", str(file), "--store", str(tmp_path / "runs"),
+                     "--address", "127.0.0.1:1"]) == 1
+    said = capsys.readouterr().err
+    assert "no Ray cluster answers at address '127.0.0.1:1'" in said
+    assert "ray start --head" in said and not ray.is_initialized()
+
+
 def test_an_item_run_again_trains_nothing_and_its_status_follows_the_store(
         tmp_path, keep_threads):
     plan = sweep.load(write(tmp_path, SMOKE_RUNS), store=tmp_path / "runs")
@@ -330,3 +249,99 @@ def test_a_notebook_item_is_done_when_papermill_ran_it_to_the_end_with_its_param
     executed["metadata"]["papermill"]["end_time"] = None  # as a killed run leaves it
     output.write_text(json.dumps(executed))
     assert sweep.status(item, plan) == (False, "to run (an unfinished copy)")
+
+
+# --------------------------------------------------------------------------------------
+# On Ray
+# --------------------------------------------------------------------------------------
+
+
+def test_a_sweep_on_two_nodes_stores_the_records_of_the_same_runs_done_one_after_another(
+        two_nodes, tmp_path, keep_threads):
+    plan = sweep.load(write(tmp_path, SMOKE_RUNS), store=tmp_path / "swept",
+                      out=tmp_path / "out")
+    assert len(plan.items) == 4
+    result = sweep.run(plan, progress=False)
+    assert list(result["status"]) == ["finished"] * 4
+    assert list(result["trained"]) == [3] * 4  # levels at 1, 0.7 and 0.5
+    assert result["node"].nunique() == 2, result  # both nodes took items
+    for item in plan.items:
+        sweep.run_item(item, tmp_path / "sequential", tmp_path / "out")
+    swept = stored_records(tmp_path / "swept")
+    assert len(swept) == 4
+    assert swept == stored_records(tmp_path / "sequential")
+
+
+def test_a_sweep_stopped_half_way_resumes_without_training_a_finished_stage_again(
+        tmp_path, one_node, keep_threads):
+    # One item at a time (--cpus 1), each stage long enough to stop the sweep in the
+    # middle of the second item.
+    file = write(tmp_path, SMOKE_RUNS.replace("seeds = [0, 1]", "seeds = [0]")
+                 .replace('"weight_rewinding"]', '"weight_rewinding", "finetune"]')
+                 .replace("target_density", "train_steps = 400\ntarget_density"))
+    store, out = tmp_path / "runs", tmp_path / "out"
+    plan = sweep.load(file, store=store, out=out)
+    folders = [Path(sweep_file.run_folder(item.task, store)) for item in plan.items]
+    command = [sys.executable, "-m", "pruninglab.cli", "sweep", str(file), "--store",
+               str(store), "--out", str(out), "--cpus", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            done = [len(list(f.glob("record_*.json"))) for f in folders]
+            if sorted(done, reverse=True)[:2] >= [3, 1]:  # one item done, one begun
+                break
+            time.sleep(0.1)
+        assert process.poll() is None, process.communicate()[0]
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=60)[0]
+    finally:
+        process.kill()
+    assert process.returncode == 130, output
+    assert "interrupted" in output and "Run the same command again" in output
+    stored = [len(list(f.glob("record_*.json"))) for f in folders]
+    assert sum(stored) < 9 and 3 in stored, stored
+    states = dict(zip(folders, sweep.plan(plan)["status"]))
+    assert [states[f] for f, n in zip(folders, stored) if n == 3] == ["done"]
+
+    result = sweep.run(plan, progress=False)  # the next start, on Ray with one node
+    assert list(result["status"]) == ["done before" if n == 3 else "finished" for n in stored]
+    trained = [0 if pd_na(t) else t for t in result["trained"]]
+    assert trained == [3 - n for n in stored]  # only the stages the store lacked
+    assert [len(list(f.glob("record_*.json"))) for f in folders] == [3, 3, 3]
+
+
+def pd_na(value) -> bool:
+    return value is None or str(value) == "<NA>"
+
+
+def test_a_failing_item_is_tried_again_and_reported_while_the_others_finish(
+        one_node, tmp_path, capsys, keep_threads):
+    file = write(tmp_path, """
+[sweep]
+retries = 1
+
+[[runs]]
+preset = "lr_rewinding"
+profile = "smoke"
+dataset = ["mnist", "digits"]   # mnist is not in the (empty) PRUNINGLAB_DATA
+seeds = [0]
+target_density = 0.5
+""")
+    plan = sweep.load(file, store=tmp_path / "runs", out=tmp_path / "out")
+    if not ray.cluster_resources().get("GPU"):  # an item no node can hold: refused at once
+        greedy = dataclasses.replace(plan, items=tuple(
+            dataclasses.replace(item, gpus=0.5) for item in plan.items))
+        with pytest.raises(ValueError, match=r"gpus=0.5, but no node .* 0 GPUs"):
+            sweep.run(greedy, progress=False)
+        assert not (tmp_path / "runs").exists()
+    result = sweep.run(plan)
+    failed, finished = result.iloc[0], result.iloc[1]
+    assert failed["status"] == "failed" and failed["attempts"] == 2
+    assert failed["error"].startswith("FileNotFoundError") and "mnist" in failed["error"]
+    assert finished["status"] == "finished" and finished["trained"] == 3
+    shown = capsys.readouterr()
+    said = shown.out + shown.err
+    assert "lr_rewinding mlp mnist seed 0: attempt 1 failed (FileNotFoundError" in said
+    assert "trying again" in said and "failed after 2 attempt(s)" in said
