@@ -13,14 +13,17 @@ from::
 :func:`run` does the rest for every experiment alike: a finished run comes back from the
 store at once; an interrupted one continues from the latest checkpoint it can trust (its
 checksum holds and it has the structure of ``start()``'s state), recomputing the stage
-before a damaged one; the store is checked writable before any training; ``fetch_only``
-answers without training; ``on_record`` sees every record in order. The experiments
+before a damaged one; the store is checked writable before any training; while stages are
+computed the run's lock is held (:meth:`~pruninglab.runs.RunDir.lock`), so that a second
+process wanting the same run waits and then reads it instead of training it twice;
+``fetch_only`` answers without training; ``on_record`` sees every record in order. The experiments
 (:mod:`~pruninglab.gimp`, :mod:`~pruninglab.tom`, :mod:`~pruninglab.shuffle`,
 :mod:`~pruninglab.at_init`) supply only ``start`` and ``stage``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -86,20 +89,24 @@ def run(experiment: Experiment, store: str | os.PathLike | None = None, progress
     run_dir = RunDir.open(experiment.kind, experiment.config, store)
     total = len(experiment.stages)
     records = run_dir.records()[:total]
-    missing = len(records) < total
-    if missing and fetch_only:
+    if len(records) < total and fetch_only:
         return None
-    if missing:
-        _prepare_to_write(run_dir)
-        template = template if template is not None else experiment.start()
-        first, state = _trusted_start(run_dir, len(records), template)
-        del records[first:]
-        run_dir.discard_from(first)
-    if on_record is not None:
-        for record in records:  # the stored ones; _compute reports the new ones
-            on_record(record)
-    if missing:
-        _compute(experiment, run_dir, first, total, state, progress, on_record, records)
+    with contextlib.ExitStack() as held:
+        if len(records) < total:
+            _prepare_to_write(run_dir)
+            held.enter_context(run_dir.lock(on_wait=tqdm.write))
+            records = run_dir.records()[:total]  # what another process stored meanwhile
+        missing = len(records) < total
+        if missing:
+            template = template if template is not None else experiment.start()
+            first, state = _trusted_start(run_dir, len(records), template)
+            del records[first:]
+            run_dir.discard_from(first)
+        if on_record is not None:
+            for record in records:  # the stored ones; _compute reports the new ones
+                on_record(record)
+        if missing:
+            _compute(experiment, run_dir, first, total, state, progress, on_record, records)
     return frame(experiment, records)
 
 
@@ -117,8 +124,11 @@ def state_at(experiment: Experiment, index: int, store: str | os.PathLike | None
     state = run_dir.load_checkpoint(index, expected=template)
     if state is None:
         _prepare_to_write(run_dir)
-        first, state = _trusted_start(run_dir, index - 1, template)
-        state = _compute(experiment, run_dir, first, index, state, progress, None, [])
+        with run_dir.lock(on_wait=tqdm.write):
+            state = run_dir.load_checkpoint(index, expected=template)  # stored meanwhile?
+            if state is None:
+                first, state = _trusted_start(run_dir, index - 1, template)
+                state = _compute(experiment, run_dir, first, index, state, progress, None, [])
     return state
 
 

@@ -27,6 +27,7 @@ Nothing in a store is trusted that cannot be checked:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io
@@ -39,12 +40,17 @@ import shutil
 import socket
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
+
+try:
+    import fcntl
+except ImportError:  # Windows: RunDir.lock does not lock
+    fcntl = None
 
 __all__ = ["default_root", "config_hash", "cpu_state", "atomic_write", "RunDir", "load",
            "iter_runs", "CorruptRecordWarning", "CHECKPOINT_FORMAT", "STALE_AFTER_S"]
@@ -410,6 +416,35 @@ class RunDir:
         if expected is not None and (found := _mismatch(expected, state)) is not None:
             return _distrust(path, f"it holds the wrong thing: {found}")
         return state
+
+    # computing ----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+        """Hold this run's lock (its file ``.lock``) while its stages are computed: another
+        process that computes the same run (a second notebook, a sweep's other item) waits
+        for it, then finds the stages stored instead of training them again.
+
+        The lock is a POSIX record lock (``fcntl.lockf``), which the kernel drops when its
+        process ends, however it ends; on a store on NFS it works across machines where
+        NFS's locking runs. ``on_wait`` is told, once, when the lock is held elsewhere.
+        Where ``fcntl`` does not exist (Windows) there is no lock, and two processes may
+        compute the same run, to the same records.
+        """
+        if fcntl is None:
+            yield
+            return
+        with open(self.path / ".lock", "a+b") as handle:
+            try:
+                fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # held by another process
+                if on_wait is not None:
+                    on_wait(f"another process is computing the run {self.path}; waiting for "
+                            "it to finish")
+                fcntl.lockf(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.lockf(handle, fcntl.LOCK_UN)
 
     def delete(self) -> None:
         """Remove the whole run folder."""

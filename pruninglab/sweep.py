@@ -42,28 +42,38 @@ __all__ = ["Item", "Sweep", "SweepFileError", "load", "packaged", "resolve_file"
 # --------------------------------------------------------------------------------------
 
 
+# A notebook item's folder under ``out`` holds its executed copy and, once papermill has
+# run every cell without an error, this file: the parameters and the run store it ran with.
+FINISHED = "finished.json"
+
+
 def _notebook_output(item: Item, out: Path) -> Path:
     return out / item.task["folder"] / Path(item.task["notebook"]).name
 
 
-def _notebook_finished(path: Path, parameters: dict) -> bool:
-    """Whether ``path`` is a copy papermill executed to its end, without an error, with
-    ``parameters``."""
+def _finished_marker(item: Item, store: Path) -> dict:
+    return {"notebook": Path(item.task["notebook"]).name,
+            "parameters": item.task["parameters"], "store": str(store)}
+
+
+def _notebook_finished(item: Item, sweep: Sweep) -> bool:
+    """Whether ``item``'s executed copy ran to its end, with its parameters and into
+    ``sweep``'s store (a copy a killed kernel left has no marker; nor does one that failed)."""
+    output = _notebook_output(item, sweep.out)
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))["metadata"]["papermill"]
-    except (OSError, ValueError, KeyError):
+        marker = json.loads((output.parent / FINISHED).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return False
-    return (not meta.get("exception") and meta.get("end_time") is not None
-            and meta.get("parameters") == parameters)
+    return output.is_file() and marker == _finished_marker(item, sweep.store)
 
 
 def status(item: Item, sweep: Sweep) -> tuple[bool, str]:
     """Whether ``item`` is done already, and a few words on what ``sweep``'s store (or
     ``out``) holds of it: ``"done"``, ``"3/5 stages stored"``, ``"to run"``."""
     if item.sort == "notebook":
-        output = _notebook_output(item, sweep.out)
-        if _notebook_finished(output, item.task["parameters"]):
+        if _notebook_finished(item, sweep):
             return True, "done"
+        output = _notebook_output(item, sweep.out)
         return False, "to run" if not output.exists() else "to run (an unfinished copy)"
     kind, config = sweep_file.run_config(item.task)
     folder = runs.RunDir.path_for(kind, config, sweep.store)
@@ -108,10 +118,13 @@ def run_item(item: Item, store: str | os.PathLike, out: str | os.PathLike) -> di
     os.environ[threads.ENV] = str(item.task["threads"])
     os.environ.setdefault(exercises.FILL_VARIABLE, "1")
     folder = Path(out) / item.task["folder"]
+    (folder / FINISHED).unlink(missing_ok=True)  # until this run has ended well
     [(name, _, error)] = notebooks.execute([Path(item.task["notebook"])], folder,
                                           item.task["parameters"], progress=False)
     if error:
         raise RuntimeError(f"{name} failed: {error} (executed copy: {folder / name})")
+    runs.atomic_write(folder / FINISHED, json.dumps(
+        _finished_marker(item, Path(store)), indent=1).encode())
     return {"output": str(folder / name)}
 
 
@@ -151,6 +164,10 @@ def connect(address: str | None = None, cpus: int | None = None) -> bool:
     Ray instance on this machine, bound to 127.0.0.1, without a dashboard or usage
     statistics, with ``cpus`` CPUs (default: all) and the GPUs. Returns whether it
     connected (and so should shut Ray down afterwards).
+
+    A new instance on this machine needs Ray imported here first: Ray reads the variable
+    that keeps it on 127.0.0.1 when it is imported, and the variable stays set, so the same
+    process cannot join a cluster on other machines afterwards (start a new one).
 
     Raises:
         ModuleNotFoundError: Ray is missing (it comes with the extra ``sweep``).
@@ -219,15 +236,17 @@ def run(sweep: Sweep, address: str | None = None, cpus: int | None = None,
 
     Args:
         sweep: from :func:`load`.
-        address: a Ray cluster to join (``None``: this process's Ray if it has one, else a
-            new one on this machine).
+        address: a Ray cluster to join (``None``: a new Ray instance on this machine). When
+            this process is connected to Ray already, that Ray is used and ``address`` and
+            ``cpus`` are not looked at.
         cpus: the CPUs of a new Ray instance on this machine (default: all).
         progress: a tqdm bar over the items, with those submitted (running, or waiting in
             Ray for a CPU or GPU) and failed.
 
     Returns:
         One row per item: ``item``, ``sort``, ``status`` (``"finished"``, ``"done before"``
-        or ``"failed"``), ``attempts``, ``trained`` (stages computed now, for runs),
+        or ``"failed"``; an item after a barrier that was done before runs again when an
+        item before the barrier ran now), ``attempts``, ``trained`` (stages computed now, for runs),
         ``seconds`` (of the last attempt), ``node`` (the Ray node it ran on, the start of its
         id) and ``error`` (the last one).
 
@@ -247,16 +266,10 @@ def run(sweep: Sweep, address: str | None = None, cpus: int | None = None,
         rows = {i: {"item": item.name, "sort": item.sort, "status": "", "attempts": 0,
                     "trained": pd.NA, "seconds": 0.0, "node": "", "error": ""}
                 for i, item in enumerate(sweep.items)}
-        waiting = []
-        for i, item in enumerate(sweep.items):
-            done, _ = status(item, sweep)
-            if done:
-                rows[i]["status"] = "done before"
-            else:
-                waiting.append(i)
-        bar = tqdm(total=len(sweep.items), desc="sweep", unit="item", disable=not progress,
-                   initial=len(sweep.items) - len(waiting))
+        waiting = list(range(len(sweep.items)))
+        bar = tqdm(total=len(sweep.items), desc="sweep", unit="item", disable=not progress)
         running: dict = {}
+        shown = ""
 
         def submit(i: int) -> None:
             item = sweep.items[i]
@@ -269,13 +282,24 @@ def run(sweep: Sweep, address: str | None = None, cpus: int | None = None,
             while waiting or running:
                 if waiting and not running:  # the next group starts when the last ended
                     group = min(sweep.items[i].group for i in waiting)
+                    # what an earlier group ran now may change what a later one reads (the
+                    # reproduction report after the runs): a later group runs again then
+                    ran = any(row["attempts"] for row in rows.values())
                     for i in [i for i in waiting if sweep.items[i].group == group]:
                         waiting.remove(i)
-                        submit(i)
+                        if not ran and status(sweep.items[i], sweep)[0]:
+                            rows[i]["status"] = "done before"
+                            bar.update(1)
+                        else:
+                            submit(i)
                 failed = sum(r["status"] == "failed" for r in rows.values())
                 # submitted: given to Ray, running or waiting there for a CPU or a GPU
-                bar.set_postfix_str(f"submitted {len(running)}, failed {failed}", refresh=False)
-                ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
+                text = f"submitted {len(running)}, failed {failed}"
+                if text != shown:
+                    bar.set_postfix_str(text)
+                    shown = text
+                # a short wait: Ctrl-C is seen between two waits
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=0.2)
                 for ref in ready:
                     i = running.pop(ref)
                     item, row = sweep.items[i], rows[i]

@@ -190,8 +190,6 @@ def _run_items(table: dict, defaults: dict, group: int, file: Path,
                where: str) -> list[Item]:
     _check_keys(table, RUN_KEYS, file, where)
     table = {"experiment": "gimp", "profile": "quick", **table}
-    if "preset" not in table and table["experiment"] == "gimp":
-        raise _fail(file, where, f"preset is missing; one of {', '.join(PRESETS)}")
     resources = _resources(table, defaults, file, where)
     options = table.get("options", {})
     if not isinstance(options, dict):
@@ -208,18 +206,22 @@ def _run_items(table: dict, defaults: dict, group: int, file: Path,
     axes = [k for k in ("experiment", "preset", "profile", "model", "dataset", "train_steps",
                         "target_density") if k in table]
     items = []
+    shown = [k for k in ("train_steps", "target_density") if isinstance(table.get(k), list)]
+    shown += [k for k, v in options.items() if isinstance(v, list) and k != "rewind_fraction"]
     for point in _grid(table, axes, file, where):
         for option_point in _grid(options, list(options), file, f"{where}, options"):
             for seed in seeds or profiles.get(_known_profile(point["profile"], file,
                                                              where)).seeds:
                 task = _run_item(point, option_point, seed, device, file, where)
                 task["threads"] = _threads(resources["cpus"])
+                values = {**point, **option_point}
+                task["name"] += "".join(f" {k}={values[k]}" for k in shown)
                 items.append(Item(task.pop("name"), "run", task, group=group, **resources))
     return items
 
 
 def _known_profile(name: object, file: Path, where: str) -> str:
-    if name not in profiles.PROFILES:
+    if not isinstance(name, str) or name not in profiles.PROFILES:
         raise _fail(file, where, f"profile {name!r} is unknown; known profiles: "
                                  f"{', '.join(profiles.PROFILES)}")
     return str(name)
@@ -229,9 +231,14 @@ def _run_item(point: dict, options: dict, seed: object, device: str, file: Path,
               where: str) -> dict:
     """The task of one run: its setup and config, checked by building them."""
     experiment = point["experiment"]
-    if experiment not in EXPERIMENTS:
+    if not isinstance(experiment, str) or experiment not in EXPERIMENTS:
         raise _fail(file, where, f"experiment {experiment!r} is not one of "
                                  f"{', '.join(EXPERIMENTS)}")
+    if experiment == "gimp" and "preset" not in point:
+        raise _fail(file, where, f"preset is missing; one of {', '.join(PRESETS)}")
+    if experiment == "tom" and "preset" in point:
+        raise _fail(file, where, "preset is GIMP's; a TOM run takes TOMConfig's keywords in "
+                                 "options")
     profile = profiles.get(_known_profile(point["profile"], file, where))
     try:
         setup = profile.setup(model=point.get("model"), dataset=point.get("dataset"),
@@ -239,7 +246,7 @@ def _run_item(point: dict, options: dict, seed: object, device: str, file: Path,
         target = point.get("target_density", profile.target_density)
         if experiment == "gimp":
             preset = point["preset"]
-            if preset not in PRESETS:
+            if not isinstance(preset, str) or preset not in PRESETS:
                 raise ValueError(f"preset {preset!r} is not one of {', '.join(PRESETS)}")
             build = PRESETS[preset]
             accepted = set(inspect.signature(build).parameters) - {"train_steps",
@@ -262,6 +269,13 @@ def _run_item(point: dict, options: dict, seed: object, device: str, file: Path,
             "config": config.to_dict(), "device": device}
 
 
+def _path(value: object, key: str, file: Path, where: str) -> Path:
+    """``value``, a path relative to the sweep file's folder (``~`` expanded)."""
+    if not isinstance(value, str) or not value:
+        raise _fail(file, where, f"{key} must be a path (a string), got {value!r}")
+    return (file.parent / Path(value).expanduser()).resolve()
+
+
 def _check_options(options: dict, accepted: set[str], what: str) -> None:
     for key in options:
         if key not in accepted:
@@ -277,7 +291,11 @@ def _notebook_items(table: dict, defaults: dict, group: int, file: Path,
     if not (isinstance(ids, list) and ids and all(isinstance(i, str) for i in ids)):
         raise _fail(file, where, f"ids must be a list of notebook numbers such as "
                                  f"[\"05\"], got {ids!r}")
-    profile = _known_profile(table.get("profile", "quick"), file, where)
+    profile = table.get("profile", "quick")
+    if isinstance(profile, list):
+        raise _fail(file, where, "profile: a [[notebooks]] table takes one profile; write a "
+                                 "table per profile")
+    profile = _known_profile(profile, file, where)
     parameters = table.get("parameters", {})
     if not isinstance(parameters, dict):
         raise _fail(file, where, "parameters must be a table, e.g. parameters = { SEED = 1 }")
@@ -288,7 +306,7 @@ def _notebook_items(table: dict, defaults: dict, group: int, file: Path,
                         f"parameters: {fixed} is set by the sweep (False: headless)")
     folder = table.get("dir")
     if folder is not None:
-        folder = (file.parent / folder).resolve()
+        folder = _path(folder, "dir", file, where)
     try:
         every = notebooks.find_notebooks(folder)
     except FileNotFoundError as err:
@@ -300,7 +318,10 @@ def _notebook_items(table: dict, defaults: dict, group: int, file: Path,
             raise _fail(file, where, f"ids: {notebook_id!r} matches {len(found)} notebooks; "
                                      f"the notebooks are {', '.join(p.name[:2] for p in every)}")
         path = found[0].resolve()
-        declared = notebooks.parameters(path)
+        try:
+            declared = notebooks.parameters(path)
+        except (ValueError, SyntaxError) as err:
+            raise _fail(file, where, f"ids: {notebook_id!r}: {err}") from None
         for key in parameters:
             if key not in declared:
                 raise _fail(file, where, f"parameters: {path.name} has no parameter {key!r}; "
@@ -308,6 +329,13 @@ def _notebook_items(table: dict, defaults: dict, group: int, file: Path,
         for point in _grid(parameters, list(parameters), file, f"{where}, parameters"):
             values = {"DEVICE": "cuda" if resources["gpus"] > 0 else "cpu", **point,
                       "PROFILE": profile, "INTERACTIVE": False}
+            for key, value in point.items():
+                if not isinstance(value, str | int | float | bool):
+                    raise _fail(file, where, f"parameters: {key} = {value!r} is not a string, "
+                                             "number or boolean")
+            if values["DEVICE"] == "cuda" and resources["gpus"] == 0:
+                raise _fail(file, where, "parameters: DEVICE 'cuda' needs gpus > 0: Ray hides "
+                                         "the GPUs from a task that reserves none")
             name = " ".join([path.name[:2], profile] + [f"{k}={v}" for k, v in point.items()])
             slug = re.sub(r"[^A-Za-z0-9=.+-]+", "_", name.replace(" ", "-"))
             task = {"notebook": str(path), "parameters": values, "folder": slug,
@@ -351,10 +379,15 @@ def load(file: str | os.PathLike, store: str | os.PathLike | None = None,
     order = _table_order(path.read_text(encoding="utf-8"))
     if sorted(order) != sorted(["runs"] * len(tables["runs"])
                                + ["notebooks"] * len(tables["notebooks"])):
+        if any(t.get("after") for found in tables.values() for t in found):
+            raise _fail(path, "after", "with after = true, write every table as a [[runs]] "
+                                       "or [[notebooks]] header (the barrier follows their "
+                                       "order in the file)")
         order = ["runs"] * len(tables["runs"]) + ["notebooks"] * len(tables["notebooks"])
     tables = {sort: iter(found) for sort, found in tables.items()}
     items: list[Item] = []
     seen: set[str] = set()
+    folders: dict[str, Item] = {}
     group = 0
     counters = {"runs": 0, "notebooks": 0}
     for sort in order:
@@ -368,18 +401,27 @@ def load(file: str | os.PathLike, store: str | os.PathLike | None = None,
             group += 1
         make = _run_items if sort == "runs" else _notebook_items
         for item in make(table, defaults, group, path, where):
-            key = json.dumps(item.task, sort_keys=True) if item.sort == "notebook" else \
-                run_folder(item.task, Path("."))
-            if key not in seen:  # a grid may name a run twice (sGIMP(0%) is LR rewinding)
+            if item.sort == "notebook":  # one executed copy per notebook and parameters
+                key = json.dumps([item.task["notebook"], item.task["parameters"]],
+                                 sort_keys=True)
+                other = folders.setdefault(item.task["folder"], item)
+                if other is not item and key not in seen:
+                    raise _fail(path, where, f"items {other.name!r} and {item.name!r} would "
+                                             "write the same executed notebook; give them "
+                                             "parameters that tell them apart")
+            else:  # a grid may name a run twice (sGIMP(0%) is LR rewinding)
+                key = run_folder(item.task, Path("."))
+            if key not in seen:
                 seen.add(key)
                 items.append(item)
     if not items:
         raise _fail(path, "top level", "no items: add [[runs]] or [[notebooks]] tables")
-    base = path.parent
-    store = Path(store) if store is not None else (
-        base / head["store"] if "store" in head else runs.default_root())
-    out = Path(out) if out is not None else (
-        base / head["out"] if "out" in head else Path("build") / "sweep")
+    store = Path(store).expanduser() if store is not None else (
+        _path(head["store"], "store", path, "[sweep]") if "store" in head
+        else runs.default_root())
+    out = Path(out).expanduser() if out is not None else (
+        _path(head["out"], "out", path, "[sweep]") if "out" in head
+        else Path("build") / "sweep")
     return Sweep(path, tuple(items), store.resolve(), out.resolve())
 
 

@@ -148,8 +148,6 @@ def test_sweep_section_times_the_same_runs_alone_and_on_ray_and_gives_the_overhe
         assert row in out
     overhead = next(line for line in out.splitlines() if "overhead per item" in line)
     assert math.isfinite(float(overhead.split()[-2]))  # (sweep - baseline) / items
-    on_ray = next(line for line in out.splitlines() if line.startswith("as a sweep on Ray"))
-    assert float(on_ray.split()[-1]) > 0  # its ratio to the baseline
 
 
 def test_importing_bench_loads_no_optional_dependency():

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from pruninglab import runner, runs
 
+import subprocess
+import sys
+import time
+
 import pytest
 import torch
 
@@ -134,3 +138,42 @@ def test_an_unfinished_run_in_a_store_that_cannot_be_written_fails_before_any_st
     assert calls == []
     finished = runner.run(counting_experiment(calls, stages=2), tmp_path, progress=False)
     assert len(finished) == 2 and calls == []  # a finished run reads from a read-only store
+
+
+# A toy run of three stages in a process of its own, which says what it trains.
+SAME_RUN_ELSEWHERE = """
+import sys, time, torch
+from pruninglab import runner
+
+def stage(index, state):
+    time.sleep(0.2)
+    print(f"trained stage {index}", flush=True)
+    return {"stage": index}, {"value": state["value"] + 1}
+
+experiment = runner.Experiment(kind="toy", config={"kind": "toy", "stages": 3},
+                               stages=["a", "b", "c"], start=lambda: {"value": torch.zeros(1)},
+                               stage=stage)
+print("records", runner.run(experiment, sys.argv[1], progress=False)["stage"].tolist())
+"""
+
+
+def test_two_processes_computing_the_same_run_train_each_stage_once(tmp_path):
+    run_dir = runs.RunDir.open("toy", {"kind": "toy", "stages": 3}, tmp_path / "store")
+    logs = [tmp_path / f"process{i}.log" for i in range(2)]
+    with run_dir.lock():  # held here while both start: both must wait for it
+        processes = [subprocess.Popen([sys.executable, "-c", SAME_RUN_ELSEWHERE,
+                                       str(tmp_path / "store")], stdout=log.open("w"),
+                                      stderr=subprocess.STDOUT) for log in logs]
+        deadline = time.monotonic() + 120
+        while not all("waiting for it to finish" in log.read_text() for log in logs):
+            assert time.monotonic() < deadline, [log.read_text() for log in logs]
+            assert all(p.poll() is None for p in processes), [log.read_text() for log in logs]
+            time.sleep(0.1)
+    for process in processes:
+        assert process.wait(timeout=120) == 0
+    said = [log.read_text() for log in logs]
+    assert all("another process is computing the run" in text for text in said)
+    assert all("records [0, 1, 2]" in text for text in said)
+    trained = sorted(line for text in said for line in text.splitlines()
+                     if line.startswith("trained"))
+    assert trained == ["trained stage 0", "trained stage 1", "trained stage 2"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 from pruninglab import cli, runs, sweep, sweep_file, threads
 
 import dataclasses
-import json
 import os
 import signal
 import subprocess
@@ -236,7 +235,7 @@ def test_an_item_run_again_trains_nothing_and_its_status_follows_the_store(
     assert sweep.run_item(item, plan.store, plan.out) == {"trained": 1, "stages": 3}
 
 
-def test_a_notebook_item_is_done_when_papermill_ran_it_to_the_end_with_its_parameters(
+def test_a_notebook_item_is_done_when_it_ran_to_the_end_with_its_parameters_and_store(
         tmp_path, keep_threads):
     plan = sweep.load(write(tmp_path, "[[notebooks]]\nids = ['00']\nprofile = 'smoke'\n"),
                       store=tmp_path / "runs", out=tmp_path / "out")
@@ -245,9 +244,10 @@ def test_a_notebook_item_is_done_when_papermill_ran_it_to_the_end_with_its_param
     output = Path(sweep.run_item(item, plan.store, plan.out)["output"])
     assert output == tmp_path / "out" / "00-smoke" / "00_index.ipynb"
     assert sweep.status(item, plan) == (True, "done")
-    executed = json.loads(output.read_text())
-    executed["metadata"]["papermill"]["end_time"] = None  # as a killed run leaves it
-    output.write_text(json.dumps(executed))
+    # done into this store: the same notebooks with another store must run again
+    elsewhere = dataclasses.replace(plan, store=tmp_path / "other-runs")
+    assert sweep.status(item, elsewhere) == (False, "to run (an unfinished copy)")
+    (output.parent / sweep.FINISHED).unlink()  # as a killed kernel leaves the folder
     assert sweep.status(item, plan) == (False, "to run (an unfinished copy)")
 
 
@@ -278,7 +278,7 @@ def test_a_sweep_stopped_half_way_resumes_without_training_a_finished_stage_agai
     # middle of the second item.
     file = write(tmp_path, SMOKE_RUNS.replace("seeds = [0, 1]", "seeds = [0]")
                  .replace('"weight_rewinding"]', '"weight_rewinding", "finetune"]')
-                 .replace("target_density", "train_steps = 400\ntarget_density"))
+                 .replace("target_density", "train_steps = 800\ntarget_density"))
     store, out = tmp_path / "runs", tmp_path / "out"
     plan = sweep.load(file, store=store, out=out)
     folders = [Path(sweep_file.run_folder(item.task, store)) for item in plan.items]
@@ -288,12 +288,16 @@ def test_a_sweep_stopped_half_way_resumes_without_training_a_finished_stage_agai
                                text=True)
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and process.poll() is None:
+        while True:
             done = [len(list(f.glob("record_*.json"))) for f in folders]
             if sorted(done, reverse=True)[:2] >= [3, 1]:  # one item done, one begun
                 break
+            if process.poll() is not None:
+                pytest.fail("the sweep ended before it could be stopped half way:\n"
+                            + process.communicate()[0][-3000:])
+            if time.monotonic() > deadline:
+                pytest.fail(f"after 120 s no item had finished with another begun: {done}")
             time.sleep(0.1)
-        assert process.poll() is None, process.communicate()[0]
         process.send_signal(signal.SIGINT)
         output = process.communicate(timeout=60)[0]
     finally:
@@ -301,9 +305,9 @@ def test_a_sweep_stopped_half_way_resumes_without_training_a_finished_stage_agai
     assert process.returncode == 130, output
     assert "interrupted" in output and "Run the same command again" in output
     stored = [len(list(f.glob("record_*.json"))) for f in folders]
-    assert sum(stored) < 9 and 3 in stored, stored
-    states = dict(zip(folders, sweep.plan(plan)["status"]))
-    assert [states[f] for f, n in zip(folders, stored) if n == 3] == ["done"]
+    assert 3 in stored and any(0 < n < 3 for n in stored), stored  # one done, one cut short
+    assert list(sweep.plan(plan)["status"]) == [
+        "done" if n == 3 else f"{n}/3 stages stored" if n else "to run" for n in stored]
 
     result = sweep.run(plan, progress=False)  # the next start, on Ray with one node
     assert list(result["status"]) == ["done before" if n == 3 else "finished" for n in stored]
@@ -345,3 +349,25 @@ target_density = 0.5
     said = shown.out + shown.err
     assert "lr_rewinding mlp mnist seed 0: attempt 1 failed (FileNotFoundError" in said
     assert "trying again" in said and "failed after 2 attempt(s)" in said
+
+
+def test_items_after_a_barrier_run_again_when_an_item_before_it_ran_now(one_node, tmp_path,
+                                                                       keep_threads):
+    file = write(tmp_path, SMOKE_RUNS.replace("seeds = [0, 1]", "seeds = [0]") + """
+[[runs]]                # after the barrier: as a report is after the runs it reads
+after = true
+preset = "lr_rewinding"
+profile = "smoke"
+seeds = [1]
+target_density = 0.5
+""")
+    plan = sweep.load(file, store=tmp_path / "runs")
+    assert [(i.name, i.group) for i in plan.items] == [
+        ("lr_rewinding mlp digits seed 0", 0), ("weight_rewinding mlp digits seed 0", 0),
+        ("lr_rewinding mlp digits seed 1", 1)]
+    assert list(sweep.run(plan, progress=False)["trained"]) == [3, 3, 3]
+    assert list(sweep.run(plan, progress=False)["status"]) == ["done before"] * 3
+    (Path(sweep_file.run_folder(plan.items[0].task, plan.store)) / "record_002.json").unlink()
+    again = sweep.run(plan, progress=False)
+    assert list(again["status"]) == ["finished", "done before", "finished"]
+    assert [0 if pd_na(t) else t for t in again["trained"]] == [1, 0, 0]
