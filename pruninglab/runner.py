@@ -16,8 +16,8 @@ checksum holds and it has the structure of ``start()``'s state), recomputing the
 before a damaged one; the store is checked writable before any training; while stages are
 computed the run's lock is held (:meth:`~pruninglab.runs.RunDir.lock`), so that a second
 process wanting the same run waits and then reads it instead of training it twice;
-``fetch_only`` answers without training; ``on_record`` sees every record in order. The experiments
-(:mod:`~pruninglab.gimp`, :mod:`~pruninglab.tom`, :mod:`~pruninglab.shuffle`,
+``fetch_only`` answers without training; ``on_record`` sees every record in order. The
+experiments (:mod:`~pruninglab.gimp`, :mod:`~pruninglab.tom`, :mod:`~pruninglab.shuffle`,
 :mod:`~pruninglab.at_init`) supply only ``start`` and ``stage``.
 """
 
