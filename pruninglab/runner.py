@@ -25,13 +25,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .runs import RunDir
+from .runs import CorruptRecordWarning, RunDir
 
 __all__ = ["Experiment", "run", "state_at"]
 
@@ -94,8 +96,8 @@ def run(experiment: Experiment, store: str | os.PathLike | None = None, progress
     with contextlib.ExitStack() as held:
         if len(records) < total:
             _prepare_to_write(run_dir)
-            held.enter_context(run_dir.lock(on_wait=tqdm.write))
-            records = run_dir.records()[:total]  # what another process stored meanwhile
+            held.enter_context(run_dir.lock(on_wait=_say))
+            records = run_dir.records(warn=False)[:total]  # what another process stored
         missing = len(records) < total
         if missing:
             template = template if template is not None else experiment.start()
@@ -124,8 +126,10 @@ def state_at(experiment: Experiment, index: int, store: str | os.PathLike | None
     state = run_dir.load_checkpoint(index, expected=template)
     if state is None:
         _prepare_to_write(run_dir)
-        with run_dir.lock(on_wait=tqdm.write):
-            state = run_dir.load_checkpoint(index, expected=template)  # stored meanwhile?
+        with run_dir.lock(on_wait=_say):
+            with warnings.catch_warnings():  # stored meanwhile? (a damaged one warned above)
+                warnings.simplefilter("ignore", CorruptRecordWarning)
+                state = run_dir.load_checkpoint(index, expected=template)
             if state is None:
                 first, state = _trusted_start(run_dir, index - 1, template)
                 state = _compute(experiment, run_dir, first, index, state, progress, None, [])
@@ -138,6 +142,12 @@ def frame(experiment: Experiment, records: list[dict]) -> pd.DataFrame:
     for position, (name, value) in enumerate(experiment.columns.items()):
         df.insert(position, name, [value] * len(df))
     return df
+
+
+def _say(message: str) -> None:
+    """A line now, beside any progress bar (flushed: a log file shows it while we wait)."""
+    tqdm.write(message)
+    sys.stdout.flush()
 
 
 def _prepare_to_write(run_dir: RunDir) -> None:

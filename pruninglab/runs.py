@@ -360,8 +360,13 @@ class RunDir:
             return None
         return body["record"]
 
-    def records(self) -> list[dict]:
-        """The valid records 0, 1, ... up to the first missing or corrupt one."""
+    def records(self, warn: bool = True) -> list[dict]:
+        """The valid records 0, 1, ... up to the first missing or corrupt one (which warns,
+        unless ``warn`` is false: for a second look at what was read already)."""
+        if not warn:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", CorruptRecordWarning)
+                return self.records()
         out = []
         while (record := self.read_record(len(out))) is not None:
             out.append(record)
@@ -426,9 +431,12 @@ class RunDir:
 
         The lock is a POSIX record lock (``fcntl.lockf``), which the kernel drops when its
         process ends, however it ends; on a store on NFS it works across machines where
-        NFS's locking runs. ``on_wait`` is told, once, when the lock is held elsewhere.
-        Where ``fcntl`` does not exist (Windows) there is no lock, and two processes may
-        compute the same run, to the same records.
+        NFS's locking runs. It belongs to the process: threads of one process share it, and
+        a second ``lock()`` of the same run inside the first would release both when it
+        ends (nothing does that: a stage locks only other runs). ``on_wait`` is told, once,
+        when the lock is held elsewhere. Where ``fcntl`` does not exist (Windows), or the
+        file system refuses locks (NFS without its lock service), there is no lock -- the
+        latter warns -- and two processes may compute the same run, to the same records.
         """
         if fcntl is None:
             yield
@@ -436,8 +444,14 @@ class RunDir:
         with open(self.path / ".lock", "a+b") as handle:
             try:
                 fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:  # held by another process
-                if on_wait is not None:
+            except OSError as err:
+                if err.errno not in (errno.EAGAIN, errno.EACCES):  # no locks on this disk
+                    warnings.warn(f"{self.path} cannot be locked ({err.strerror}); two "
+                                  "processes that compute this run at once will both train it",
+                                  RuntimeWarning, stacklevel=3)
+                    yield
+                    return
+                if on_wait is not None:  # held by another process
                     on_wait(f"another process is computing the run {self.path}; waiting for "
                             "it to finish")
                 fcntl.lockf(handle, fcntl.LOCK_EX)

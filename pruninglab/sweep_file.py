@@ -240,6 +240,9 @@ def _run_item(point: dict, options: dict, seed: object, device: str, file: Path,
         raise _fail(file, where, "preset is GIMP's; a TOM run takes TOMConfig's keywords in "
                                  "options")
     profile = profiles.get(_known_profile(point["profile"], file, where))
+    for key in ("model", "dataset"):
+        if key in point and not isinstance(point[key], str):
+            raise _fail(file, where, f"{key} must be a name (a string), got {point[key]!r}")
     try:
         setup = profile.setup(model=point.get("model"), dataset=point.get("dataset"),
                               seed=seed, train_steps=point.get("train_steps"))
@@ -333,6 +336,9 @@ def _notebook_items(table: dict, defaults: dict, group: int, file: Path,
                 if not isinstance(value, str | int | float | bool):
                     raise _fail(file, where, f"parameters: {key} = {value!r} is not a string, "
                                              "number or boolean")
+            if values["DEVICE"] not in ("auto", "cpu", "cuda"):
+                raise _fail(file, where, f"parameters: DEVICE {values['DEVICE']!r} is not "
+                                         "auto, cpu or cuda")
             if values["DEVICE"] == "cuda" and resources["gpus"] == 0:
                 raise _fail(file, where, "parameters: DEVICE 'cuda' needs gpus > 0: Ray hides "
                                          "the GPUs from a task that reserves none")
@@ -362,8 +368,9 @@ def load(file: str | os.PathLike, store: str | os.PathLike | None = None,
     """
     path = resolve_file(file)
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as err:
+        text = path.read_text(encoding="utf-8")
+        document = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise _fail(path, "TOML", str(err)) from None
     _check_keys(document, {"sweep", "runs", "notebooks"}, path, "top level")
     head = document.get("sweep", {})
@@ -376,7 +383,7 @@ def load(file: str | os.PathLike, store: str | os.PathLike | None = None,
               "notebooks": _tables(document, "notebooks", path)}
     # Items in file order: [[runs]] and [[notebooks]] tables interleave as written (a
     # file that writes them otherwise, as inline arrays, has its runs first).
-    order = _table_order(path.read_text(encoding="utf-8"))
+    order = _table_order(text)
     if sorted(order) != sorted(["runs"] * len(tables["runs"])
                                + ["notebooks"] * len(tables["notebooks"])):
         if any(t.get("after") for found in tables.values() for t in found):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pruninglab import runner, runs
 
+import errno
 import subprocess
 import sys
 import time
@@ -177,3 +178,15 @@ def test_two_processes_computing_the_same_run_train_each_stage_once(tmp_path):
     trained = sorted(line for text in said for line in text.splitlines()
                      if line.startswith("trained"))
     assert trained == ["trained stage 0", "trained stage 1", "trained stage 2"]
+
+
+def test_a_store_whose_disk_refuses_locks_warns_and_computes_without_one(tmp_path,
+                                                                         monkeypatch):
+    def no_locks(handle, operation):  # NFS without its lock service answers so
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(runs.fcntl, "lockf", no_locks)
+    calls = []
+    with pytest.warns(RuntimeWarning, match="cannot be locked .No locks available.; two"):
+        runner.run(counting_experiment(calls), tmp_path, progress=False)
+    assert calls == [0, 1, 2, 3]
