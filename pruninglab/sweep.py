@@ -165,9 +165,9 @@ def connect(address: str | None = None, cpus: int | None = None) -> bool:
     statistics, with ``cpus`` CPUs (default: all) and the GPUs. Returns whether it
     connected (and so should shut Ray down afterwards).
 
-    A new instance on this machine needs Ray imported here first: Ray reads the variable
-    that keeps it on 127.0.0.1 when it is imported, and the variable stays set, so the same
-    process cannot join a cluster on other machines afterwards (start a new one).
+    A new instance stays on 127.0.0.1 only if Ray is imported here, by this function: Ray
+    reads the variable that keeps it there when it is imported. The variable stays set, so
+    the same process cannot join a cluster on other machines afterwards (start a new one).
 
     Raises:
         ModuleNotFoundError: Ray is missing (it comes with the extra ``sweep``).
