@@ -370,9 +370,7 @@ def command(args: argparse.Namespace) -> int:
     parser: argparse.ArgumentParser = args.sweep_parser
     try:
         sweep = load(args.file, store=args.store, out=args.out)
-    except (FileNotFoundError, SweepFileError) as err:
-        parser.error(str(err))
-    except ValueError as err:  # PRUNINGLAB_RUNS set but empty
+    except (FileNotFoundError, ValueError) as err:  # SweepFileError; PRUNINGLAB_RUNS empty
         parser.error(str(err))
     table = plan(sweep)
     todo = int((table["status"] != "done").sum())

@@ -197,12 +197,7 @@ def _run_items(table: dict, defaults: dict, group: int, file: Path,
     seeds = table.get("seeds")
     if seeds is not None and not (isinstance(seeds, list) and seeds):
         raise _fail(file, where, f"seeds must be a list of at least one seed, got {seeds!r}")
-    device = table.get("device", "cuda" if resources["gpus"] > 0 else "cpu")
-    if device not in ("auto", "cpu", "cuda"):
-        raise _fail(file, where, f"device {device!r} is not auto, cpu or cuda")
-    if device == "cuda" and resources["gpus"] == 0:
-        raise _fail(file, where, "device 'cuda' needs gpus > 0: Ray hides the GPUs from a "
-                                 "task that reserves none")
+    device = _device(table.get("device"), resources["gpus"], "device", file, where)
     axes = [k for k in ("experiment", "preset", "profile", "model", "dataset", "train_steps",
                         "target_density") if k in table]
     items = []
@@ -210,8 +205,7 @@ def _run_items(table: dict, defaults: dict, group: int, file: Path,
     shown += [k for k, v in options.items() if isinstance(v, list) and k != "rewind_fraction"]
     for point in _grid(table, axes, file, where):
         for option_point in _grid(options, list(options), file, f"{where}, options"):
-            for seed in seeds or profiles.get(_known_profile(point["profile"], file,
-                                                             where)).seeds:
+            for seed in seeds or _profile(point["profile"], file, where).seeds:
                 task = _run_item(point, option_point, seed, device, file, where)
                 task["threads"] = _threads(resources["cpus"])
                 values = {**point, **option_point}
@@ -220,11 +214,25 @@ def _run_items(table: dict, defaults: dict, group: int, file: Path,
     return items
 
 
-def _known_profile(name: object, file: Path, where: str) -> str:
-    if not isinstance(name, str) or name not in profiles.PROFILES:
+def _profile(name: object, file: Path, where: str) -> profiles.Profile:
+    try:
+        return profiles.get(name)
+    except (ValueError, TypeError):  # TypeError: a table, which cannot be a profile's name
         raise _fail(file, where, f"profile {name!r} is unknown; known profiles: "
-                                 f"{', '.join(profiles.PROFILES)}")
-    return str(name)
+                                 f"{', '.join(profiles.PROFILES)}") from None
+
+
+def _device(device: object, gpus: float, key: str, file: Path, where: str) -> str:
+    """An item's device: ``device`` checked against its GPU share, or (``None``) ``cuda``
+    with a share and ``cpu`` without."""
+    if device is None:
+        return "cuda" if gpus > 0 else "cpu"
+    if device not in ("auto", "cpu", "cuda"):
+        raise _fail(file, where, f"{key} {device!r} is not auto, cpu or cuda")
+    if device == "cuda" and gpus == 0:
+        raise _fail(file, where, f"{key} 'cuda' needs gpus > 0: Ray hides the GPUs from a "
+                                 "task that reserves none")
+    return str(device)
 
 
 def _run_item(point: dict, options: dict, seed: object, device: str, file: Path,
@@ -239,7 +247,7 @@ def _run_item(point: dict, options: dict, seed: object, device: str, file: Path,
     if experiment == "tom" and "preset" in point:
         raise _fail(file, where, "preset is GIMP's; a TOM run takes TOMConfig's keywords in "
                                  "options")
-    profile = profiles.get(_known_profile(point["profile"], file, where))
+    profile = _profile(point["profile"], file, where)
     for key in ("model", "dataset"):
         if key in point and not isinstance(point[key], str):
             raise _fail(file, where, f"{key} must be a name (a string), got {point[key]!r}")
@@ -298,7 +306,7 @@ def _notebook_items(table: dict, defaults: dict, group: int, file: Path,
     if isinstance(profile, list):
         raise _fail(file, where, "profile: a [[notebooks]] table takes one profile; write a "
                                  "table per profile")
-    profile = _known_profile(profile, file, where)
+    profile = _profile(profile, file, where).name
     parameters = table.get("parameters", {})
     if not isinstance(parameters, dict):
         raise _fail(file, where, "parameters must be a table, e.g. parameters = { SEED = 1 }")
@@ -330,18 +338,13 @@ def _notebook_items(table: dict, defaults: dict, group: int, file: Path,
                 raise _fail(file, where, f"parameters: {path.name} has no parameter {key!r}; "
                                          f"its parameters: {', '.join(declared)}")
         for point in _grid(parameters, list(parameters), file, f"{where}, parameters"):
-            values = {"DEVICE": "cuda" if resources["gpus"] > 0 else "cpu", **point,
-                      "PROFILE": profile, "INTERACTIVE": False}
             for key, value in point.items():
                 if not isinstance(value, str | int | float | bool):
                     raise _fail(file, where, f"parameters: {key} = {value!r} is not a string, "
                                              "number or boolean")
-            if values["DEVICE"] not in ("auto", "cpu", "cuda"):
-                raise _fail(file, where, f"parameters: DEVICE {values['DEVICE']!r} is not "
-                                         "auto, cpu or cuda")
-            if values["DEVICE"] == "cuda" and resources["gpus"] == 0:
-                raise _fail(file, where, "parameters: DEVICE 'cuda' needs gpus > 0: Ray hides "
-                                         "the GPUs from a task that reserves none")
+            device = _device(point.get("DEVICE"), resources["gpus"], "parameters: DEVICE",
+                             file, where)
+            values = {**point, "DEVICE": device, "PROFILE": profile, "INTERACTIVE": False}
             name = " ".join([path.name[:2], profile] + [f"{k}={v}" for k, v in point.items()])
             slug = re.sub(r"[^A-Za-z0-9=.+-]+", "_", name.replace(" ", "-"))
             task = {"notebook": str(path), "parameters": values, "folder": slug,
