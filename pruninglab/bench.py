@@ -28,6 +28,9 @@ Sections (one function each; add a new one with :func:`section`):
 * ``sweep`` -- what a sweep on Ray adds per item: trivial runs one after another in one
   process against the same runs as a sweep on a one-CPU Ray instance; Ray's start and
   shutdown apart.
+* ``concurrent`` -- the total throughput of N trainings (ResNet-20 by default) at once on
+  one device, each a plain process, against one alone (N = 1, 2, 4, 8): how many of the
+  gpu profile's trainings to pack onto one GPU.
 * ``all`` -- every section with its defaults.
 
 Each section prints the machine (CPU model, cores, threads) and the torch version, then a
@@ -41,6 +44,7 @@ import argparse
 import contextlib
 import copy
 import dataclasses
+import json
 import os
 import pathlib
 import platform
@@ -66,6 +70,7 @@ from .timing import Step, interleaved, ratio_table, synchronize
 __all__ = [
     "SECTIONS",
     "add_sections",
+    "bench_concurrent",
     "bench_data",
     "bench_masking",
     "bench_sparse",
@@ -872,6 +877,137 @@ def bench_sweep(args: argparse.Namespace) -> pd.DataFrame:
             ("Ray's start (once per sweep)", started, float("nan"), float("nan")),
             ("Ray's shutdown (once per sweep)", stopped, float("nan"), float("nan"))]
     return pd.DataFrame(rows, columns=["", "total_s", "per_item_s", "ratio"]).set_index("")
+
+
+# --------------------------------------------------------------------------------------
+# concurrent: several trainings on one GPU, each its own process
+# --------------------------------------------------------------------------------------
+
+# What each worker process runs: build the model and its data on the device, warm up, say
+# "ready", wait for "go" on stdin, train, then print its start and end times as JSON. The
+# parent starts every worker of one round before any is timed, so process start, imports
+# and CUDA context creation stay outside the timing.
+_WORKER = """
+import json, sys, time
+import pruninglab
+from pruninglab import bench, threads
+spec = json.loads(sys.argv[1])
+threads.configure(spec["threads"])
+run, device = bench._training(spec)
+run(spec["warmup"])
+print("ready", flush=True)
+sys.stdin.readline()
+start = time.time()
+run(spec["steps"])
+end = time.time()
+print(json.dumps({"start": start, "end": end, "memory": bench._peak_memory(device)}),
+      flush=True)
+"""
+
+
+def _training(spec: dict) -> tuple[Callable[[int], None], torch.device]:
+    """``run(n)`` training ``spec["model"]`` with the Trainer (:func:`_fast_path`) on random
+    CIFAR-shaped images resident on ``spec["device"]``, and that device."""
+    device = training.resolve_device(spec["device"])
+    torch.manual_seed(spec["seed"])
+    model = models.create(spec["model"], in_channels=3, num_classes=10, input_size=32)
+    images, labels = _cifar_shaped(spec["train_size"], 32, seed=spec["seed"])
+    return _fast_path(model, images, labels, spec["model"], spec["batch_size"], False,
+                      device), device
+
+
+def _peak_memory(device: torch.device) -> float:
+    """GiB of CUDA memory this process allocated at most (NaN on the CPU)."""
+    if device.type != "cuda":
+        return float("nan")
+    return torch.cuda.max_memory_allocated(device) / 2**30
+
+
+def _one_round(n: int, spec: dict) -> dict:
+    """Run ``n`` worker processes at once; their total steps per second and peak memory."""
+    workers = [subprocess.Popen([sys.executable, "-c", _WORKER, json.dumps({**spec, "seed": i})],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+               for i in range(n)]
+    try:
+        for worker in workers:
+            line = worker.stdout.readline().strip()
+            if line != "ready":
+                raise RuntimeError(f"a training process failed before it was ready (exit "
+                                   f"{worker.wait()}); run with one process to see its error")
+        for worker in workers:
+            worker.stdin.write("go\n")
+            worker.stdin.flush()
+        results = [json.loads(worker.stdout.readline()) for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.wait()
+    wall = max(r["end"] for r in results) - min(r["start"] for r in results)
+    return {"steps_per_s": n * spec["steps"] / wall,
+            "memory_gib": max(r["memory"] for r in results)}
+
+
+def _concurrent_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--model", default="resnet20", help="a pruninglab model name")
+    parser.add_argument("--counts", type=_thread_counts, default=[1, 2, 4, 8],
+                        help="comma-separated numbers of trainings at once (default 1,2,4,8)")
+    parser.add_argument("--steps", type=positive_int, default=300,
+                        help="timed steps of each training per round")
+    parser.add_argument("--warmup", type=non_negative_int, default=20,
+                        help="untimed steps of each training first")
+    parser.add_argument("--rounds", type=positive_int, default=2)
+    parser.add_argument("--batch-size", type=positive_int, default=128)
+    parser.add_argument("--train-size", type=positive_int, default=5_000,
+                        help="random CIFAR-shaped training images per training")
+
+
+@section("concurrent", _concurrent_arguments)
+def bench_concurrent(args: argparse.Namespace) -> pd.DataFrame:
+    """Total training throughput of N trainings at once on one device, each a plain process
+    of its own, against one alone: how many of the gpu profile's trainings to pack onto one
+    GPU (a sweep's ``gpus = 1/N``).
+
+    Each training is :class:`pruninglab.train.Trainer` on ``--model`` with the thesis's
+    settings and its data resident on the device. A round starts N processes, lets each
+    take ``--warmup`` steps, then releases them together; the round's throughput is N x
+    ``--steps`` over the time from the first start to the last end. The counts take turns
+    round after round. On the CPU each process gets the usable CPUs / N torch threads.
+    """
+    device = training.resolve_device(args.device)
+    if not models.is_known(args.model):
+        raise ValueError(f"unknown model {args.model!r}; known: {', '.join(models.names())}")
+    usable = threads.plan().usable or os.cpu_count() or 1
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        print(f"GPU: {props.name}, {props.total_memory / 2**30:.0f} GiB, "
+              f"CUDA {torch.version.cuda}")
+    print(f"concurrent: {args.model}, batch {args.batch_size}, {args.train_size:,} random "
+          f"32x32x3 images per training, {device}; {args.rounds} rounds x {args.steps} steps "
+          f"after {args.warmup} warm-up steps, for {', '.join(map(str, args.counts))} "
+          "trainings at once")
+    spec = {"model": args.model, "device": str(device), "steps": args.steps,
+            "warmup": args.warmup, "batch_size": args.batch_size, "train_size": args.train_size}
+    rates: dict[int, list[float]] = {n: [] for n in args.counts}
+    memory: dict[int, float] = {}
+    for _ in range(args.rounds):
+        for n in args.counts:
+            threads_each = 1 if device.type == "cuda" else max(1, usable // n)
+            result = _one_round(n, {**spec, "threads": threads_each})
+            rates[n].append(result["steps_per_s"])
+            memory[n] = result["memory_gib"]
+    alone = statistics.median(rates[args.counts[0]]) / args.counts[0]
+    rows = []
+    for n in args.counts:
+        total = statistics.median(rates[n])
+        rows.append({"trainings": n, "total_steps_per_s": total,
+                     "s_per_1k_iters_each": 1e3 * n / total,
+                     "speedup": total / alone, "peak_gib_each": memory[n]})
+    table = pd.DataFrame(rows).set_index("trainings")
+    best = int(table["total_steps_per_s"].idxmax())
+    print(f"most steps per second with {best} trainings at once "
+          f"({table.loc[best, 'speedup']:.2f}x one alone)")
+    return table
 
 
 # --------------------------------------------------------------------------------------

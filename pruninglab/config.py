@@ -19,7 +19,11 @@ from . import data as data_module
 from .schedules import Schedule
 from .train import TrainConfig, resolve_device
 
-__all__ = ["Setup"]
+__all__ = ["Setup", "LATER_FIELDS"]
+
+# Fields of Setup added after runs were stored, with the default that leaves them out of
+# ``to_dict`` (and so out of the run store's hash).
+LATER_FIELDS = {"eval_size": None}
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,9 @@ class Setup:
         seed: the run's seed, in ``[0, 2**63 - 1]``; every random stream (the model's
             initialization, the validation split, the batch orders) derives its own seed
             from it (:func:`pruninglab.seeding.derive`).
-        val_size, train_size: passed to :func:`pruninglab.data.load`.
+        val_size, train_size, eval_size: passed to :func:`pruninglab.data.load`
+            (``eval_size``: evaluate at most this many images of each split, for runs that
+            must take seconds, such as tests of the full profile).
         bn_momentum, bn_eps: BN settings in PyTorch's convention (``None``: the family's
             thesis values; see :data:`pruninglab.models.BN_SETTINGS`).
         init: weight initialization, ``"torch"`` or ``"keras"``
@@ -49,6 +55,7 @@ class Setup:
     bn_momentum: float | None = None
     bn_eps: float | None = None
     init: str = "torch"
+    eval_size: int | None = None
 
     def __post_init__(self) -> None:
         checks.one_of(self.dataset, "dataset", data_module.names())
@@ -61,6 +68,9 @@ class Setup:
         if self.train_size is not None:
             object.__setattr__(self, "train_size",
                                checks.integer(self.train_size, "train_size", minimum=1))
+        if self.eval_size is not None:
+            object.__setattr__(self, "eval_size",
+                               checks.integer(self.eval_size, "eval_size", minimum=1))
         if self.bn_momentum is not None:
             object.__setattr__(self, "bn_momentum", checks.real(
                 self.bn_momentum, "bn_momentum (PyTorch convention)", 0.0, 1.0))
@@ -76,7 +86,7 @@ class Setup:
         """The data set on ``device``, split as this setup says (the validation split and
         the training subset drawn from the stream ``derive(seed, "data")``)."""
         return data_module.load(self.dataset, device=device, val_size=self.val_size,
-                                train_size=self.train_size,
+                                train_size=self.train_size, eval_size=self.eval_size,
                                 seed=seeding.derive(self.seed, "data"))
 
     def resolve_data(self, data: data_module.Dataset | None,
@@ -135,10 +145,21 @@ class Setup:
             raise ValueError(f"data must be a pruninglab Dataset, got {type(data).__name__}")
         if data.name != self.dataset:
             raise ValueError(f"data is {data.name!r} but the setup asks for {self.dataset!r}")
+        if data.eval_size != self.eval_size:
+            raise ValueError(f"data was loaded with eval_size={data.eval_size} but the setup "
+                             f"asks for eval_size={self.eval_size}; load it with "
+                             "setup.load_data()")
         data.check()
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The fields as a plain dict (what the run store hashes). Fields added after runs
+        were stored (:data:`LATER_FIELDS`) are left out while they hold their default, so
+        that those runs keep their hash."""
+        d = dataclasses.asdict(self)
+        for name, default in LATER_FIELDS.items():
+            if d[name] == default:
+                del d[name]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> Setup:

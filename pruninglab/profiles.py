@@ -3,6 +3,10 @@
 * ``smoke`` -- seconds, for tests: scikit-learn's 8x8 digits, a few dozen steps.
 * ``quick`` -- minutes on a laptop CPU: the thesis MLP on the embedded ``mnist5k``, long
   enough that the effect each notebook is about shows.
+* ``gpu`` -- minutes on one GPU: the thesis's CIFAR-10 architectures (ResNet-20, WRN-16-8,
+  VGG19) on Fashion-MNIST padded to 32x32 (``fashion-mnist-32``), 1,000 steps per training,
+  so that the claims about width and about VGG's rewinding get runs of the networks they
+  are about. Not CIFAR-10: notebook 11 marks its verdicts so.
 * ``full`` -- the thesis's settings (Section 3.4) on a GPU: CIFAR-10, ResNet/WRN/VGG,
   72,000-80,000 iterations per training, batch 128, pruning step 30%.
 
@@ -16,7 +20,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
-from . import models, schedules
+from . import checks, models, schedules
 from .config import Setup
 from .train import TrainConfig
 
@@ -57,6 +61,10 @@ class Profile:
         thesis_lengths: T follows the model's family as in Section 3.4 (72,000 for ResNets,
             80,000 for VGG and WRN) instead of ``train_steps``.
         compile: train with ``torch.compile`` (CUDA only; the full profile's fast path).
+        wide_model, narrow_model: the two networks notebook 06 compares for the thesis's
+            width claim (Figure 3.6: WRN-16-8 against ResNet-20 on CIFAR-10).
+        eval_size: evaluate at most this many images of each split (``None``: all test
+            images); only an override for tests of the large profiles sets it.
         one_shot_collapse: a density (a level ``K**n``) below the target where one-shot LR
             rewinding collapses on this profile's data: Figure 3.10's regime, where the
             thesis's "TOM matches or beats one-shot" was made (VGG19 on CIFAR-10, one-shot
@@ -77,6 +85,9 @@ class Profile:
     thesis_lengths: bool = False
     compile: bool = False
     one_shot_collapse: float | None = None
+    wide_model: str = "mlp"
+    narrow_model: str = "lenet300"
+    eval_size: int | None = None
 
     def steps_for(self, model: str | None = None) -> int:
         """T for ``model`` (default: the profile's model) in this profile."""
@@ -91,11 +102,31 @@ class Profile:
         model = model or self.model
         steps = self.steps_for(model) if train_steps is None else train_steps  # 0 is an error
         train = thesis_train_config(model, steps, self.batch_size, self.compile)
+        changes.setdefault("eval_size", self.eval_size)
         return Setup(model=model, dataset=dataset or self.dataset, train=train, seed=seed,
                      **changes)
 
     def replace(self, **changes) -> Profile:
         return dataclasses.replace(self, **changes)
+
+    def shrunk(self, train_steps: int | None = None, batch_size: int | None = None,
+               target_density: float | None = None, eval_size: int | None = None) -> Profile:
+        """This profile with its sizes overridden (``None`` keeps one): what a notebook's
+        ``TRAIN_STEPS``, ``BATCH_SIZE``, ``TARGET_DENSITY`` and ``EVAL_SIZE`` parameters do,
+        so that a test runs the full profile's code paths in seconds. ``train_steps`` sets
+        T for every model (the thesis's per-family lengths are off)."""
+        changes: dict = {}
+        if train_steps is not None:
+            changes.update(train_steps=checks.integer(train_steps, "train_steps", minimum=1),
+                           thesis_lengths=False)
+        if batch_size is not None:
+            changes["batch_size"] = checks.integer(batch_size, "batch_size", minimum=1)
+        if target_density is not None:
+            changes["target_density"] = checks.real(target_density, "target_density", 0.0, 1.0,
+                                                    low_open=True, high_open=True)
+        if eval_size is not None:
+            changes["eval_size"] = checks.integer(eval_size, "eval_size", minimum=1)
+        return self.replace(**changes)
 
 
 PROFILES: dict[str, Profile] = {
@@ -109,14 +140,23 @@ PROFILES: dict[str, Profile] = {
     "quick": Profile("quick", "mnist5k", "mlp", train_steps=400, batch_size=128,
                      target_density=0.01, density_multiplier=0.7, seeds=(0, 1, 2),
                      eval_every=50, one_shot_collapse=0.7**18),
+    # gpu: sized for about 5 minutes on one H200 with several trainings on the GPU at once
+    # (bench concurrent): notebook 06 with MODEL vgg19 makes Figure 3.5's sGIMP(X %) runs and
+    # Figure 3.6's width pair, 27 runs x 6 trainings x 1,000 steps. T = 1,000 (two epochs)
+    # keeps Section 3.4's schedule shapes, scaled; 0.7**5 = 0.168 is five pruning levels.
+    # No torch.compile: its start (a minute per model and process) outweighs 1,000 steps.
+    "gpu": Profile("gpu", "fashion-mnist-32", "resnet20", train_steps=1_000, batch_size=128,
+                   target_density=0.7**5, density_multiplier=0.7, seeds=(0, 1, 2),
+                   eval_every=100, wide_model="wrn-16-8", narrow_model="resnet20"),
     "full": Profile("full", "cifar10", "resnet20", train_steps=72_000, batch_size=128,
                     target_density=0.001, density_multiplier=0.7, seeds=(0, 1, 2),
-                    eval_every=2_000, thesis_lengths=True, compile=True),
+                    eval_every=2_000, thesis_lengths=True, compile=True,
+                    wide_model="wrn-16-8", narrow_model="resnet20"),
 }
 
 
 def get(name: str) -> Profile:
-    """The profile called ``name`` (``smoke``, ``quick`` or ``full``)."""
+    """The profile called ``name`` (``smoke``, ``quick``, ``gpu`` or ``full``)."""
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; known profiles: {', '.join(PROFILES)}")
     return PROFILES[name]

@@ -304,7 +304,7 @@ def evaluate_splits(model: nn.Module, data: Dataset, max_train: int | None = 10_
         model: the model, on ``data``'s device.
         data: the data set; its training images are evaluated as they are (not augmented).
         max_train: evaluate only the first this many training images (``None``: all), which
-            keeps the train metrics cheap on large sets.
+            keeps the train metrics cheap on large sets; ``data.eval_size`` lowers it.
         splits: which of ``"test"``, ``"train"``, ``"val"`` to evaluate, in this order of
             keys; ``"val"`` is skipped when ``data`` has no validation split.
 
@@ -317,6 +317,8 @@ def evaluate_splits(model: nn.Module, data: Dataset, max_train: int | None = 10_
         raise ValueError(f"splits must be a sequence of names from {SPLITS}, got {splits!r}")
     if max_train is not None:
         max_train = checks.integer(max_train, "max_train (or None)", minimum=1)
+    if data.eval_size is not None:
+        max_train = min(data.eval_size, max_train or data.eval_size)
     tensors = {"test": (data.x_test, data.y_test),
                "train": (data.x_train[:max_train], data.y_train[:max_train]),
                "val": (data.x_val, data.y_val)}

@@ -150,6 +150,29 @@ def test_sweep_section_times_the_same_runs_alone_and_on_ray_and_gives_the_overhe
     assert math.isfinite(float(overhead.split()[-2]))  # (sweep - baseline) / items
 
 
+def test_concurrent_section_runs_one_and_two_trainings_as_processes_and_compares(capsys):
+    args = ["concurrent", "--device", "cpu", "--model", "resnet8", "--counts", "1,2",
+            "--steps", "2", "--warmup", "1", "--rounds", "1", "--batch-size", "8",
+            "--train-size", "32"]
+    assert bench.main(args) == 0
+    out = capsys.readouterr().out
+    assert "most steps per second with" in out and "trainings at once" in out
+    table = out.split("peak_gib_each")[1]
+    rows = [line.split() for line in table.strip().splitlines()[1:]]
+    assert [row[0] for row in rows] == ["1", "2"]
+    assert float(rows[0][3]) == 1.0  # one training alone is the baseline
+    assert all(float(row[1]) > 0 for row in rows)
+
+
+def test_concurrent_section_says_when_a_training_process_fails(capsys):
+    with pytest.raises(ValueError, match="unknown model 'resnet7'"):
+        bench.main(["concurrent", "--device", "cpu", "--model", "resnet7"])
+    spec = {"model": "resnet8", "device": "cpu", "steps": 1, "warmup": 0, "batch_size": 64,
+            "train_size": 8, "threads": 1}  # a batch larger than the training set fails
+    with pytest.raises(RuntimeError, match="failed before it was ready"):
+        bench._one_round(1, spec)
+
+
 def test_importing_bench_loads_no_optional_dependency():
     code = ("import sys, pruninglab.bench; "
             "print(sorted({m.split('.')[0] for m in sys.modules} "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pruninglab import models, profiles, schedules
+from pruninglab import models, profiles, runs, schedules
 from pruninglab.config import Setup
 from pruninglab.train import TrainConfig
 
@@ -145,3 +145,53 @@ def test_numpy_scalars_are_accepted_everywhere_a_number_is():
     setup = Setup("mlp", "digits", train, seed=np.int64(3), train_size=np.int64(100))
     assert setup.seed == 3 and type(setup.seed) is int
     assert setup == Setup("mlp", "digits", train, seed=3, train_size=100)  # the same run
+
+
+def test_a_setup_without_eval_size_keeps_the_hash_of_runs_stored_before_the_field():
+    setup = profiles.get("smoke").setup()
+    assert "eval_size" not in setup.to_dict()  # the dict, and so the run's hash, as before
+    assert Setup.from_dict(setup.to_dict()) == setup
+    small = setup.replace(eval_size=20)
+    assert small.to_dict()["eval_size"] == 20 and Setup.from_dict(small.to_dict()) == small
+    assert runs.config_hash(small.to_dict()) != runs.config_hash(setup.to_dict())
+    with pytest.raises(ValueError, match="eval_size must be an integer"):
+        setup.replace(eval_size=0)
+
+
+def test_data_loaded_with_another_eval_size_is_refused():
+    setup = profiles.get("smoke").setup(eval_size=30)
+    data = setup.load_data()
+    assert len(data.x_test) == 30 and data.eval_size == 30
+    setup.check_data(data)
+    with pytest.raises(ValueError, match="eval_size=30 but the setup asks for eval_size=None"):
+        setup.replace(eval_size=None).check_data(data)
+
+
+def test_the_gpu_profile_trains_the_thesis_networks_on_fashion_mnist_at_32x32():
+    gpu = profiles.get("gpu")
+    assert (gpu.dataset, gpu.model) == ("fashion-mnist-32", "resnet20")
+    assert (gpu.wide_model, gpu.narrow_model) == ("wrn-16-8", "resnet20")
+    assert gpu.wide_model == profiles.get("full").wide_model
+    assert profiles.get("quick").train_steps < gpu.train_steps < profiles.get("full").train_steps
+    assert len(gpu.seeds) >= 2  # an interval, and so a verdict, needs two seeds
+    setup = gpu.setup(model="vgg19")
+    assert setup.train.steps == gpu.train_steps and setup.train.l2 == 1e-4
+    assert setup.train.schedule == schedules.preset("vgg", gpu.train_steps)
+    assert gpu.setup(model="wrn-16-8").train.l2 == 2e-4  # Section 3.4's WRN settings, scaled
+
+
+def test_shrunk_overrides_the_sizes_and_turns_off_the_thesis_lengths():
+    full = profiles.get("full")
+    assert full.setup(model="vgg19").train.steps == 80_000
+    small = full.shrunk(train_steps=5, batch_size=4, target_density=0.5, eval_size=16)
+    assert (small.name, small.dataset, small.wide_model) == ("full", "cifar10", "wrn-16-8")
+    setup = small.setup(model="vgg19")
+    assert (setup.train.steps, setup.train.batch_size, setup.eval_size) == (5, 4, 16)
+    assert small.target_density == 0.5 and small.steps_for("wrn-16-8") == 5
+    assert full.shrunk() == full
+    for kwargs, message in [({"train_steps": 0}, "train_steps"),
+                            ({"batch_size": 1.5}, "batch_size"),
+                            ({"target_density": 1.0}, "target_density"),
+                            ({"eval_size": -1}, "eval_size")]:
+        with pytest.raises(ValueError, match=message):
+            full.shrunk(**kwargs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pruninglab import data as data_module
 from pruninglab import schedules
+from pruninglab import train as train_module
 from pruninglab.train import TrainConfig, Trainer
 
 import gzip
@@ -15,63 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fake_data import idx_bytes, write_cifar10, write_idx_set
 
-IDX_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 TORCHVISION_FOLDER = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST"}
 REAL_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
-# --------------------------------------------------------------------------------------
-# Writing tiny files in the formats the loaders read
-# --------------------------------------------------------------------------------------
-
-
-def idx_bytes(array: np.ndarray) -> bytes:
-    """An unsigned-byte IDX file: magic 0x0000 08 <ndim>, big-endian dims, then the bytes."""
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    return header + array.astype(np.uint8).tobytes()
-
-
-def write_idx_set(folder: Path, n_train: int = 30, n_test: int = 10, gz: bool = True,
-                  seed: int = 0) -> dict[str, np.ndarray]:
-    """Random 28x28 images; pixel (0, 0) of training image i holds i, so splits can be traced."""
-    rng = np.random.default_rng(seed)
-    arrays = {
-        "x_train": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-        "y_train": rng.integers(0, 10, n_train, dtype=np.uint8),
-        "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-        "y_test": rng.integers(0, 10, n_test, dtype=np.uint8),
-    }
-    arrays["x_train"][:, 0, 0] = np.arange(n_train)
-    folder.mkdir(parents=True, exist_ok=True)
-    for stem, array in zip(IDX_STEMS, arrays.values()):
-        raw = idx_bytes(array)
-        if gz:
-            (folder / f"{stem}.gz").write_bytes(gzip.compress(raw))
-        else:
-            (folder / stem).write_bytes(raw)
-    return arrays
-
-
-def write_cifar10(root: Path, per_batch: int = 4, n_test: int = 6, seed: int = 0):
-    """torchvision's layout: root/cifar-10-batches-py/{data_batch_1..5, test_batch}, each a
-    pickled dict with "data" uint8 (N, 3072) (channel-major) and "labels" (a list)."""
-    rng = np.random.default_rng(seed)
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    written = {}
-    for name, n in [(f"data_batch_{i}", per_batch) for i in range(1, 6)] + [("test_batch", n_test)]:
-        batch = {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                 "labels": rng.integers(0, 10, n).tolist(), "batch_label": name}
-        with open(folder / name, "wb") as f:
-            pickle.dump(batch, f)
-        written[name] = batch
-    x_train = np.concatenate([written[f"data_batch_{i}"]["data"] for i in range(1, 6)])
-    y_train = [label for i in range(1, 6) for label in written[f"data_batch_{i}"]["labels"]]
-    test = written["test_batch"]
-    return {"x_train": x_train, "y_train": np.array(y_train),
-            "x_test": test["data"], "y_test": np.array(test["labels"])}
+# Tiny files in the formats the loaders read come from fake_data (write_idx_set, write_cifar10).
 
 
 @pytest.fixture(autouse=True)
@@ -122,6 +73,49 @@ def test_idx_sets_load_standardized_from_torchvision_and_flat_folders(tmp_path, 
     expected = (test_pixels - dataset.mean) / dataset.std
     assert torch.allclose(dataset.x_test, expected, atol=1e-5)
     assert torch.allclose(dataset.mean, pixels.mean(dim=(0, 2, 3)), atol=1e-6)
+
+
+def test_fashion_mnist_32_is_fashion_mnist_with_two_black_pixels_on_every_side(tmp_path):
+    folder = tmp_path / "FashionMNIST" / "raw"
+    raw = write_idx_set(folder)
+    padded = data_module.load("fashion-mnist-32", root=tmp_path)
+    plain = data_module.load("fashion-mnist", root=tmp_path)
+
+    assert padded.x_train.shape == (30, 1, 32, 32) and padded.x_test.shape == (10, 1, 32, 32)
+    assert padded.input_size == 32 and padded.in_channels == 1 and not padded.augment
+    assert padded.classes == data_module.FASHION_CLASSES and str(folder) in padded.source
+    assert_standardized(padded)  # with the padded images' own statistics
+    pixels = unstandardize(padded.x_train, padded)
+    assert torch.allclose(pixels[:, :, 2:30, 2:30],
+                          torch.as_tensor(raw["x_train"], dtype=torch.float32)[:, None] / 255,
+                          atol=1e-5)
+    border = torch.ones(32, 32, dtype=torch.bool)
+    border[2:30, 2:30] = False
+    assert torch.allclose(pixels[:, :, border], torch.zeros(()), atol=1e-5)
+    assert torch.equal(padded.y_test, plain.y_test)
+    assert data_module.TEST_SIZES["fashion-mnist-32"] == data_module.TEST_SIZES["fashion-mnist"]
+
+
+def test_eval_size_keeps_one_test_subset_whatever_the_seed_and_bounds_each_evaluation(
+        tmp_path, monkeypatch):
+    write_cifar10(tmp_path, n_test=20)
+    whole = data_module.load("cifar10", root=tmp_path)
+    a = data_module.load("cifar10", root=tmp_path, eval_size=7, seed=0)
+    b = data_module.load("cifar10", root=tmp_path, eval_size=7, seed=5)
+    assert a.x_test.shape == (7, 3, 32, 32) and torch.equal(a.x_test, b.x_test)
+    assert len(a.x_train) == len(whole.x_train)  # only the test split shrinks
+    rows = [int(torch.nonzero((whole.x_test == x).flatten(1).all(1))[0]) for x in a.x_test]
+    assert len(set(rows)) == 7 and torch.equal(a.y_test, whole.y_test[rows])
+    assert a.eval_size == 7 and whole.eval_size is None
+    seen = []
+    monkeypatch.setattr(train_module, "evaluate", lambda model, x, y: seen.append(len(x)) or
+                        {"loss": 0.0, "accuracy": 1.0})
+    train_module.evaluate_splits(torch.nn.Identity(), a)
+    train_module.evaluate_splits(torch.nn.Identity(), whole)
+    assert seen == [7, 7, 20, 20]  # test and train splits: 7 each, else all 20
+    for bad in (0, 21, 2.5, "7"):
+        with pytest.raises(ValueError, match=r"eval_size must be an integer in \[1, 20\]"):
+            data_module.load("cifar10", root=tmp_path, eval_size=bad)
 
 
 def test_load_finds_files_in_the_folder_named_by_PRUNINGLAB_DATA(tmp_path, monkeypatch):

@@ -239,3 +239,24 @@ def test_pruning_playground_refuses_an_unknown_saliency():
     data = Dataset("toy", x, y, x, y, ["a", "b", "c"], torch.zeros(1), torch.ones(1))
     with pytest.raises(ValueError, match="'hessian'"):
         widgets.pruning_playground(mlp(), data, saliency="hessian")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.int64])
+def test_top_keeps_what_a_stable_descending_sort_keeps(dtype):
+    """_top selects with kthvalue, not a sort; on scores full of ties, any alive pattern and
+    any k it must keep exactly the positions a stable sort would."""
+    from pruninglab.pruning import _top
+
+    generator = torch.Generator().manual_seed(0)
+    for trial in range(200):
+        n = int(torch.randint(1, 60, (), generator=generator))
+        scores = torch.randint(-3, 4, (n,), generator=generator).to(dtype)  # many ties
+        if trial % 3 == 0 and dtype != torch.int64:
+            scores = torch.randn(n, generator=generator).to(dtype)
+        alive = torch.rand(n, generator=generator) < 0.7
+        k = int(torch.randint(0, int(alive.sum()) + 1, (), generator=generator))
+        index = alive.nonzero().squeeze(1)
+        order = torch.sort(scores[index], descending=True, stable=True).indices[:k]
+        expected = torch.zeros_like(alive)
+        expected[index[order]] = True
+        assert torch.equal(_top(scores, alive, k), expected), (scores, alive, k)

@@ -9,7 +9,7 @@ download fails the same way on every machine."""
 
 from __future__ import annotations
 
-from pruninglab import cli, runs, sweep, sweep_file, threads
+from pruninglab import cli, gimp, profiles, runs, sweep, sweep_file, threads
 
 import dataclasses
 import os
@@ -200,6 +200,30 @@ def test_the_thesis_batch_recipe_is_a_packaged_sweep_that_dry_run_lists(capsys):
     assert [i.group for i in plan.items] == [0] * 9 + [1]  # the report waits for the rest
 
 
+def test_the_gpu_sweep_makes_exactly_the_runs_of_notebook_06_in_the_gpu_profile(tmp_path):
+    plan = sweep.load("gpu", store=tmp_path)
+    folders = {sweep_file.run_folder(i.task, tmp_path) for i in plan.items if i.sort == "run"}
+    # what notebook 06 runs with PROFILE gpu, MODEL vgg19: its sGIMP(X %) sweep on VGG19,
+    # then LR rewinding and sGIMP(75 %) on the profile's wide and narrow networks
+    gpu = profiles.get("gpu")
+    wanted = set()
+    for model, percents in [("vgg19", [0, 25, 50, 75, 100]), (gpu.wide_model, [0, 75]),
+                            (gpu.narrow_model, [0, 75])]:
+        setup = gpu.setup(model=model)
+        configs = gimp.sgimp_sweep(setup.train.steps, percents, gpu.target_density,
+                                   K=gpu.density_multiplier)
+        for config in configs.values():
+            for seed in gpu.seeds:
+                run = gimp.run_config(setup.replace(seed=seed), config)
+                wanted.add(str(runs.RunDir.path_for("gimp", run, tmp_path)))
+    assert folders == wanted and len(wanted) == 27
+    runs_only = [i for i in plan.items if i.sort == "run"]
+    assert {(i.cpus, i.gpus, i.task["device"]) for i in runs_only} == {(1.0, 0.25, "cuda")}
+    notebooks_after = [i for i in plan.items if i.sort == "notebook"]
+    assert [(i.name, i.group) for i in notebooks_after] == [("06 gpu MODEL=vgg19", 1),
+                                                           ("11 gpu", 2)]
+
+
 def test_the_sweep_command_answers_a_bad_file_with_a_usage_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as caught:
         cli.main(["sweep", str(write(tmp_path, "[[runs]]\npreset = 'sgimp'\nsed = 1\n"))])
@@ -208,7 +232,7 @@ def test_the_sweep_command_answers_a_bad_file_with_a_usage_error(tmp_path, capsy
     with pytest.raises(SystemExit) as caught:
         cli.main(["sweep", "nosuch"])
     assert caught.value.code == 2
-    assert "'nosuch' not found (no such file, and not one of pruninglab's sweeps: thesis)" \
+    assert "'nosuch' not found (no such file, and not one of pruninglab's sweeps: gpu, thesis)" \
         in capsys.readouterr().err
 
 
