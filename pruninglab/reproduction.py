@@ -37,13 +37,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import bn, data, efficiency, models, runs, shuffle, tom, verdicts
+from . import bn, data, efficiency, gimp, models, runs, shuffle, sweep_file, tom, verdicts
 from .profiles import Profile
 from .verdicts import at_least, better, fmt
 
 __all__ = ["VERDICTS", "SMOKE_NOTE", "DATA_NOTES", "Evidence", "evidence", "claims", "beside",
            "plain_verdict", "verdict_counts", "packaged_results", "RENDA_2020", "FULL_RECIPE",
-           "MEASURED_H200", "gpu_hours"]
+           "MEASURED_H200", "gpu_hours", "gpu_recipe"]
 
 VERDICTS = ("reproduced", "inconclusive", "contradicted", "not testable at this scale",
             "not run yet")
@@ -642,15 +642,38 @@ def _dense_macs(model: str) -> int:
     return int(efficiency.macs(models.create(model), (3, 32, 32))["dense_macs"].iloc[-1])
 
 
-def gpu_hours(seconds_per_1k: dict[str, float]) -> pd.DataFrame:
-    """GPU hours of :data:`FULL_RECIPE` from measured seconds per 1,000 training iterations
+def gpu_recipe() -> list[dict]:
+    """The gpu profile's runs as rows like :data:`FULL_RECIPE`'s, read from the packaged
+    ``gpu`` sweep (notebook 06's runs with ``MODEL`` vgg19): per model, its methods
+    (``runs``), the trainings of each run (levels), T and the seeds."""
+    plan = sweep_file.load("gpu")
+    by_model: dict[str, dict] = {}
+    for item in plan.items:
+        if item.sort != "run":
+            continue
+        setup, config = item.task["setup"], gimp.GIMPConfig(**item.task["config"])
+        row = by_model.setdefault(setup["model"], {
+            "methods": set(), "seeds": set(), "trainings": len(config.densities()),
+            "T": setup["train"]["schedule"]["steps"]})
+        row["methods"].add(config.method)
+        row["seeds"].add(setup["seed"])
+    figures = {"vgg19": "3.5"}  # the sGIMP(X %) sweep; the width pair is Figure 3.6
+    return [dict(figure=figures.get(model, "3.6"), notebook="06", model=model,
+                 runs=len(row["methods"]), trainings=row["trainings"], T=row["T"],
+                 seeds=len(row["seeds"])) for model, row in by_model.items()]
+
+
+def gpu_hours(seconds_per_1k: dict[str, float],
+              recipe: Sequence[dict] | None = None) -> pd.DataFrame:
+    """GPU hours of ``recipe`` (default :data:`FULL_RECIPE`; :func:`gpu_recipe` for the gpu
+    profile) from measured seconds per 1,000 training iterations, one training at a time
     (``python -m pruninglab.bench train --device cuda``). A model without a measurement is
     estimated from a measured model of its family (ResNet, WRN, VGG) scaled by their ratio
     of multiply-accumulates per image, and marked ``~``: a rough guide, since small networks
     are bound by kernel launches rather than arithmetic."""
     family = {m: m.split("-")[0].rstrip("0123456789") for m in seconds_per_1k}
     rows = []
-    for item in FULL_RECIPE:
+    for item in FULL_RECIPE if recipe is None else recipe:
         model = item["model"]
         rate, note = seconds_per_1k.get(model), ""
         if rate is None:

@@ -88,6 +88,19 @@ def test_gpu_hours_scale_with_iterations_and_flag_estimates():
         reproduction.claims(reproduction.evidence(QUICK, []), tolerance=-1)
 
 
+def test_the_gpu_recipe_is_the_gpu_sweeps_runs_and_its_hours_follow_them():
+    recipe = {row["model"]: row for row in reproduction.gpu_recipe()}
+    gpu = profiles.get("gpu")
+    assert set(recipe) == {"vgg19", gpu.wide_model, gpu.narrow_model}
+    assert [recipe[m]["runs"] for m in ("vgg19", "wrn-16-8", "resnet20")] == [5, 2, 2]
+    # five levels to 0.7**5 after the dense training: six trainings of T = 1,000 per run
+    assert {(r["trainings"], r["T"], r["seeds"]) for r in recipe.values()} == {(6, 1000, 3)}
+    hours = reproduction.gpu_hours({"resnet20": 4.0, "wrn-16-8": 4.0, "vgg19": 4.0},
+                                   list(recipe.values()))
+    # 9 runs x 6 trainings x 1,000 steps x 3 seeds = 162,000 steps at 4 s per 1,000: 648 s
+    assert hours["GPU hours"].sum() * 3600 == pytest.approx(648)
+
+
 def test_every_smoke_verdict_says_it_is_smoke_not_a_finding(tmp_path):
     smoke = profiles.get("smoke")
     setup = smoke.setup()
