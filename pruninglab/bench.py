@@ -638,14 +638,15 @@ def _at_threads(count: int, step: Step) -> Step:
 
 
 def _thread_counts(text: str) -> list[int]:
-    """An argparse type: ``--counts 1,2,4`` as a sorted list of thread counts >= 1."""
+    """An argparse type: ``--counts 1,2,4`` as a sorted list of counts >= 1 (of threads, or
+    of trainings at once)."""
     try:
         counts = sorted({int(part) for part in text.split(",")})
     except ValueError:
         counts = [0]
     if counts[0] < 1:
         raise argparse.ArgumentTypeError(
-            f"must be comma-separated thread counts >= 1, e.g. 1,2, got {text!r}")
+            f"must be comma-separated counts >= 1, e.g. 1,2, got {text!r}")
     return counts
 
 
@@ -928,16 +929,23 @@ def _one_round(n: int, spec: dict) -> dict:
     workers = [subprocess.Popen([sys.executable, "-c", _WORKER, json.dumps({**spec, "seed": i})],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
                for i in range(n)]
+
+    def said(worker: subprocess.Popen, what: str) -> str:
+        line = worker.stdout.readline().strip()
+        if not line:  # the process ended: its error went to stderr
+            worker.kill()
+            raise RuntimeError(f"a training process failed {what} (exit {worker.wait()}); its "
+                               "error is printed above")
+        return line
+
     try:
         for worker in workers:
-            line = worker.stdout.readline().strip()
-            if line != "ready":
-                raise RuntimeError(f"a training process failed before it was ready (exit "
-                                   f"{worker.wait()}); run with one process to see its error")
+            while said(worker, "before it was ready") != "ready":
+                pass  # a library's stray line
         for worker in workers:
             worker.stdin.write("go\n")
             worker.stdin.flush()
-        results = [json.loads(worker.stdout.readline()) for worker in workers]
+        results = [json.loads(said(worker, "while it trained")) for worker in workers]
     finally:
         for worker in workers:
             worker.kill()
@@ -977,6 +985,9 @@ def bench_concurrent(args: argparse.Namespace) -> pd.DataFrame:
     device = training.resolve_device(args.device)
     if not models.is_known(args.model):
         raise ValueError(f"unknown model {args.model!r}; known: {', '.join(models.names())}")
+    if args.counts[0] != 1:
+        raise ValueError(f"--counts must include 1 (one training alone, the baseline), got "
+                         f"{','.join(map(str, args.counts))}")
     usable = threads.plan().usable or os.cpu_count() or 1
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
@@ -996,7 +1007,7 @@ def bench_concurrent(args: argparse.Namespace) -> pd.DataFrame:
             result = _one_round(n, {**spec, "threads": threads_each})
             rates[n].append(result["steps_per_s"])
             memory[n] = result["memory_gib"]
-    alone = statistics.median(rates[args.counts[0]]) / args.counts[0]
+    alone = statistics.median(rates[1])
     rows = []
     for n in args.counts:
         total = statistics.median(rates[n])

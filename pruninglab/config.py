@@ -38,8 +38,8 @@ class Setup:
             initialization, the validation split, the batch orders) derives its own seed
             from it (:func:`pruninglab.seeding.derive`).
         val_size, train_size, eval_size: passed to :func:`pruninglab.data.load`
-            (``eval_size``: evaluate at most this many images of each split, for runs that
-            must take seconds, such as tests of the full profile).
+            (``eval_size``: evaluate at most this many test and training images, for runs
+            that must take seconds, such as tests of the full profile).
         bn_momentum, bn_eps: BN settings in PyTorch's convention (``None``: the family's
             thesis values; see :data:`pruninglab.models.BN_SETTINGS`).
         init: weight initialization, ``"torch"`` or ``"keras"``

@@ -93,9 +93,10 @@ class Dataset:
         mean, std: per-channel statistics (``(C,)``, in [0, 1] pixel units) of the training
             split that standardized every split.
         augment: whether training batches should be augmented (CIFAR-style sets).
-        eval_size: at most this many images of each split are evaluated
-            (:func:`pruninglab.train.evaluate_splits`); ``None``: every test image and the
-            first 10,000 training images. ``load(eval_size=n)`` keeps ``n`` test images.
+        eval_size: at most this many test and training images are evaluated
+            (:func:`pruninglab.train.evaluate_splits`; the validation split is not cut);
+            ``None``: every test image and the first 10,000 training images.
+            ``load(eval_size=n)`` keeps ``n`` test images.
     """
 
     name: str
@@ -276,8 +277,8 @@ def load(
         train_size: keep only this many training images (a seeded random subset), for
             quick experiments. ``None`` keeps all.
         seed: draws the validation split and the training subset.
-        eval_size: evaluate at most this many images of each split, to evaluate quickly
-            (tests of the large profiles): the test split keeps a subset of this many,
+        eval_size: evaluate at most this many test and training images, to evaluate
+            quickly (tests of the large profiles): the test split keeps a subset of this many,
             drawn with a fixed seed (the same for every ``seed``), and
             :attr:`Dataset.eval_size` bounds the training images evaluated. ``None``: all.
 

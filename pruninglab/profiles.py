@@ -63,8 +63,10 @@ class Profile:
         compile: train with ``torch.compile`` (CUDA only; the full profile's fast path).
         wide_model, narrow_model: the two networks notebook 06 compares for the thesis's
             width claim (Figure 3.6: WRN-16-8 against ResNet-20 on CIFAR-10).
-        eval_size: evaluate at most this many images of each split (``None``: all test
-            images); only an override for tests of the large profiles sets it.
+        thesis_networks: notebooks 07, 09 and 10 train the thesis's CIFAR-10 networks (VGG19,
+            the ResNets, WRN-16-8) where the thesis does, instead of the MLPs.
+        eval_size: evaluate at most this many test and training images (``None``: every
+            test image); only an override for tests of the large profiles sets it.
         one_shot_collapse: a density (a level ``K**n``) below the target where one-shot LR
             rewinding collapses on this profile's data: Figure 3.10's regime, where the
             thesis's "TOM matches or beats one-shot" was made (VGG19 on CIFAR-10, one-shot
@@ -87,6 +89,7 @@ class Profile:
     one_shot_collapse: float | None = None
     wide_model: str = "mlp"
     narrow_model: str = "lenet300"
+    thesis_networks: bool = False
     eval_size: int | None = None
 
     def steps_for(self, model: str | None = None) -> int:
@@ -147,11 +150,12 @@ PROFILES: dict[str, Profile] = {
     # No torch.compile: its start (a minute per model and process) outweighs 1,000 steps.
     "gpu": Profile("gpu", "fashion-mnist-32", "resnet20", train_steps=1_000, batch_size=128,
                    target_density=0.7**5, density_multiplier=0.7, seeds=(0, 1, 2),
-                   eval_every=100, wide_model="wrn-16-8", narrow_model="resnet20"),
+                   eval_every=100, wide_model="wrn-16-8", narrow_model="resnet20",
+                   thesis_networks=True),
     "full": Profile("full", "cifar10", "resnet20", train_steps=72_000, batch_size=128,
                     target_density=0.001, density_multiplier=0.7, seeds=(0, 1, 2),
                     eval_every=2_000, thesis_lengths=True, compile=True,
-                    wide_model="wrn-16-8", narrow_model="resnet20"),
+                    wide_model="wrn-16-8", narrow_model="resnet20", thesis_networks=True),
 }
 
 

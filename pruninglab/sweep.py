@@ -5,7 +5,9 @@ Each item is a Ray task that reserves its ``cpus`` and ``gpus`` (a fraction lets
 small trainings share one GPU; Ray sets ``CUDA_VISIBLE_DEVICES`` for it). :func:`run` starts
 Ray on this machine, or joins a running cluster (``address``); it shows the items done,
 submitted and failed in a tqdm bar, tries a failed item again (``retries``) and reports it
-while the others go on, and returns a table of what happened to each.
+while the others go on, and returns a table of what happened to each. Where Ray is
+missing (a GPU box with only torch), ``processes=N`` (``--processes N``) runs the items in N
+plain processes on this machine instead, N at a time, whatever their ``cpus`` and ``gpus``.
 
 Everything an item makes goes to the run store (:mod:`pruninglab.runs`) and, for a
 notebook, to its executed copy under ``out``. So a sweep started again skips the items that
@@ -18,8 +20,10 @@ same path on every node: a shared file system.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import dataclasses
 import json
+import multiprocessing
 import os
 import socket
 import sys
@@ -29,7 +33,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import catalog, exercises, gimp, notebooks, runner, runs, sweep_file, threads, tom
+from . import catalog, checks, exercises, gimp, notebooks, runner, runs, sweep_file, threads, tom
 from .config import Setup
 from .sweep_file import Item, Sweep, SweepFileError, load, packaged, resolve_file
 
@@ -230,9 +234,89 @@ def _error_text(err: BaseException) -> str:
     return f"{type(cause).__name__}: {lines[-1] if lines else ''}"
 
 
+class _OnRay:
+    """Items as Ray tasks that reserve their ``cpus`` and ``gpus``."""
+
+    def __init__(self, items: tuple[Item, ...], address: str | None, cpus: int | None):
+        self.started = connect(address, cpus)  # raises first where Ray is missing
+        import ray
+
+        self.ray = ray
+        try:
+            _check_fits(items)
+        except BaseException:
+            self.close()
+            raise
+        self.remote = ray.remote(_on_ray)
+
+    def submit(self, item: Item, store: str, out: str):
+        return self.remote.options(num_cpus=item.cpus, num_gpus=item.gpus, max_retries=0,
+                                   name=item.name).remote(item, store, out)
+
+    def wait(self, running: list) -> list[tuple[object, tuple | None, str]]:
+        """The handles that ended within 0.2 s (a short wait: Ctrl-C is seen between two),
+        each with ``(result, seconds, node)`` or ``None`` and the error."""
+        ready, _ = self.ray.wait(running, num_returns=1, timeout=0.2)
+        ended = []
+        for ref in ready:
+            try:
+                ended.append((ref, self.ray.get(ref), ""))
+            except self.ray.exceptions.RayError as err:
+                ended.append((ref, None, _error_text(err)))
+        return ended
+
+    def cancel(self, running: list) -> None:
+        for ref in running:
+            self.ray.cancel(ref, force=True)
+
+    def close(self) -> None:
+        if self.started:
+            self.ray.shutdown()
+
+
+class _InProcesses:
+    """Items in ``processes`` plain processes on this machine, without Ray: each item in a
+    fresh one (a clean CUDA context, its own threads), several at once on one GPU. The
+    items' ``cpus`` and ``gpus`` are not looked at."""
+
+    def __init__(self, processes: int):
+        self.processes = checks.integer(processes, "processes", minimum=1)
+        self.pool = self._new_pool()
+
+    def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        return concurrent.futures.ProcessPoolExecutor(
+            self.processes, mp_context=multiprocessing.get_context("spawn"),
+            max_tasks_per_child=1)
+
+    def submit(self, item: Item, store: str, out: str):
+        try:
+            return self.pool.submit(_in_process, item, store, out)
+        except concurrent.futures.process.BrokenProcessPool:  # a worker was killed (memory)
+            self.pool = self._new_pool()
+            return self.pool.submit(_in_process, item, store, out)
+
+    def wait(self, running: list) -> list[tuple[object, tuple | None, str]]:
+        done, _ = concurrent.futures.wait(running, timeout=0.2,
+                                          return_when=concurrent.futures.FIRST_COMPLETED)
+        ended = []
+        for future in done:
+            try:
+                ended.append((future, future.result(), ""))
+            except Exception as err:  # the item's own error, raised again here
+                ended.append((future, None, _error_text(err)))
+        return ended
+
+    def cancel(self, running: list) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 def run(sweep: Sweep, address: str | None = None, cpus: int | None = None,
-        progress: bool = True) -> pd.DataFrame:
-    """Every item of ``sweep`` that is not done, as Ray tasks; the done ones are skipped.
+        progress: bool = True, processes: int | None = None) -> pd.DataFrame:
+    """Every item of ``sweep`` that is not done, as Ray tasks (or in plain processes); the
+    done ones are skipped.
 
     Args:
         sweep: from :func:`load`.
@@ -242,27 +326,32 @@ def run(sweep: Sweep, address: str | None = None, cpus: int | None = None,
         cpus: the CPUs of a new Ray instance on this machine (default: all).
         progress: a tqdm bar over the items, with those submitted (running, or waiting in
             Ray for a CPU or GPU) and failed.
+        processes: run the items in this many plain processes on this machine instead, one
+            item per process at a time, without Ray (which need not be installed): e.g. 4
+            trainings sharing one GPU on a machine without Ray. ``address`` and ``cpus``
+            must be ``None`` then.
 
     Returns:
         One row per item: ``item``, ``sort``, ``status`` (``"finished"``, ``"done before"``
         or ``"failed"``; an item after a barrier that was done before runs again when an
         item before the barrier ran now), ``attempts``, ``trained`` (stages computed now, for runs),
         ``seconds`` (of the last attempt), ``node`` (the Ray node it ran on, the start of its
-        id) and ``error`` (the last one).
+        id; or the process) and ``error`` (the last one).
 
     Raises:
-        ModuleNotFoundError: Ray is missing.
+        ModuleNotFoundError: Ray is missing (and ``processes`` not given).
         ConnectionError: nothing answers at ``address``.
-        ValueError: an item needs more CPUs or GPUs than any node has.
+        ValueError: an item needs more CPUs or GPUs than any node has; ``processes`` with
+            ``address`` or ``cpus``.
         KeyboardInterrupt: passed on after cancelling the running items (what they stored
             stays).
     """
-    started = connect(address, cpus)  # raises first where Ray is missing
-    import ray
-
+    if processes is not None and (address is not None or cpus is not None):
+        raise ValueError("processes runs the items without Ray: give it without address "
+                         f"and cpus (got address={address!r}, cpus={cpus!r})")
+    pool = (_InProcesses(processes) if processes is not None
+            else _OnRay(sweep.items, address, cpus))
     try:
-        _check_fits(sweep.items)
-        remote = ray.remote(_timed)
         rows = {i: {"item": item.name, "sort": item.sort, "status": "", "attempts": 0,
                     "trained": pd.NA, "seconds": 0.0, "node": "", "error": ""}
                 for i, item in enumerate(sweep.items)}
@@ -272,11 +361,8 @@ def run(sweep: Sweep, address: str | None = None, cpus: int | None = None,
         shown = ""
 
         def submit(i: int) -> None:
-            item = sweep.items[i]
             rows[i]["attempts"] += 1
-            ref = remote.options(num_cpus=item.cpus, num_gpus=item.gpus, max_retries=0,
-                                 name=item.name).remote(item, str(sweep.store), str(sweep.out))
-            running[ref] = i
+            running[pool.submit(sweep.items[i], str(sweep.store), str(sweep.out))] = i
 
         try:
             while waiting or running:
@@ -298,15 +384,11 @@ def run(sweep: Sweep, address: str | None = None, cpus: int | None = None,
                 if text != shown:
                     bar.set_postfix_str(text)
                     shown = text
-                # a short wait: Ctrl-C is seen between two waits
-                ready, _ = ray.wait(list(running), num_returns=1, timeout=0.2)
-                for ref in ready:
-                    i = running.pop(ref)
+                for handle, outcome, error in pool.wait(list(running)) if running else []:
+                    i = running.pop(handle)
                     item, row = sweep.items[i], rows[i]
-                    try:
-                        result, row["seconds"], row["node"] = ray.get(ref)
-                    except ray.exceptions.RayError as err:
-                        row["error"] = _error_text(err)
+                    if outcome is None:
+                        row["error"] = error
                         if row["attempts"] <= item.retries:
                             bar.write(f"{item.name}: attempt {row['attempts']} failed "
                                       f"({row['error']}); trying again")
@@ -316,28 +398,34 @@ def run(sweep: Sweep, address: str | None = None, cpus: int | None = None,
                         bar.write(f"{item.name}: failed after {row['attempts']} attempt(s): "
                                   f"{row['error']}")
                     else:
+                        result, row["seconds"], row["node"] = outcome
                         row["status"], row["error"] = "finished", ""
                         row["trained"] = result.get("trained", pd.NA)
                     bar.update(1)
         except KeyboardInterrupt:
-            for ref in running:
-                ray.cancel(ref, force=True)
+            pool.cancel(list(running))
             raise
         finally:
             bar.close()
     finally:
-        if started:
-            ray.shutdown()
+        pool.close()
     return pd.DataFrame(rows.values()).astype({"trained": "Int64"})
 
 
-def _timed(item: Item, store: str, out: str) -> tuple[dict, float, str]:
+def _on_ray(item: Item, store: str, out: str) -> tuple[dict, float, str]:
     """:func:`run_item` as a Ray task: its result, its seconds and the node it ran on."""
     import ray
 
     tic = time.perf_counter()
     result = run_item(item, store, out)
     return result, time.perf_counter() - tic, ray.get_runtime_context().get_node_id()[:8]
+
+
+def _in_process(item: Item, store: str, out: str) -> tuple[dict, float, str]:
+    """:func:`run_item` in a worker process: its result, its seconds and the process."""
+    tic = time.perf_counter()
+    result = run_item(item, store, out)
+    return result, time.perf_counter() - tic, f"pid {os.getpid()}"
 
 
 # --------------------------------------------------------------------------------------
@@ -361,6 +449,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cpus", type=int, default=None,
                         help="CPUs of the Ray instance started on this machine (default: all; "
                              "on a shared machine, fewer)")
+    parser.add_argument("--processes", type=int, default=None, metavar="N",
+                        help="run the items in N plain processes on this machine, without "
+                             "Ray (e.g. 4 trainings sharing one GPU where Ray is missing)")
     parser.set_defaults(sweep_parser=parser)
 
 
@@ -368,6 +459,12 @@ def command(args: argparse.Namespace) -> int:
     """``pruninglab sweep``: a bad file is a usage error (status 2); a failed item, or Ray
     missing, status 1; an interrupted sweep 130."""
     parser: argparse.ArgumentParser = args.sweep_parser
+    if args.processes is not None:
+        if args.processes < 1:
+            parser.error(f"--processes must be an integer >= 1, got {args.processes}")
+        if args.address is not None or args.cpus is not None:
+            parser.error("--processes runs the items without Ray: give it without --address "
+                         "and --cpus")
     try:
         sweep = load(args.file, store=args.store, out=args.out)
     except (FileNotFoundError, ValueError) as err:  # SweepFileError; PRUNINGLAB_RUNS empty
@@ -380,7 +477,7 @@ def command(args: argparse.Namespace) -> int:
         print(table.to_string(index=False))
         return 0
     try:
-        result = run(sweep, address=args.address, cpus=args.cpus)
+        result = run(sweep, address=args.address, cpus=args.cpus, processes=args.processes)
     except (ModuleNotFoundError, ConnectionError, ValueError) as err:
         print(f"{parser.prog}: {err}", file=sys.stderr)
         return 1

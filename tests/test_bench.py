@@ -160,13 +160,17 @@ def test_concurrent_section_runs_one_and_two_trainings_as_processes_and_compares
     table = out.split("peak_gib_each")[1]
     rows = [line.split() for line in table.strip().splitlines()[1:]]
     assert [row[0] for row in rows] == ["1", "2"]
-    assert float(rows[0][3]) == 1.0  # one training alone is the baseline
-    assert all(float(row[1]) > 0 for row in rows)
+    (_, alone, _, one, _), (_, both, each, speedup, _) = [map(float, row) for row in rows]
+    assert one == 1.0 and alone > 0 and both > 0
+    assert speedup == pytest.approx(both / alone, rel=0.01)  # against one training alone
+    assert each == pytest.approx(1e3 * 2 / both, rel=0.01)   # seconds per 1k steps of each
 
 
 def test_concurrent_section_says_when_a_training_process_fails(capsys):
     with pytest.raises(ValueError, match="unknown model 'resnet7'"):
         bench.main(["concurrent", "--device", "cpu", "--model", "resnet7"])
+    with pytest.raises(ValueError, match="--counts must include 1"):
+        bench.main(["concurrent", "--device", "cpu", "--counts", "2,4"])
     spec = {"model": "resnet8", "device": "cpu", "steps": 1, "warmup": 0, "batch_size": 64,
             "train_size": 8, "threads": 1}  # a batch larger than the training set fails
     with pytest.raises(RuntimeError, match="failed before it was ready"):

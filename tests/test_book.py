@@ -260,7 +260,7 @@ def test_a_page_keeps_the_headless_output_when_the_widget_state_has_no_explorer(
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--profile", "fast"], "--profile 'fast' is unknown; known profiles: smoke, quick, full"),
+    (["--profile", "fast"], "--profile 'fast' is unknown; known profiles: smoke, quick, gpu, full"),
     (["--binder", "not a repo"], "--binder 'not a repo' is not a GitHub OWNER/REPO"),
 ])
 def test_the_command_names_a_bad_argument_and_exits_2(capsys, argv, message):

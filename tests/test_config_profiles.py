@@ -195,3 +195,18 @@ def test_shrunk_overrides_the_sizes_and_turns_off_the_thesis_lengths():
                             ({"eval_size": -1}, "eval_size")]:
         with pytest.raises(ValueError, match=message):
             full.shrunk(**kwargs)
+
+
+def test_every_committed_record_keeps_the_hash_its_folder_is_named_by():
+    """Setup gained a field (eval_size): a setup rebuilt from each committed run's config
+    must give back the same dict, and so the same hash and folder."""
+    from pruninglab import reproduction
+
+    folders = sorted(reproduction.packaged_results("quick").iterdir())
+    folders = [f for f in folders if (f / "config.json").exists()]
+    assert len(folders) > 100
+    for folder in folders:
+        config = json.loads((folder / "config.json").read_text())
+        rebuilt = {**config, "setup": Setup.from_dict(config["setup"]).to_dict()}
+        assert json.loads(json.dumps(rebuilt)) == config, folder.name  # tuples as lists
+        assert folder.name == f"{config['kind']}-{runs.config_hash(rebuilt)}"

@@ -3,7 +3,7 @@ and the headless runner lists, parses parameters and reports failures."""
 
 from __future__ import annotations
 
-from pruninglab import notebooks
+from pruninglab import notebooks, profiles
 
 import ast
 import re
@@ -61,7 +61,7 @@ def test_notebook_has_one_parameters_cell_of_plain_literals(path):
         for target in statement.targets:
             assigned[target.id] = ast.literal_eval(statement.value)  # plain literals only
     assert set(assigned) >= PARAMETERS
-    assert assigned["PROFILE"] in ("smoke", "quick", "full")
+    assert assigned["PROFILE"] in profiles.PROFILES
 
 
 def test_list_prints_every_notebook(capsys):

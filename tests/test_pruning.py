@@ -241,7 +241,8 @@ def test_pruning_playground_refuses_an_unknown_saliency():
         widgets.pruning_playground(mlp(), data, saliency="hessian")
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.int64])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64,
+                                   torch.uint8, torch.int8, torch.int64, torch.uint16])
 def test_top_keeps_what_a_stable_descending_sort_keeps(dtype):
     """_top selects with kthvalue, not a sort; on scores full of ties, any alive pattern and
     any k it must keep exactly the positions a stable sort would."""
@@ -250,9 +251,12 @@ def test_top_keeps_what_a_stable_descending_sort_keeps(dtype):
     generator = torch.Generator().manual_seed(0)
     for trial in range(200):
         n = int(torch.randint(1, 60, (), generator=generator))
-        scores = torch.randint(-3, 4, (n,), generator=generator).to(dtype)  # many ties
-        if trial % 3 == 0 and dtype != torch.int64:
+        low = 0 if dtype in (torch.uint8, torch.uint16) else -3
+        scores = torch.randint(low, 4, (n,), generator=generator).to(dtype)  # many ties
+        if trial % 3 == 0 and dtype.is_floating_point:
             scores = torch.randn(n, generator=generator).to(dtype)
+            scores[torch.rand(n, generator=generator) < 0.1] = math.inf
+            scores[torch.rand(n, generator=generator) < 0.1] = -math.inf
         alive = torch.rand(n, generator=generator) < 0.7
         k = int(torch.randint(0, int(alive.sum()) + 1, (), generator=generator))
         index = alive.nonzero().squeeze(1)

@@ -351,3 +351,67 @@ def test_the_committed_quick_verdicts_rest_on_three_seeds_and_clear_the_band(dat
             assert all(lo > -0.3 for lo, _ in ends), row.interval
         else:
             assert any(hi < -0.3 for _, hi in ends), row.interval
+
+
+GPU = profiles.get("gpu")
+WIDE = "LR rewinding degrades on wide networks; sGIMP(50-98%) does not"
+VGG = "Rewinding 100% (weight rewinding) is the worst sGIMP variant for VGG"
+DENSE = "Dense CIFAR-10 accuracies of the reproduced networks"
+
+
+def store_gpu_runs(root, accuracies: dict[tuple[str, float], list[float]]) -> None:
+    """Fabricated gpu-profile records: ``{(model, rewind fraction): final accuracy per
+    seed}``, dense 0.90 (each seed's own run)."""
+    T, target = GPU.train_steps, GPU.target_density
+    for (model, fraction), finals in accuracies.items():
+        config = gimp.sgimp(T, target, rewind_fraction=fraction, K=GPU.density_multiplier)
+        for seed, final in enumerate(finals):
+            setup = GPU.setup(model=model, seed=seed)
+            run = runs.RunDir.open("gimp", gimp.run_config(setup, config), root)
+            densities = config.densities()
+            for level, density in enumerate(densities):
+                accuracy = 0.90 if level == 0 else final
+                run.write_record(level, {"level": level, "density": density,
+                                         "kept": int(density * 1000),
+                                         "test_accuracy": accuracy})
+
+
+def test_gpu_profile_runs_give_the_width_and_vgg_rows_verdicts_marked_not_cifar(tmp_path):
+    store_gpu_runs(tmp_path, {
+        ("wrn-16-8", 0.0): [0.80, 0.81, 0.79], ("wrn-16-8", 0.75): [0.85, 0.86, 0.84],
+        ("resnet20", 0.0): [0.84, 0.85, 0.83], ("resnet20", 0.75): [0.85, 0.86, 0.84],
+        ("vgg19", 1.0): [0.70, 0.71, 0.69], ("vgg19", 0.0): [0.85, 0.86, 0.84],
+        ("vgg19", 0.5): [0.86, 0.87, 0.85]})
+    report = reproduction.claims(reproduction.evidence(GPU, [tmp_path])).set_index("claim")
+    mark = f" ({reproduction.DATA_NOTES['fashion-mnist-32']})"
+    assert mark == " (on Fashion-MNIST at 32×32, not CIFAR-10)"
+    assert report.loc[WIDE, "verdict"] == "reproduced" + mark  # sGIMP(75%) 5 points above LRR
+    assert report.loc[WIDE, "ran"] == "wrn-16-8 on fashion-mnist-32"
+    assert report.loc[VGG, "verdict"] == "reproduced" + mark  # WR 15 points below the rest
+    assert report.loc[VGG, "seeds"] == 3 and "lr_rewinding" in report.loc[VGG, "ours"]
+    # the thesis's dense numbers are CIFAR-10's: ours are shown, nothing is judged
+    assert report.loc[DENSE, "verdict"] == "not testable at this scale" + mark
+    assert "vgg19 90.00" in report.loc[DENSE, "ours"] and "thesis 94.0" in report.loc[DENSE, "ours"]
+    assert reproduction.plain_verdict(report.loc[WIDE, "verdict"]) == "reproduced"
+    counts = reproduction.verdict_counts(report.reset_index())
+    assert counts.sum() == len(report) and counts["reproduced"] >= 3
+
+
+def test_rows_do_not_borrow_runs_of_another_data_set_or_profile(tmp_path):
+    store_gpu_runs(tmp_path, {("wrn-16-8", 0.0): [0.80, 0.81], ("wrn-16-8", 0.75): [0.85, 0.86],
+                              ("vgg19", 1.0): [0.70, 0.71], ("vgg19", 0.0): [0.85, 0.86],
+                              ("vgg19", 0.5): [0.86, 0.87]})
+    for profile in (GPU.replace(dataset="fashion-mnist"), QUICK, profiles.get("full")):
+        report = reproduction.claims(reproduction.evidence(profile, [tmp_path]))
+        rows = report.set_index("claim")
+        for claim in (WIDE, VGG, DENSE):
+            assert rows.loc[claim, "verdict"] == "not testable at this scale", (profile, claim)
+            assert "fashion-mnist-32" not in rows.loc[claim, "ran"]
+
+
+def test_plain_verdict_strips_the_data_note_and_the_smoke_note_together():
+    note = reproduction.DATA_NOTES["fashion-mnist-32"]
+    for verdict in reproduction.VERDICTS:
+        both = f"{verdict} ({note}) ({reproduction.SMOKE_NOTE})"
+        assert reproduction.plain_verdict(both) == verdict
+        assert reproduction.plain_verdict(f"{verdict} ({note})") == verdict

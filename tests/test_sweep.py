@@ -284,6 +284,57 @@ def test_a_notebook_item_is_done_when_it_ran_to_the_end_with_its_parameters_and_
     assert sweep.status(item, plan) == (False, "to run (an unfinished copy)")
 
 
+def test_plain_processes_run_a_sweep_without_ray_as_one_after_another_would(
+        tmp_path, monkeypatch, keep_threads):
+    monkeypatch.setitem(sys.modules, "ray", None)  # importing Ray here would fail
+    plan = sweep.load(write(tmp_path, SMOKE_RUNS), store=tmp_path / "swept")
+    result = sweep.run(plan, progress=False, processes=2)
+    assert list(result["status"]) == ["finished"] * 4
+    assert list(result["trained"]) == [3] * 4
+    assert all(node.startswith("pid ") for node in result["node"])
+    assert result["node"].nunique() == 4  # a fresh process for every item
+    for item in plan.items:
+        sweep.run_item(item, tmp_path / "sequential", plan.out)
+    assert stored_records(tmp_path / "swept") == stored_records(tmp_path / "sequential")
+    assert list(sweep.run(plan, progress=False, processes=2)["status"]) == ["done before"] * 4
+
+
+def test_plain_processes_try_a_failing_item_again_and_report_it(tmp_path, monkeypatch,
+                                                                capsys, keep_threads):
+    monkeypatch.setenv("PRUNINGLAB_DATA", str(tmp_path / "no-data"))  # the workers inherit it
+    plan = sweep.load(write(tmp_path, """
+[sweep]
+retries = 1
+
+[[runs]]
+preset = "lr_rewinding"
+profile = "smoke"
+dataset = "mnist"
+seeds = [0]
+"""), store=tmp_path / "runs")
+    [row] = sweep.run(plan, processes=1).to_dict("records")
+    assert (row["status"], row["attempts"]) == ("failed", 2)
+    assert row["error"].startswith("FileNotFoundError") and "mnist" in row["error"]
+    shown = capsys.readouterr()
+    said = shown.out + shown.err
+    assert "lr_rewinding mlp mnist seed 0: attempt 1 failed (FileNotFoundError" in said
+    assert "failed after 2 attempt(s)" in said
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--processes", "0"], "--processes must be an integer >= 1, got 0"),
+    (["--processes", "2", "--address", "auto"], "without Ray: give it without --address"),
+    (["--processes", "2", "--cpus", "1"], "without --address and --cpus"),
+])
+def test_processes_with_ray_options_or_below_one_is_a_usage_error(tmp_path, capsys, args,
+                                                                   message):
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["sweep", str(write(tmp_path, SMOKE_RUNS)), *args])
+    assert caught.value.code == 2 and message in capsys.readouterr().err
+    with pytest.raises(ValueError, match="without address and cpus"):
+        sweep.run(sweep.load(write(tmp_path, SMOKE_RUNS)), processes=2, cpus=1)
+
+
 # --------------------------------------------------------------------------------------
 # On Ray
 # --------------------------------------------------------------------------------------
