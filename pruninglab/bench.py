@@ -119,6 +119,14 @@ density = _argument("a number in (0, 1]", float,
                     lambda v: checks.real(v, "", 0.0, 1.0, low_open=True))
 
 
+def _print_gpu(device: torch.device) -> None:
+    """On CUDA, print the GPU, its memory and the CUDA and cuDNN versions."""
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        print(f"GPU: {props.name}, {props.total_memory / 2**30:.0f} GiB, "
+              f"CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}")
+
+
 def machine(plan: threads.Plan | None = None) -> str:
     """One line: CPU model, logical cores, torch threads (and why, given the ``plan`` that
     set them), torch and Python versions."""
@@ -496,10 +504,7 @@ def bench_train(args: argparse.Namespace) -> pd.DataFrame:
         raise ValueError("--compile needs --device cuda: the Trainer compiles only on CUDA")
     if not 0.0 < args.density <= 1.0:
         raise ValueError(f"--density must lie in (0, 1], got {args.density}")
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        print(f"GPU: {props.name}, {props.total_memory / 2**30:.0f} GiB, "
-              f"CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}")
+    _print_gpu(device)
     print(f"train: {', '.join(names)} on {sizes['train_size']:,} random "
           f"{args.input_size}x{args.input_size}x3 images, batch {sizes['batch_size']}, "
           f"density {args.density:g}, {device}, {torch.get_num_threads()} torch threads; "
@@ -989,10 +994,7 @@ def bench_concurrent(args: argparse.Namespace) -> pd.DataFrame:
         raise ValueError(f"--counts must include 1 (one training alone, the baseline), got "
                          f"{','.join(map(str, args.counts))}")
     usable = threads.plan().usable or os.cpu_count() or 1
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        print(f"GPU: {props.name}, {props.total_memory / 2**30:.0f} GiB, "
-              f"CUDA {torch.version.cuda}")
+    _print_gpu(device)
     print(f"concurrent: {args.model}, batch {args.batch_size}, {args.train_size:,} random "
           f"32x32x3 images per training, {device}; {args.rounds} rounds x {args.steps} steps "
           f"after {args.warmup} warm-up steps, for {', '.join(map(str, args.counts))} "
