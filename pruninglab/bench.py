@@ -28,6 +28,8 @@ Sections (one function each; add a new one with :func:`section`):
 * ``sweep`` -- what a sweep on Ray adds per item: trivial runs one after another in one
   process against the same runs as a sweep on a one-CPU Ray instance; Ray's start and
   shutdown apart.
+* ``prune`` -- choosing what global magnitude pruning keeps of VGG19's 20 million weights:
+  a stable sort against the selection (``torch.kthvalue``) that ``prune`` uses.
 * ``concurrent`` -- the total throughput of N trainings (ResNet-20 by default) at once on
   one device, each a plain process, against one alone (N = 1, 2, 4, 8): how many of the
   gpu profile's trainings to pack onto one GPU.
@@ -73,6 +75,7 @@ __all__ = [
     "bench_concurrent",
     "bench_data",
     "bench_masking",
+    "bench_prune",
     "bench_sparse",
     "bench_startup",
     "bench_sweep",
@@ -883,6 +886,53 @@ def bench_sweep(args: argparse.Namespace) -> pd.DataFrame:
             ("Ray's start (once per sweep)", started, float("nan"), float("nan")),
             ("Ray's shutdown (once per sweep)", stopped, float("nan"), float("nan"))]
     return pd.DataFrame(rows, columns=["", "total_s", "per_item_s", "ratio"]).set_index("")
+
+
+# --------------------------------------------------------------------------------------
+# prune: global magnitude pruning of a large network, selection vs sort
+# --------------------------------------------------------------------------------------
+
+
+def _prune_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="vgg19",
+                        help="a pruninglab model name (default vgg19: 20 million weights)")
+    parser.add_argument("--density", type=density, default=0.7,
+                        help="the density pruned to, from dense (default 0.7: GIMP's first step)")
+    parser.add_argument("--rounds", type=positive_int, default=3)
+    parser.add_argument("--warmup", type=non_negative_int, default=1)
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="torch threads (default: pruninglab.threads.plan(): "
+                        "$PRUNINGLAB_THREADS, else the usable CPUs)")
+
+
+def _sorted_top(scores: torch.Tensor, alive: torch.Tensor, k: int) -> torch.Tensor:
+    """The baseline: the ``k`` largest alive scores by a stable descending sort."""
+    index = alive.nonzero().squeeze(1)
+    order = torch.sort(scores[index], descending=True, stable=True).indices[:k]
+    keep = torch.zeros_like(alive)
+    keep[index[order]] = True
+    return keep
+
+
+@section("prune", _prune_arguments)
+def bench_prune(args: argparse.Namespace) -> pd.DataFrame:
+    """Choosing the weights that global magnitude pruning keeps, on the CPU: a stable
+    descending sort of every weight's magnitude (the baseline) against what
+    :func:`pruninglab.pruning.prune` does, a selection of the k-th largest
+    (``torch.kthvalue``) and the ties in index order. Both keep the same weights (checked)."""
+    model = models.create(args.model)
+    scores = torch.cat([layer.weight.detach().abs().flatten()
+                        for layer in masking.prunable_layers(model).values()])
+    alive = torch.ones_like(scores, dtype=torch.bool)
+    k = round(args.density * scores.numel())
+    if not torch.equal(pruning._top(scores, alive, k), _sorted_top(scores, alive, k)):
+        raise RuntimeError("the selection and the sort keep different weights")
+    print(f"prune: {args.model}, {scores.numel():,} weights, keep {k:,} "
+          f"(density {args.density:g}); {args.rounds} rounds after {args.warmup} warm-up")
+    times = interleaved({"stable sort (baseline)": lambda: _sorted_top(scores, alive, k),
+                         "kthvalue selection (ours)": lambda: pruning._top(scores, alive, k)},
+                        args.rounds, 1, args.warmup)
+    return ratio_table(times, baseline="stable sort (baseline)")
 
 
 # --------------------------------------------------------------------------------------

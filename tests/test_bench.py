@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pruninglab import bench
+from pruninglab import bench, pruning
 
 import argparse
 import importlib.util
@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 TINY = ["--input-size", "4", "--batch-size", "8", "--rounds", "2", "--steps", "1", "--warmup", "1"]
 
@@ -148,6 +149,18 @@ def test_sweep_section_times_the_same_runs_alone_and_on_ray_and_gives_the_overhe
         assert row in out
     overhead = next(line for line in out.splitlines() if "overhead per item" in line)
     assert math.isfinite(float(overhead.split()[-2]))  # (sweep - baseline) / items
+
+
+def test_prune_section_times_the_selection_against_a_sort_that_keeps_the_same(capsys):
+    assert bench.main(["prune", "--model", "resnet8", "--rounds", "1", "--warmup", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "prune: resnet8," in out and "(density 0.7)" in out
+    assert "stable sort (baseline)" in out and "kthvalue selection (ours)" in out
+    generator = torch.Generator().manual_seed(1)
+    scores = torch.randint(0, 5, (500,), generator=generator).float()  # ties everywhere
+    alive = torch.rand(500, generator=generator) < 0.8
+    assert torch.equal(bench._sorted_top(scores, alive, 123),
+                       pruning._top(scores, alive, 123))
 
 
 def test_concurrent_section_runs_one_and_two_trainings_as_processes_and_compares(capsys):
