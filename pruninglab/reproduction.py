@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -37,7 +38,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import bn, data, efficiency, gimp, models, runs, shuffle, sweep_file, tom, verdicts
+from . import (
+    bn,
+    data,
+    efficiency,
+    gimp,
+    models,
+    runs,
+    schedules,
+    shuffle,
+    sweep_file,
+    tom,
+    verdicts,
+)
 from .profiles import Profile
 from .verdicts import at_least, better, fmt
 
@@ -185,8 +198,16 @@ def _is_cifar(ev: Evidence) -> bool:
 DATA_NOTES = {"fashion-mnist-32": "on Fashion-MNIST at 32×32, not CIFAR-10"}
 
 
-def _data_note(dataset: str) -> str:
-    return "" if dataset == "cifar10" else DATA_NOTES.get(dataset, f"on {dataset}, not CIFAR-10")
+def _scale_note(ev: Evidence, dataset: str) -> str:
+    """How the runs behind a thesis-network row differ from the thesis's: the data set
+    (:data:`DATA_NOTES`) and a training shorter than Section 3.4's; ``""`` if neither."""
+    notes = [] if dataset == "cifar10" else [
+        DATA_NOTES.get(dataset, f"on {dataset}, not CIFAR-10")]
+    if not ev.profile.thesis_lengths:
+        shortest, longest = sorted({schedules.preset(f).steps for f in ("resnet", "vgg", "wrn")})
+        notes.append(f"{ev.profile.train_steps:,} steps per training, not the thesis's "
+                     f"{shortest:,}–{longest:,}")
+    return "; ".join(notes)
 
 
 def _thesis_net_runs(ev: Evidence, model: str) -> tuple[pd.DataFrame, str]:
@@ -200,9 +221,9 @@ def _thesis_net_runs(ev: Evidence, model: str) -> tuple[pd.DataFrame, str]:
     return ev.gimp.iloc[:0], ""
 
 
-def _marked(row: _Row, dataset: str) -> _Row:
-    """``row`` with :data:`DATA_NOTES`' mark on its verdict when ``dataset`` is not CIFAR-10."""
-    note = _data_note(dataset)
+def _marked(row: _Row, ev: Evidence, dataset: str) -> _Row:
+    """``row`` with :func:`_scale_note`'s mark on its verdict, where there is one."""
+    note = _scale_note(ev, dataset)
     if note:
         row.verdict = f"{row.verdict} ({note})"
     return row
@@ -262,9 +283,9 @@ def _dense_accuracy(ev: Evidence, tol: float) -> _Row:
         parts.append(f"{name} {fmt(ours)} (thesis {ref})")
         judged.append(at_least(ours, ref, max(PUBLISHED_BAND, tol)))
     ran = f"level 0 of the stored GIMP runs on {dataset}"
-    if dataset != "cifar10":  # nothing to compare CIFAR-10's numbers with
+    if _scale_note(ev, dataset):  # not the thesis's data or training: nothing to compare
         return _marked(_Row(claim, source, ran, "; ".join(parts), thesis,
-                            "not testable at this scale"), dataset)
+                            "not testable at this scale"), ev, dataset)
     return _judged(claim, source, ran, "; ".join(parts), thesis, verdicts.combine(judged))
 
 
@@ -343,7 +364,7 @@ def _wide(ev: Evidence, tol: float) -> _Row:
             return _marked(_judged(
                 claim, source, f"{model} on {dataset}",
                 f"LRR {fmt(by['lr_rewinding'])}; sGIMP(75%) {fmt(by['sgimp(75%)'])}",
-                thesis, better(by["sgimp(75%)"], by["lr_rewinding"], tol)), dataset)
+                thesis, better(by["sgimp(75%)"], by["lr_rewinding"], tol)), ev, dataset)
     target = ev.profile.target_density
     wide, narrow = ev.profile.wide_model, ev.profile.narrow_model
     found = verdicts.width_gap(_at_target(ev.iterative(wide), target),
@@ -390,7 +411,8 @@ def _vgg_rewind_100(ev: Evidence, tol: float) -> _Row:
             return _marked(_judged(claim, source, f"vgg19 on {dataset}",
                                    f"WR {fmt(by['weight_rewinding'])}; least accurate other "
                                    f"rewind {worst[0]} {fmt(worst[1])}", thesis,
-                                   better(worst[1], by["weight_rewinding"], tol)), dataset)
+                                   better(worst[1], by["weight_rewinding"], tol)), ev,
+                                   dataset)
     by, where = _algorithms_final(ev)
     ours = "—"
     if "weight_rewinding" in by:
@@ -509,8 +531,10 @@ def _bn(ev: Evidence, tol: float) -> _Row:
     df = _select(ev.gimp, ev.profile, model, None)
     finals, early = {}, {}
     for label, (mu, eps) in bn.THESIS_SETTINGS.items():  # the store keeps PyTorch's momentum
-        part = df[np.isclose(df["setup.bn_eps"], eps) & np.isclose(
-            df["setup.bn_momentum"], models.tf_to_torch_momentum(mu))] if len(df) else df
+        # None (the family's defaults) as NaN: a column of Nones alone is not numeric
+        part = df[np.isclose(df["setup.bn_eps"].astype(float), eps) & np.isclose(
+            df["setup.bn_momentum"].astype(float), models.tf_to_torch_momentum(mu))] if len(
+            df) else df
         if not len(part):
             return _not_run(claim, source, thesis, "notebook 09")
         sparsest = part[part["level"] >= part["level"].max() - 1]  # the two sparsest levels
@@ -585,10 +609,9 @@ def beside(reports: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def plain_verdict(verdict: str) -> str:
-    """``verdict`` without its notes (the smoke profile's, :data:`DATA_NOTES`' data set):
-    one of :data:`VERDICTS`."""
-    plain = verdict.removesuffix(f" ({SMOKE_NOTE})")
-    return plain.split(" (on ", 1)[0]
+    """``verdict`` without the notes in parentheses after it (the smoke profile's, and how
+    a thesis-network row's runs differ from the thesis's): one of :data:`VERDICTS`."""
+    return re.sub(r"( \([^()]*\))+$", "", verdict)
 
 
 def verdict_counts(report: pd.DataFrame) -> pd.Series:

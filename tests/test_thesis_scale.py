@@ -90,7 +90,8 @@ def test_the_gpu_profile_runs_on_the_cpu_and_notebook_11_marks_its_verdicts(stor
     for claim in ("LR rewinding degrades on wide networks; sGIMP(50-98%) does not",
                   "Rewinding 100% (weight rewinding) is the worst sGIMP variant for VGG"):
         verdict = rows.loc[claim, "verdict"]
-        assert verdict.endswith(f" ({pl.reproduction.DATA_NOTES['fashion-mnist-32']})"), verdict
+        assert verdict.endswith(f" ({pl.reproduction.DATA_NOTES['fashion-mnist-32']}; 5 steps "
+                                "per training, not the thesis's 72,000–80,000)"), verdict
         assert pl.reproduction.plain_verdict(verdict) in ("reproduced", "inconclusive",
                                                           "contradicted")
         assert rows.loc[claim, "seeds"] == 2
