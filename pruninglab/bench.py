@@ -1000,11 +1000,18 @@ def _one_round(n: int, spec: dict) -> dict:
         for worker in workers:
             worker.stdin.write("go\n")
             worker.stdin.flush()
-        results = [json.loads(said(worker, "while it trained")) for worker in workers]
+        results = []
+        for worker in workers:
+            line = said(worker, "while it trained")
+            while not line.startswith("{"):  # a library's stray line
+                line = said(worker, "while it trained")
+            results.append(json.loads(line))
     finally:
         for worker in workers:
             worker.kill()
             worker.wait()
+            worker.stdin.close()
+            worker.stdout.close()
     wall = max(r["end"] for r in results) - min(r["start"] for r in results)
     return {"steps_per_s": n * spec["steps"] / wall,
             "memory_gib": max(r["memory"] for r in results)}

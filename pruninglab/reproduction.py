@@ -370,11 +370,14 @@ def _wide(ev: Evidence, tol: float) -> _Row:
     found = verdicts.width_gap(_at_target(ev.iterative(wide), target),
                                _at_target(ev.iterative(narrow), target), (wide, narrow), tol)
     if found.verdict == "not run yet":
-        return _Row(claim, source, "needs a Wide ResNet (gpu or full profile)", "—", thesis,
-                    "not testable at this scale")
+        needs = ("needs LR rewinding and sGIMP(75%) of a Wide ResNet (notebook 06)"
+                 if ev.profile.thesis_networks else "needs a Wide ResNet (gpu or full profile)")
+        return _Row(claim, source, needs, "—", thesis, "not testable at this scale")
+    why = ("not LR rewinding and sGIMP(75%) of a Wide ResNet to the same density"
+           if ev.profile.thesis_networks else "no Wide ResNet at this scale")
     return _judged(claim, source,
                    f"{wide} vs {narrow} on {ev.profile.dataset} (notebook 06); "
-                   f"no Wide ResNet at this scale (on these runs the rule says {found.verdict})",
+                   f"{why} (on these runs the rule says {found.verdict})",
                    found.ours, thesis, found, verdict="not testable at this scale")
 
 

@@ -20,10 +20,10 @@ same path on every node: a shared file system.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import dataclasses
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
 import socket
 import sys
@@ -274,43 +274,74 @@ class _OnRay:
             self.ray.shutdown()
 
 
+@dataclasses.dataclass(eq=False)  # a handle: equal only to itself
+class _Job:
+    item: Item
+    store: str
+    out: str
+
+
 class _InProcesses:
-    """Items in ``processes`` plain processes on this machine, without Ray: each item in a
-    fresh one (a clean CUDA context, its own threads), several at once on one GPU. The
-    items' ``cpus`` and ``gpus`` are not looked at."""
+    """Items in plain processes on this machine, without Ray: each item in a fresh spawned
+    process of its own (a clean CUDA context, its own threads), at most ``processes`` at
+    once, several sharing one GPU. The items' ``cpus`` and ``gpus`` are not looked at. A
+    process that dies (killed for memory) fails its own item only; its result, or its
+    error as text, comes back through a pipe."""
 
     def __init__(self, processes: int):
         self.processes = checks.integer(processes, "processes", minimum=1)
-        self.pool = self._new_pool()
+        self.context = multiprocessing.get_context("spawn")
+        self.queued: list[_Job] = []
+        self.started: dict[_Job, tuple] = {}  # job -> (process, the pipe's reading end)
 
-    def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
-        return concurrent.futures.ProcessPoolExecutor(
-            self.processes, mp_context=multiprocessing.get_context("spawn"),
-            max_tasks_per_child=1)
+    def submit(self, item: Item, store: str, out: str) -> _Job:
+        job = _Job(item, store, out)
+        self.queued.append(job)
+        self._start_queued()
+        return job
 
-    def submit(self, item: Item, store: str, out: str):
-        try:
-            return self.pool.submit(_in_process, item, store, out)
-        except concurrent.futures.process.BrokenProcessPool:  # a worker was killed (memory)
-            self.pool = self._new_pool()
-            return self.pool.submit(_in_process, item, store, out)
+    def _start_queued(self) -> None:
+        while self.queued and len(self.started) < self.processes:
+            job = self.queued.pop(0)
+            receive, send = self.context.Pipe(duplex=False)
+            process = self.context.Process(target=_in_process, name=job.item.name,
+                                           args=(job.item, job.store, job.out, send))
+            process.start()
+            send.close()  # the child holds the writing end: its exit closes the pipe
+            self.started[job] = (process, receive)
 
     def wait(self, running: list) -> list[tuple[object, tuple | None, str]]:
-        done, _ = concurrent.futures.wait(running, timeout=0.2,
-                                          return_when=concurrent.futures.FIRST_COMPLETED)
+        pipes = {receive: job for job, (_, receive) in self.started.items()}
         ended = []
-        for future in done:
+        for receive in multiprocessing.connection.wait(list(pipes), timeout=0.2):
+            job = pipes[receive]
+            process, _ = self.started.pop(job)
             try:
-                ended.append((future, future.result(), ""))
-            except Exception as err:  # the item's own error, raised again here
-                ended.append((future, None, _error_text(err)))
+                outcome, error = receive.recv()
+            except EOFError:  # it ended without a word: killed, or out of memory
+                process.join(timeout=10)
+                outcome, error = None, (f"the process running it ended without a result "
+                                        f"(exit code {process.exitcode})")
+            receive.close()
+            process.join(timeout=10)
+            ended.append((job, outcome, error))
+        self._start_queued()
         return ended
 
     def cancel(self, running: list) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.queued.clear()
+        for process, _ in self.started.values():
+            process.terminate()
+        for process, receive in self.started.values():
+            process.join(timeout=10)
+            if process.is_alive():
+                process.kill()
+                process.join()
+            receive.close()
+        self.started.clear()
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.cancel([])  # nothing runs at a normal end; after an error, nothing may stay
 
 
 def run(sweep: Sweep, address: str | None = None, cpus: int | None = None,
@@ -421,11 +452,17 @@ def _on_ray(item: Item, store: str, out: str) -> tuple[dict, float, str]:
     return result, time.perf_counter() - tic, ray.get_runtime_context().get_node_id()[:8]
 
 
-def _in_process(item: Item, store: str, out: str) -> tuple[dict, float, str]:
-    """:func:`run_item` in a worker process: its result, its seconds and the process."""
+def _in_process(item: Item, store: str, out: str, send) -> None:
+    """:func:`run_item` in a process of its own; sends ``((result, seconds, "pid N"), "")``
+    or ``(None, error text)`` (text: any exception crosses the pipe) and ends."""
     tic = time.perf_counter()
-    result = run_item(item, store, out)
-    return result, time.perf_counter() - tic, f"pid {os.getpid()}"
+    try:
+        result = run_item(item, store, out)
+        send.send(((result, time.perf_counter() - tic, f"pid {os.getpid()}"), ""))
+    except Exception as err:
+        send.send((None, _error_text(err)))
+    finally:
+        send.close()
 
 
 # --------------------------------------------------------------------------------------

@@ -426,6 +426,8 @@ def test_gpu_runs_on_cifar10_are_marked_for_their_short_training_only(tmp_path):
 
 
 def test_plain_verdict_strips_the_data_note_and_the_smoke_note_together():
+    notes = [reproduction.SMOKE_NOTE, *reproduction.DATA_NOTES.values()]
+    assert not any(c in n for n in notes for c in "()")  # plain_verdict strips "( ... )" groups
     note = reproduction.DATA_NOTES["fashion-mnist-32"] + "; 1,000 steps per training"
     for verdict in reproduction.VERDICTS:
         both = f"{verdict} ({note}) ({reproduction.SMOKE_NOTE})"

@@ -321,6 +321,30 @@ seeds = [0]
     assert "failed after 2 attempt(s)" in said
 
 
+def test_a_killed_process_fails_its_own_item_only_and_cancel_ends_every_process(tmp_path):
+    plan = sweep.load(write(tmp_path, SMOKE_RUNS), store=tmp_path / "runs")
+    pool = sweep._InProcesses(2)
+    try:
+        victim, survivor, queued = (pool.submit(item, str(plan.store), str(plan.out))
+                                    for item in plan.items[:3])
+        assert set(pool.started) == {victim, survivor} and pool.queued == [queued]
+        pool.started[victim][0].kill()  # as the kernel's OOM killer would
+        ended = {}
+        deadline = time.monotonic() + 120
+        while not {victim, survivor} <= set(ended) and time.monotonic() < deadline:
+            ended.update((job, (outcome, error)) for job, outcome, error in pool.wait([]))
+        assert ended[victim] == (None, "the process running it ended without a result (exit "
+                                       f"code -{signal.SIGKILL})")
+        result, seconds, node = ended[survivor][0]
+        assert result == {"trained": 3, "stages": 3} and node.startswith("pid ")
+        assert not pool.queued and queued in set(pool.started) | set(ended)  # a freed slot
+        running = [process for process, _ in pool.started.values()]
+        pool.cancel([])
+        assert not pool.started and not any(p.is_alive() for p in running)
+    finally:
+        pool.close()
+
+
 @pytest.mark.parametrize("args, message", [
     (["--processes", "0"], "--processes must be an integer >= 1, got 0"),
     (["--processes", "2", "--address", "auto"], "without Ray: give it without --address"),
