@@ -122,6 +122,13 @@ density = _argument("a number in (0, 1]", float,
                     lambda v: checks.real(v, "", 0.0, 1.0, low_open=True))
 
 
+def _check_models(names: list[str]) -> None:
+    """Raise ``ValueError`` for a name that is not a pruninglab model, listing the known."""
+    for name in names:
+        if not models.is_known(name):
+            raise ValueError(f"unknown model {name!r}; known: {', '.join(models.names())}")
+
+
 def _print_gpu(device: torch.device) -> None:
     """On CUDA, print the GPU, its memory and the CUDA and cuDNN versions."""
     if device.type == "cuda":
@@ -498,9 +505,7 @@ def bench_train(args: argparse.Namespace) -> pd.DataFrame:
     device = training.resolve_device(args.device)
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     plain = {n.strip() for n in args.plain.split(",") if n.strip()}
-    for name in [*names, *plain]:
-        if not models.is_known(name):
-            raise ValueError(f"unknown model {name!r}; known: {', '.join(models.names())}")
+    _check_models([*names, *plain])
     if plain - set(names):
         raise ValueError(f"--plain names models not in --models: {sorted(plain - set(names))}")
     if args.compile and device.type != "cuda":
@@ -856,7 +861,7 @@ def bench_sweep(args: argparse.Namespace) -> pd.DataFrame:
         file = pathlib.Path(folder) / "bench.toml"
         file.write_text(text)
         alone = sweep.load(file, store=pathlib.Path(folder) / "alone")
-        swept = sweep.load(file, store=pathlib.Path(folder) / "swept")
+        swept = dataclasses.replace(alone, store=pathlib.Path(folder) / "swept")
         print(f"sweep: {args.items} runs of {alone.items[0].name.rsplit(' seed', 1)[0]}, "
               f"2 levels of {args.steps} step(s) each; Ray with 1 CPU")
         tic = time.perf_counter()
@@ -905,31 +910,23 @@ def _prune_arguments(parser: argparse.ArgumentParser) -> None:
                         "$PRUNINGLAB_THREADS, else the usable CPUs)")
 
 
-def _sorted_top(scores: torch.Tensor, alive: torch.Tensor, k: int) -> torch.Tensor:
-    """The baseline: the ``k`` largest alive scores by a stable descending sort."""
-    index = alive.nonzero().squeeze(1)
-    order = torch.sort(scores[index], descending=True, stable=True).indices[:k]
-    keep = torch.zeros_like(alive)
-    keep[index[order]] = True
-    return keep
-
-
 @section("prune", _prune_arguments)
 def bench_prune(args: argparse.Namespace) -> pd.DataFrame:
     """Choosing the weights that global magnitude pruning keeps, on the CPU: a stable
     descending sort of every weight's magnitude (the baseline) against what
     :func:`pruninglab.pruning.prune` does, a selection of the k-th largest
     (``torch.kthvalue``) and the ties in index order. Both keep the same weights (checked)."""
+    _check_models([args.model])
     model = models.create(args.model)
     scores = torch.cat([layer.weight.detach().abs().flatten()
                         for layer in masking.prunable_layers(model).values()])
     alive = torch.ones_like(scores, dtype=torch.bool)
     k = round(args.density * scores.numel())
-    if not torch.equal(pruning._top(scores, alive, k), _sorted_top(scores, alive, k)):
+    if not torch.equal(pruning._top(scores, alive, k), pruning._top_sorted(scores, alive, k)):
         raise RuntimeError("the selection and the sort keep different weights")
     print(f"prune: {args.model}, {scores.numel():,} weights, keep {k:,} "
           f"(density {args.density:g}); {args.rounds} rounds after {args.warmup} warm-up")
-    times = interleaved({"stable sort (baseline)": lambda: _sorted_top(scores, alive, k),
+    times = interleaved({"stable sort (baseline)": lambda: pruning._top_sorted(scores, alive, k),
                          "kthvalue selection (ours)": lambda: pruning._top(scores, alive, k)},
                         args.rounds, 1, args.warmup)
     return ratio_table(times, baseline="stable sort (baseline)")
@@ -1045,12 +1042,11 @@ def bench_concurrent(args: argparse.Namespace) -> pd.DataFrame:
     round after round. On the CPU each process gets the usable CPUs / N torch threads.
     """
     device = training.resolve_device(args.device)
-    if not models.is_known(args.model):
-        raise ValueError(f"unknown model {args.model!r}; known: {', '.join(models.names())}")
+    _check_models([args.model])
     if args.counts[0] != 1:
         raise ValueError(f"--counts must include 1 (one training alone, the baseline), got "
                          f"{','.join(map(str, args.counts))}")
-    usable = threads.plan().usable or os.cpu_count() or 1
+    usable = threads.usable_cpus()[0]
     _print_gpu(device)
     print(f"concurrent: {args.model}, batch {args.batch_size}, {args.train_size:,} random "
           f"32x32x3 images per training, {device}; {args.rounds} rounds x {args.steps} steps "

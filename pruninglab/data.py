@@ -39,6 +39,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import checks
+
 __all__ = [
     "Dataset",
     "Batches",
@@ -306,9 +308,7 @@ def load(
         keep = torch.randperm(len(x_train), generator=generator)[:train_size]
         x_train, y_train = x_train[keep], y_train[keep]
     if eval_size is not None:
-        if not isinstance(eval_size, int) or not 1 <= eval_size <= len(x_test):
-            raise ValueError(
-                f"eval_size must be an integer in [1, {len(x_test)}], got {eval_size!r}")
+        eval_size = checks.integer(eval_size, "eval_size", minimum=1, maximum=len(x_test))
         keep = torch.randperm(len(x_test), generator=torch.Generator().manual_seed(
             _SPLIT_SEED))[:eval_size]
         x_test, y_test = x_test[keep], y_test[keep]

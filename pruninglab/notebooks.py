@@ -47,7 +47,7 @@ from .profiles import Profile
 from .train import resolve_device
 
 __all__ = ["Context", "start", "packaged_folder", "notebook_folder", "find_notebooks", "copy",
-           "parameters", "execute", "add_commands", "command", "main"]
+           "parameters", "error_line", "execute", "add_commands", "command", "main"]
 
 PACKAGE = Path(__file__).resolve().parent
 # Where the notebooks are: an installed wheel holds them in pruninglab/_notebooks
@@ -239,6 +239,13 @@ def _parse_value(text: str):
         return text
 
 
+def error_line(err: BaseException) -> str:
+    """``"TypeName: last line of its message"``: an error in one line (a notebook's, whose
+    message ends with the cell's traceback; a sweep item's)."""
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[-1] if lines else ''}"
+
+
 def execute(notebooks: list[Path], out_dir: Path, parameters: dict,
             timeout: int | None = None,
             progress: bool = True) -> list[tuple[str, float, str | None]]:
@@ -270,8 +277,7 @@ def execute(notebooks: list[Path], out_dir: Path, parameters: dict,
                 str(path), str(out_dir / path.name), parameters=parameters, kernel_name="python3",
                 cwd=str(path.parent), progress_bar=False, execution_timeout=timeout)
         except Exception as err:  # papermill raises PapermillExecutionError with the traceback
-            lines = str(err).strip().splitlines()
-            error = f"{type(err).__name__}: {lines[-1] if lines else ''}"
+            error = error_line(err)
         results.append((path.name, time.perf_counter() - tic, error))
     return results
 

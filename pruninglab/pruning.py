@@ -79,20 +79,30 @@ def _check_scores(scores: object, layers: Mapping[str, nn.Module]) -> dict[str, 
     return out
 
 
-# Scores torch.kthvalue selects among on the CPU; other dtypes (unsigned beyond 8 bits),
-# and scores on a GPU, where a sort is fast, are sorted.
+# Scores torch.kthvalue selects among on the CPU; other dtypes (unsigned beyond 8 bits) are
+# sorted.
 _SELECTABLE = (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.uint8,
                torch.int8, torch.int16, torch.int32, torch.int64)
 
 
-def _top(scores: torch.Tensor, alive: torch.Tensor, k: int) -> torch.Tensor:
-    """Flat boolean mask keeping the ``k`` largest ``scores`` among the ``alive`` positions;
-    equal scores -> the lower index wins (what a stable descending sort keeps).
+def _top_sorted(scores: torch.Tensor, alive: torch.Tensor, k: int) -> torch.Tensor:
+    """Flat boolean mask keeping the ``k`` largest ``scores`` among the ``alive`` positions,
+    by a stable descending sort (equal scores -> the lower index wins)."""
+    index = alive.nonzero().squeeze(1)
+    order = torch.sort(scores[index], descending=True, stable=True).indices[:k]
+    keep = torch.zeros_like(alive)
+    keep[index[order]] = True
+    return keep
 
-    On the CPU the k-th largest score comes from a selection (``torch.kthvalue``), not a
-    sort: every score above it is kept, then the lowest-indexed scores equal to it until
-    ``k`` are kept: linear in the weights where a sort is not (``python -m pruninglab.bench
-    prune`` times both on VGG19's 20 million weights)."""
+
+def _top(scores: torch.Tensor, alive: torch.Tensor, k: int) -> torch.Tensor:
+    """What :func:`_top_sorted` keeps. On the CPU the k-th largest score comes from a
+    selection (``torch.kthvalue``), not a sort: every score above it is kept, then the
+    lowest-indexed scores equal to it until ``k`` are kept: linear in the weights where a
+    sort is not (``python -m pruninglab.bench prune`` times both on VGG19's 20 million
+    weights). On a GPU, where a sort is fast, and for dtypes ``kthvalue`` lacks, it sorts."""
+    if scores.is_cuda or scores.dtype not in _SELECTABLE:
+        return _top_sorted(scores, alive, k)
     index = alive.nonzero().squeeze(1)
     values = scores[index]
     keep = torch.zeros_like(alive)
@@ -100,10 +110,6 @@ def _top(scores: torch.Tensor, alive: torch.Tensor, k: int) -> torch.Tensor:
         return keep
     if k >= len(values):
         keep[index] = True
-        return keep
-    if values.is_cuda or values.dtype not in _SELECTABLE:
-        order = torch.sort(values, descending=True, stable=True).indices[:k]
-        keep[index[order]] = True
         return keep
     kth = torch.kthvalue(values, len(values) - k + 1).values  # the k-th largest
     chosen = values > kth

@@ -283,9 +283,10 @@ def _dense_accuracy(ev: Evidence, tol: float) -> _Row:
         parts.append(f"{name} {fmt(ours)} (thesis {ref})")
         judged.append(at_least(ours, ref, max(PUBLISHED_BAND, tol)))
     ran = f"level 0 of the stored GIMP runs on {dataset}"
-    if _scale_note(ev, dataset):  # not the thesis's data or training: nothing to compare
-        return _marked(_Row(claim, source, ran, "; ".join(parts), thesis,
-                            "not testable at this scale"), ev, dataset)
+    note = _scale_note(ev, dataset)
+    if note:  # not the thesis's data or training: nothing to compare with
+        return _Row(claim, source, ran, "; ".join(parts), thesis,
+                    f"not testable at this scale ({note})")
     return _judged(claim, source, ran, "; ".join(parts), thesis, verdicts.combine(judged))
 
 

@@ -229,9 +229,8 @@ def _check_fits(items: tuple[Item, ...]) -> None:
 
 
 def _error_text(err: BaseException) -> str:
-    cause = getattr(err, "cause", None) or err  # ray.exceptions.RayTaskError: the user's error
-    lines = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {lines[-1] if lines else ''}"
+    # ray.exceptions.RayTaskError wraps the user's error as its cause
+    return notebooks.error_line(getattr(err, "cause", None) or err)
 
 
 class _OnRay:

@@ -159,7 +159,7 @@ def test_prune_section_times_the_selection_against_a_sort_that_keeps_the_same(ca
     generator = torch.Generator().manual_seed(1)
     scores = torch.randint(0, 5, (500,), generator=generator).float()  # ties everywhere
     alive = torch.rand(500, generator=generator) < 0.8
-    assert torch.equal(bench._sorted_top(scores, alive, 123),
+    assert torch.equal(pruning._top_sorted(scores, alive, 123),
                        pruning._top(scores, alive, 123))
 
 
