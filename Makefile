@@ -16,7 +16,7 @@ JOBS    ?= $(shell $(PYTHON) -c "import os; print(min(4, len(os.sched_getaffinit
              if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1))")
 export PRUNINGLAB_RUNS ?= $(CURDIR)/runs
 # OpenMP threads sleep while they wait instead of spinning, so that torch keeps its speed
-# on a machine that other work shares (pruninglab/threads.py). It must be set before torch
+# on a machine that other work shares (pruninglab/core/threads.py). It must be set before torch
 # loads, so it is set here for every process and kernel that make starts.
 export OMP_WAIT_POLICY ?= PASSIVE
 
@@ -34,14 +34,14 @@ venv: $(STAMP)
 
 ## Execute every notebook in notebooks/ in order with papermill (quick profile, embedded data).
 run: $(STAMP)
-	$(PY) -m pruninglab.notebooks run --profile $(PROFILE)
+	$(PY) -m pruninglab notebooks run --profile $(PROFILE)
 
 ## The course site, static HTML that works offline, from the notebooks executed in the
 ## $(PROFILE) profile: make run's copies in build/notebooks/$(PROFILE)/ where they are
-## current, the others executed first; checked when built (pruninglab/book.py). Its
+## current, the others executed first; checked when built (pruninglab/course/book.py). Its
 ## dependencies are the extra `book`, which the environment's `dev` includes.
 book: $(STAMP)
-	$(PY) -m pruninglab.book --profile $(PROFILE)
+	$(PY) -m pruninglab.course.book --profile $(PROFILE)
 
 ## Unit tests, then nbval on every notebook in the smoke profile, each on $(JOBS) workers
 ## (one test file per worker at a time, so module fixtures are made once; nbval needs
@@ -81,7 +81,7 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
 bench: $(STAMP)
-	$(PY) -m pruninglab.bench all
+	$(PY) -m pruninglab bench all
 
 ## ruff on the package, the tests and the notebooks (no formatter: see README, "Style").
 lint: $(STAMP)

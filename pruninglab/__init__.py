@@ -1,66 +1,73 @@
 """pruninglab: a small PyTorch library and a row of notebooks about pruning neural networks,
 following Mikler (2021), *On Pruning Methods for Neural Networks*.
 
-Modules (one idea each; their layers are in :mod:`pruninglab.layers`): ``models``, ``data``,
-``schedules``, ``train``, ``masking``, ``optim``, ``saliency``, ``pruning``, ``interop``,
-``runs`` and ``runner`` (the run store and the one experiment runner), ``catalog`` (what a
-store holds), ``gimp``, ``tom``,
-``shuffle``, ``bn``, ``at_init``, ``verdicts``, ``config``, ``profiles``, ``plots``,
-``efficiency``, ``reproduction``, ``basics``, ``exercises`` (the course's exercises in
-``exercises_basics`` and ``exercises_pruning``, checked by ``exercise_checks``), and the
-helpers ``checks``,
-``seeding``, ``threads`` and ``timing``;
-``notebooks``, ``widgets`` and ``bench`` load on first use; ``book`` (the course site,
-``make book``) is imported only by its builder, and ``cli`` (the ``pruninglab`` command) by
-the command.
+The package's folders are its architecture (docs/design.md, "Layout"); imports point down:
+
+* ``core``: the thesis's methods on plain ``nn.Module``s (models, data, masking, saliency,
+  pruning, training, optimizers, schedules, and the helpers they share);
+* ``experiments``: the run store and its runner, ``Setup`` and the profiles, the stored
+  experiments (GIMP, Training Optimal Masks, mask shuffles, pruning at initialization, BN),
+  the verdicts and the reproduction report;
+* ``course``: the notebook harness, the exercises, widgets, plots and the course site;
+* ``scale``: the ``pruninglab`` command, sweeps and benchmarks.
+
+Every module is also reachable by its own name, ``pl.gimp``, ``pl.runs``, ``pl.notebooks``
+..., and ``from pruninglab import gimp`` works too. ``import pruninglab`` loads torch and
+``core`` only; the rest loads when first used, so that a plain import stays quick and pulls
+in no Jupyter, papermill or Ray.
 
 Importing the package first asks OpenMP to wait passively, if torch has not loaded yet
-(:func:`pruninglab.threads.prefer_passive_waiting`): it must happen before torch loads.
+(:func:`pruninglab.core.threads.prefer_passive_waiting`): it must happen before torch loads.
 """
 
 import importlib
 
-from . import threads
+from .core import threads
 
 threads.prefer_passive_waiting()
 
-from . import (  # noqa: E402, F401  (after the line above, which must precede torch)
-    at_init,
-    basics,
-    bn,
-    catalog,
+from .core import (  # noqa: E402, F401  (after the line above, which must precede torch)
     checks,
-    config,
     data,
     efficiency,
-    exercises,
-    gimp,
     interop,
     masking,
     models,
     optim,
-    plots,
-    profiles,
     pruning,
-    reproduction,
-    runner,
-    runs,
     saliency,
     schedules,
     seeding,
-    shuffle,
     timing,
-    tom,
     train,
-    verdicts,
 )
+from .core.train import TrainConfig  # noqa: E402, F401
 
 __version__ = "0.1.0"
 
+# Where each module that ``core`` does not hold lives: ``pl.NAME`` imports it on first use.
+_LAZY_MODULES: dict[str, str] = {
+    **dict.fromkeys(("runs", "runner", "config", "profiles", "gimp", "tom", "shuffle",
+                     "at_init", "bn", "verdicts", "catalog", "reproduction"), "experiments"),
+    **dict.fromkeys(("basics", "plots", "exercise_checks", "exercises_basics",
+                     "exercises_pruning", "exercises", "notebooks", "widgets", "book"),
+                    "course"),
+    **dict.fromkeys(("sweep_file", "sweep", "bench", "cli"), "scale"),
+}
+# The classes a notebook names at the top level: name -> the module that defines it.
+_LAZY_CLASSES: dict[str, str] = {"Setup": "config", "GIMPConfig": "gimp", "TOMConfig": "tom"}
+
 
 def __getattr__(name: str):
-    # ``notebooks`` (and ``bench``) are also run as ``python -m pruninglab.<name>``; importing
-    # them lazily keeps runpy from warning that they were imported before execution.
-    if name in ("notebooks", "bench", "widgets"):
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name in _LAZY_MODULES:
+        module = importlib.import_module(f"{__name__}.{_LAZY_MODULES[name]}.{name}")
+    elif name in _LAZY_CLASSES:
+        module = getattr(__getattr__(_LAZY_CLASSES[name]), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = module
+    return module
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY_MODULES, *_LAZY_CLASSES})

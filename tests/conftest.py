@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pruninglab import data as data_module
 from pruninglab import threads
-from pruninglab.pruning import prune
+from pruninglab.core.pruning import prune
 
 import errno
 import os
@@ -18,7 +18,7 @@ from torch import nn
 
 
 def pytest_configure(config) -> None:
-    """The tests share out the threads :func:`pruninglab.threads.plan` gives this process
+    """The tests share out the threads :func:`pruninglab.core.threads.plan` gives this process
     (``$PRUNINGLAB_THREADS``, or the usable CPUs) among pytest-xdist's workers: on a busy
     machine more threads than CPUs make the suite many times slower. The share goes into
     ``$PRUNINGLAB_THREADS``, so that a test's own ``configure()`` (the harness, the runner,
@@ -94,7 +94,7 @@ def read_only(monkeypatch):
 @pytest.fixture
 def restore_threads(monkeypatch):
     """Put torch's thread count and the thread variables of child processes back after a
-    test that calls :func:`pruninglab.threads.configure`."""
+    test that calls :func:`pruninglab.core.threads.configure`."""
     count = torch.get_num_threads()
     for name in threads.CHILD_ENV:
         if name in os.environ:
@@ -113,9 +113,9 @@ SMALL_SITE = ["00", "01", "03", "04"]
 
 @pytest.fixture(scope="module")
 def small_site(tmp_path_factory):
-    """The course site (:func:`pruninglab.book.build`) of the ``SMALL_SITE`` notebooks,
+    """The course site (:func:`pruninglab.course.book.build`) of the ``SMALL_SITE`` notebooks,
     executed in the smoke profile into a temporary folder (about 40 s): a
-    :class:`~pruninglab.book.Site`, its executed copies in ``site.html.parent.parent /
+    :class:`~pruninglab.course.book.Site`, its executed copies in ``site.html.parent.parent /
     "executed"``."""
     from pruninglab import book
 

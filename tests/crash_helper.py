@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from pruninglab import at_init, gimp, runs, schedules, shuffle, tom, train
 from pruninglab import data as data_module
-from pruninglab.config import Setup
-from pruninglab.train import TrainConfig
+from pruninglab.core.train import TrainConfig
+from pruninglab.experiments.config import Setup
 
 import json
 import os

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pruninglab import at_init, runs, schedules
 from pruninglab import data as data_module
-from pruninglab.config import Setup
-from pruninglab.train import TrainConfig
+from pruninglab.core.train import TrainConfig
+from pruninglab.experiments.config import Setup
 
 import pytest
 
@@ -30,7 +30,8 @@ def test_bad_arguments_raise_value_errors_naming_them_before_any_work(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.filterwarnings("ignore::pruninglab.pruning.EmptyLayerWarning")  # magnitude at init
+# magnitude at init
+@pytest.mark.filterwarnings("ignore::pruninglab.core.pruning.EmptyLayerWarning")
 @pytest.mark.parametrize("criterion", at_init.CRITERIA)
 def test_every_criterion_prunes_to_the_density_and_comes_back_from_the_store(criterion, tmp_path):
     digits = data_module.load("digits")

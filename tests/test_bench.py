@@ -1,4 +1,4 @@
-"""`python -m pruninglab.bench` runs at a tiny size and prints its table (no timing checks)."""
+"""`pruninglab bench` runs at a tiny size and prints its table (no timing checks)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def test_masking_section_runs_at_a_tiny_size_and_prints_machine_and_ratios(capsy
     assert bench.main(["masking", *TINY]) == 0
     out = capsys.readouterr().out
     assert "torch " in out and "logical cores" in out and "torch thread" in out
-    for variant in ("dense, torch.optim.SGD", "dense, pruninglab.optim.SGD",
+    for variant in ("dense, torch.optim.SGD", "dense, pruninglab.core.optim.SGD",
                     "masked (ours): masks inside the SGD step",
                     "masked: torch.optim.SGD, then multiply", "then bool multiply",
                     "torch.nn.utils.prune hooks"):
@@ -191,7 +191,7 @@ def test_concurrent_section_says_when_a_training_process_fails(capsys):
 
 
 def test_importing_bench_loads_no_optional_dependency():
-    code = ("import sys, pruninglab.bench; "
+    code = ("import sys, pruninglab.scale.bench; "
             "print(sorted({m.split('.')[0] for m in sys.modules} "
             "& {'torchvision', 'ipywidgets', 'papermill', 'mlxtend', 'ray'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -62,7 +62,7 @@ def test_the_library_and_its_command_load_no_jupyter_package():
     """The core install (no extras) has no JupyterLab, papermill or nbval: importing
     pruninglab and its command must not need them."""
     loaded = subprocess.run(
-        [sys.executable, "-c", "import sys, pruninglab, pruninglab.cli; print(' '.join("
+        [sys.executable, "-c", "import sys, pruninglab, pruninglab.scale.cli; print(' '.join("
          "sorted({m.split('.')[0] for m in sys.modules})))"],
         capture_output=True, text=True, check=True, timeout=120).stdout.split()
     for extra in ("papermill", "nbformat", "nbval", "jupyterlab", "ipywidgets", "ipykernel",

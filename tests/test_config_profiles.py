@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from pruninglab import models, profiles, runs, schedules
-from pruninglab.config import Setup
-from pruninglab.train import TrainConfig
+from pruninglab.core.train import TrainConfig
+from pruninglab.experiments.config import Setup
 
 import json
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pruninglab import data as data_module
 from pruninglab import schedules
 from pruninglab import train as train_module
-from pruninglab.train import TrainConfig, Trainer
+from pruninglab.core.train import TrainConfig, Trainer
 
 import gzip
 import os

@@ -1,10 +1,10 @@
-"""pruninglab.efficiency: MAC counts by forward hooks, CSR weights and their bytes, CSR layers,
+"""pruninglab.core.efficiency: MAC counts by forward hooks, CSR weights and their bytes, CSR layers,
 dense vs CSR comparison."""
 
 from __future__ import annotations
 
 from pruninglab import efficiency, masking, models, pruning, timing
-from pruninglab.pruning import prune
+from pruninglab.core.pruning import prune
 
 import pandas as pd
 import pytest

@@ -298,8 +298,8 @@ def test_05_and_06_references_follow_the_gimp_config():
 
 def test_07_1_reference_is_the_mask_trainers_sgd_step(digits):
     from pruninglab import masking, schedules, tom
-    from pruninglab.config import Setup
-    from pruninglab.train import TrainConfig
+    from pruninglab.core.train import TrainConfig
+    from pruninglab.experiments.config import Setup
 
     torch.manual_seed(0)
     model = Setup("mlp", "digits", TrainConfig(schedules.resnet(40), batch_size=32)

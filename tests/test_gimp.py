@@ -1,12 +1,12 @@
-"""GIMP (Algorithm 5) follows DESIGN.md's semantics to the letter, resumes, and validates."""
+"""GIMP (Algorithm 5) follows docs/design.md's semantics to the letter, resumes, and validates."""
 
 from __future__ import annotations
 
 from pruninglab import data as data_module
 from pruninglab import gimp, masking, runs, schedules, seeding
-from pruninglab.config import Setup
-from pruninglab.pruning import prune
-from pruninglab.train import TrainConfig, Trainer
+from pruninglab.core.pruning import prune
+from pruninglab.core.train import TrainConfig, Trainer
+from pruninglab.experiments.config import Setup
 
 import math
 import time

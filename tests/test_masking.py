@@ -4,9 +4,9 @@ travel with state_dict, deepcopy and .to()."""
 from __future__ import annotations
 
 from pruninglab import masking, schedules
-from pruninglab.data import Dataset
-from pruninglab.pruning import prune
-from pruninglab.train import TrainConfig, Trainer
+from pruninglab.core.data import Dataset
+from pruninglab.core.pruning import prune
+from pruninglab.core.train import TrainConfig, Trainer
 
 import copy
 import io

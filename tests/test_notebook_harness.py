@@ -38,7 +38,7 @@ def test_notebook_is_stripped_and_uses_the_python3_kernel(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_imports_pruninglab_before_torch(path):
     """So that OpenMP's threads wait passively in a kernel started without make
-    (pruninglab.threads.prefer_passive_waiting must run before torch loads)."""
+    (pruninglab.core.threads.prefer_passive_waiting must run before torch loads)."""
     nb = nbformat.read(path, as_version=4)
     lines = [line for cell in nb.cells if cell.cell_type == "code"
              for line in cell.source.splitlines()]

@@ -1,10 +1,10 @@
-"""pruninglab.optim: torch.optim's arithmetic bit for bit, masks applied inside the step,
+"""pruninglab.core.optim: torch.optim's arithmetic bit for bit, masks applied inside the step,
 pruned weights exactly zero, and no torch._dynamo import."""
 
 from __future__ import annotations
 
 from pruninglab import masking, optim
-from pruninglab.pruning import prune
+from pruninglab.core.pruning import prune
 
 import copy
 import subprocess

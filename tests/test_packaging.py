@@ -26,7 +26,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "pruninglab" / "results"
+PACKAGE = REPO / "pruninglab"
+RESULTS = PACKAGE / "experiments" / "results"
 VERSION = pruninglab.__version__
 
 
@@ -44,8 +45,12 @@ def dist(tmp_path_factory) -> dict:
 
 
 def committed_results() -> list[str]:
-    return sorted(str(p.relative_to(RESULTS.parent.parent)) for p in RESULTS.rglob("*")
-                  if p.is_file())
+    return sorted(p.relative_to(REPO).as_posix() for p in RESULTS.rglob("*") if p.is_file())
+
+
+def library_modules() -> list[str]:
+    """Every module of the library, in its folder (``pruninglab/core/train.py``, ...)."""
+    return sorted(p.relative_to(REPO).as_posix() for p in PACKAGE.rglob("*.py"))
 
 
 def test_the_build_warns_of_no_package_data_or_deprecated_setting(dist):
@@ -59,11 +64,12 @@ def test_the_sdist_holds_what_the_tests_need(dist):
         names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
     needed = ["tests/conftest.py", "tests/nbval.ini", "tests/sanitize.cfg", "Makefile",
               "binder/requirements.txt", "binder/postBuild", "pyproject.toml", "LICENSE",
-              "README.md", "pruninglab/py.typed", "pruninglab/sweeps/thesis.toml"]
+              "README.md", "pruninglab/py.typed", "pruninglab/scale/sweeps/thesis.toml",
+              "docs/design.md"]
     needed += [f"notebooks/{p.name}" for p in notebooks.find_notebooks(REPO / "notebooks")]
     needed += [f"tests/{p.name}" for p in (REPO / "tests").glob("test_*.py")]
     assert not [n for n in needed if n not in names]
-    assert not [n for n in committed_results() if n not in names]
+    assert not [n for n in committed_results() + library_modules() if n not in names]
     assert not [n for n in names if n.endswith(".pyc")]
 
 
@@ -75,10 +81,10 @@ def test_the_wheel_holds_the_notebooks_the_results_and_the_command(dist):
         info = f"pruninglab-{VERSION}.dist-info"
         metadata = wheel.read(f"{info}/METADATA").decode()
         entry_points = wheel.read(f"{info}/entry_points.txt").decode()
-    assert not [n for n in committed_results() if n not in names]
+    assert not [n for n in committed_results() + library_modules() if n not in names]
     assert "pruninglab/py.typed" in names
-    assert "pruninglab/sweeps/thesis.toml" in names  # pruninglab sweep thesis
-    assert "pruninglab = pruninglab.cli:main" in entry_points
+    assert "pruninglab/scale/sweeps/thesis.toml" in names  # pruninglab sweep thesis
+    assert "pruninglab = pruninglab.scale.cli:main" in entry_points
     assert f"Version: {VERSION}" in metadata
     for field in ("License-Expression: MIT AND CC-BY-4.0", "Author-email:", "Project-URL:",
                   "Classifier: Typing :: Typed", "Provides-Extra: notebooks",
@@ -162,7 +168,7 @@ def test_the_installed_wheel_copies_and_runs_the_course_outside_the_repository(d
 
     listed = run(pl, "runs", "ls")
     assert listed.returncode == 0, listed.stderr
-    shipped = Path(where.stdout.strip()).parent / "results" / "quick"
+    shipped = Path(where.stdout.strip()).parent / "experiments" / "results" / "quick"
     listed = run(pl, "runs", "ls", str(shipped))
     runs_committed = len([p for p in (RESULTS / "quick").iterdir() if p.is_dir()])
     assert listed.stdout.strip().splitlines()[-1].startswith(f"{runs_committed} runs: ")

@@ -10,8 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 
 from pruninglab import gimp, masking, models, plots, pruning, schedules, shuffle  # noqa: E402
-from pruninglab.config import Setup  # noqa: E402
-from pruninglab.train import TrainConfig  # noqa: E402
+from pruninglab.core.train import TrainConfig  # noqa: E402
+from pruninglab.experiments.config import Setup  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402

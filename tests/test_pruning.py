@@ -4,8 +4,8 @@ structured channel pruning; the sparsity report."""
 from __future__ import annotations
 
 from pruninglab import masking, widgets
-from pruninglab.data import Dataset
-from pruninglab.pruning import EmptyLayerWarning, prune, prune_channels, sparsity_report
+from pruninglab.core.data import Dataset
+from pruninglab.core.pruning import EmptyLayerWarning, prune, prune_channels, sparsity_report
 
 import itertools
 import math
@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 # Tiny nets with odd scores empty layers on purpose; the warning has its own test.
-pytestmark = pytest.mark.filterwarnings("ignore::pruninglab.pruning.EmptyLayerWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::pruninglab.core.pruning.EmptyLayerWarning")
 
 
 def mlp(widths=(7, 9, 5, 3)) -> nn.Sequential:
@@ -246,7 +246,7 @@ def test_pruning_playground_refuses_an_unknown_saliency():
 def test_top_keeps_what_a_stable_descending_sort_keeps(dtype):
     """_top selects with kthvalue, not a sort; on scores full of ties, any alive pattern and
     any k it must keep exactly the positions a stable sort would."""
-    from pruninglab.pruning import _top
+    from pruninglab.core.pruning import _top
 
     generator = torch.Generator().manual_seed(0)
     for trial in range(200):

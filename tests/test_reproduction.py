@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pruninglab import bn, gimp, models, profiles, reproduction, runs, shuffle
+from pruninglab import bn, gimp, models, profiles, reproduction, runs, shuffle, sweep_file
 
 import math
 import re
@@ -90,6 +90,17 @@ def test_gpu_hours_scale_with_iterations_and_flag_estimates():
 
 def test_the_gpu_recipe_is_the_gpu_sweeps_runs_and_its_hours_follow_them():
     recipe = {row["model"]: row for row in reproduction.gpu_recipe()}
+    swept: dict[str, dict] = {}
+    for item in sweep_file.load("gpu").items:
+        if item.sort == "run":
+            setup, config = item.task["setup"], gimp.GIMPConfig(**item.task["config"])
+            row = swept.setdefault(setup["model"], {"methods": set(), "seeds": set()})
+            row["methods"].add(config.method)
+            row["seeds"].add(setup["seed"])
+            assert len(config.densities()) == recipe[setup["model"]]["trainings"]
+            assert setup["train"]["schedule"]["steps"] == recipe[setup["model"]]["T"]
+    assert {m: (len(r["methods"]), len(r["seeds"])) for m, r in swept.items()} == {
+        m: (r["runs"], r["seeds"]) for m, r in recipe.items()}
     gpu = profiles.get("gpu")
     assert set(recipe) == {"vgg19", gpu.wide_model, gpu.narrow_model}
     assert [recipe[m]["runs"] for m in ("vgg19", "wrn-16-8", "resnet20")] == [5, 2, 2]

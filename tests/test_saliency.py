@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pruninglab import masking, saliency
-from pruninglab.pruning import prune
+from pruninglab.core.pruning import prune
 
 import pytest
 import torch

@@ -4,7 +4,7 @@ scaling, and validation."""
 from __future__ import annotations
 
 from pruninglab import schedules
-from pruninglab.schedules import Schedule
+from pruninglab.core.schedules import Schedule
 
 import pytest
 

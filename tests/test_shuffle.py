@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pruninglab import data as data_module
 from pruninglab import gimp, masking, models, runs, schedules, shuffle, train
-from pruninglab.config import Setup
-from pruninglab.pruning import prune
-from pruninglab.train import TrainConfig
+from pruninglab.core.pruning import prune
+from pruninglab.core.train import TrainConfig
+from pruninglab.experiments.config import Setup
 
 import copy
 

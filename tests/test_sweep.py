@@ -1,4 +1,4 @@
-"""Sweeps on Ray (pruninglab.sweep, ``pruninglab sweep``): the sweep file's checks, a sweep
+"""Sweeps on Ray (pruninglab.scale.sweep, ``pruninglab sweep``): the sweep file's checks, a sweep
 on a local cluster of two nodes against the same runs one after another, a sweep stopped
 half way and started again, and a failing item.
 
@@ -390,7 +390,7 @@ def test_a_sweep_stopped_half_way_resumes_without_training_a_finished_stage_agai
     store, out = tmp_path / "runs", tmp_path / "out"
     plan = sweep.load(file, store=store, out=out)
     folders = [Path(sweep_file.run_folder(item.task, store)) for item in plan.items]
-    command = [sys.executable, "-m", "pruninglab.cli", "sweep", str(file), "--store",
+    command = [sys.executable, "-m", "pruninglab", "sweep", str(file), "--store",
                str(store), "--out", str(out), "--cpus", "1"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True)

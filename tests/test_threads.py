@@ -1,4 +1,4 @@
-"""pruninglab.threads: the usable CPUs from affinity and cgroup quotas (v1 and v2, written
+"""pruninglab.core.threads: the usable CPUs from affinity and cgroup quotas (v1 and v2, written
 here as files), the plan (one CPU left, $PRUNINGLAB_THREADS), and what configure sets."""
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def test_the_plan_leaves_one_usable_cpu_to_the_rest_of_the_machine_and_names_the
 
 def test_importing_pruninglab_before_torch_makes_openmp_wait_passively():
     code = ("import os; import pruninglab\n"
-            "print(os.environ.get('OMP_WAIT_POLICY'), pruninglab.threads.plan().reason)")
+            "print(os.environ.get('OMP_WAIT_POLICY'), pruninglab.core.threads.plan().reason)")
     env = {k: v for k, v in os.environ.items()
            if k not in ("OMP_WAIT_POLICY", "PRUNINGLAB_THREADS")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

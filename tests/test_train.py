@@ -4,8 +4,8 @@ schedule position is explicit, callbacks fire when promised, masks hold, bad inp
 from __future__ import annotations
 
 from pruninglab import masking, models, profiles, schedules
-from pruninglab.schedules import Schedule
-from pruninglab.train import (
+from pruninglab.core.schedules import Schedule
+from pruninglab.core.train import (
     TrainConfig,
     Trainer,
     evaluate,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pruninglab import basics, gimp, models, schedules, widgets
 from pruninglab import data as data_module
-from pruninglab.config import Setup
-from pruninglab.train import TrainConfig
+from pruninglab.core.train import TrainConfig
+from pruninglab.experiments.config import Setup
 
 import json
 

@@ -1,5 +1,5 @@
 """Drive a notebook in JupyterLab as a student does: open it, run all cells, move every
-control of every explorer (``pruninglab.widgets``) and check that its figure redraws.
+control of every explorer (``pruninglab.course.widgets``) and check that its figure redraws.
 
 The functions take a Playwright ``Page`` and use JupyterLab's and ipywidgets' own DOM: an
 explorer is an ipywidgets ``VBox`` whose figure is an ``img.widget-image``; its controls are
@@ -13,7 +13,7 @@ that trains without showing the explorer's busy state (:func:`watch_busy`).
 
 from __future__ import annotations
 
-from pruninglab.widgets import Explorer
+from pruninglab.course.widgets import Explorer
 
 import re
 import time

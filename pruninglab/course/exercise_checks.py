@@ -1,0 +1,275 @@
+"""How an answer to an exercise is checked: what an exercise is, how a result is compared
+with the reference's, and how a known mistake is recognised (:mod:`pruninglab.course.exercises` is
+the public side: ``check``, ``names``, ``describe``, ``solution``).
+
+:func:`judge` calls the answer and the reference on the same inputs, drawn with fixed seeds
+(:func:`generator_for`), so a hint is the same every time it is shown; :func:`difference`
+describes the first difference between two results; a :class:`Mistake` is a plausible wrong
+answer whose hint is added when the answer behaves like it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import numbers
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["Exercise", "Mistake", "difference", "generator_for", "integers_for", "judge",
+           "not_half_way", "one_line"]
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A plausible wrong answer and the hint that names it.
+
+    Attributes:
+        name: a few words, e.g. ``"forgot the biases"``.
+        hint: what to look at again, one sentence.
+        answer: the wrong function (or value), written as a student might; :func:`check`
+            recognises the mistake when an answer agrees with it where the reference differs.
+    """
+
+    name: str
+    hint: str
+    answer: object
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise.
+
+    Attributes:
+        id: ``"NN.k"``.
+        signature: how the answer is named and called in the notebook, e.g.
+            ``"linear_parameters(n_in, n_out)"``; a bare name for a value.
+        task: the task in one sentence.
+        reference: the library's answer: a function, or the value itself when ``cases`` is
+            ``None``.
+        cases: keyword arguments of the inputs the answer is tried on (``None`` for a value).
+        mistakes: known wrong answers, recognised in the hint.
+        tolerance: relative tolerance for floating-point results (integers, counts and
+            masks must match exactly).
+    """
+
+    id: str
+    signature: str
+    task: str
+    reference: object
+    cases: tuple[dict, ...] | None
+    mistakes: tuple[Mistake, ...] = ()
+    tolerance: float = 1e-5
+
+
+
+# ======================================================================================
+# Comparing an answer's result with the reference's
+# ======================================================================================
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    if isinstance(value, bool):
+        return f"the bool {value}"
+    if isinstance(value, (int, float)):
+        return f"the {type(value).__name__} {value!r}"
+    if isinstance(value, (list, tuple)):
+        return f"a {type(value).__name__} of {len(value)} items"
+    return f"a {type(value).__name__}"
+
+
+def difference(expected: object, got: object, tolerance: float = 1e-5) -> str | None:
+    """``None`` if ``got`` agrees with ``expected``, else a short description of the first
+    difference: the type, the length, the shape, the dtype, the count of a mask, the value.
+
+    Integers must match exactly (``12.0`` for ``12`` is a type error: a count is an int);
+    floats and float tensors to ``tolerance`` relative (and 1e-7 absolute)."""
+    if isinstance(expected, (list, tuple)):
+        if not isinstance(got, (list, tuple)):
+            return f"expected a list of {len(expected)} items, got {_kind(got)}"
+        if len(got) != len(expected):
+            return f"expected {len(expected)} items, got {len(got)}"
+        for i, (e, g) in enumerate(zip(expected, got)):
+            problem = difference(e, g, tolerance)
+            if problem:
+                return f"item {i}: {problem}"
+        return None
+    if isinstance(expected, torch.Tensor):
+        if not isinstance(got, torch.Tensor):
+            return f"expected {_kind(expected)}, got {_kind(got)}"
+        if got.shape != expected.shape:
+            return (f"expected shape {tuple(expected.shape)}, got {tuple(got.shape)} "
+                    "(check which axis you summed or averaged over)")
+        if expected.dtype == torch.bool:
+            if got.dtype != torch.bool:
+                return f"expected a bool mask (True = kept), got dtype {got.dtype}"
+            if int(got.sum()) != int(expected.sum()):
+                return (f"keeps {int(got.sum())} of {got.numel()} entries, "
+                        f"expected {int(expected.sum())}")
+            if not torch.equal(got, expected):
+                first = tuple(int(i) for i in (got != expected).nonzero()[0])
+                return (f"keeps the right number of entries but not the right ones "
+                        f"(first difference at index {first})")
+            return None
+        if not expected.is_floating_point():  # counts: exact integers
+            if got.is_floating_point() or got.dtype == torch.bool:
+                return f"expected integer counts ({expected.dtype}), got dtype {got.dtype}"
+            wrong = got != expected
+            if not bool(wrong.any()):
+                return None
+            first = tuple(int(i) for i in wrong.nonzero()[0])
+            return (f"values differ, first at index {first}: expected {int(expected[first])}, "
+                    f"got {int(got[first])}")
+        if not got.is_floating_point():
+            return f"expected floating-point values ({expected.dtype}), got dtype {got.dtype}"
+        got = got.detach().to(expected.dtype)
+        close = torch.isclose(got, expected, rtol=tolerance, atol=1e-7)
+        if bool(close.all()):
+            return None
+        first = tuple(int(i) for i in (~close).nonzero()[0])
+        return (f"values differ, first at index {first}: expected {float(expected[first]):.6g},"
+                f" got {float(got[first]):.6g}")
+    if isinstance(expected, bool) or not isinstance(expected, (int, float)):
+        return None if got == expected else f"expected {expected!r}, got {_kind(got)}"
+    if isinstance(got, torch.Tensor) and got.dim() == 0:
+        got = got.item()  # a 0-d tensor holds a number: take it
+    if isinstance(expected, int):
+        if isinstance(got, bool) or not isinstance(got, numbers.Integral):
+            return f"expected the int {expected:,}, got {_kind(got)}"
+        return None if got == expected else f"expected {expected:,}, got {int(got):,}"
+    if isinstance(got, bool) or not isinstance(got, numbers.Real):
+        return f"expected the number {expected:.6g}, got {_kind(got)}"
+    if math.isclose(got, expected, rel_tol=tolerance, abs_tol=1e-12):
+        return None
+    return f"expected {expected:.6g}, got {got:.6g}"
+
+
+def _show(value: object) -> str:
+    if isinstance(value, torch.Tensor):
+        if value.numel() <= 4:
+            return "[" + ", ".join(f"{v:.4g}" for v in value.flatten().tolist()) + "]"
+        return f"<tensor {tuple(value.shape)}>"
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], torch.Tensor):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return repr(value)
+
+
+def _call_text(function_name: str, case: dict) -> str:
+    return f"{function_name}({', '.join(f'{k}={_show(v)}' for k, v in case.items())})"
+
+
+def one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+
+def _is_stub_value(value: object) -> bool:
+    return value is None or value is Ellipsis
+
+# ======================================================================================
+# Judging an answer: pass, fail with a hint, or a stub
+# ======================================================================================
+
+
+def judge(exercise: Exercise, answer: object) -> tuple[bool | None, str]:
+    """``(True, msg)`` pass, ``(False, hint)`` fail, ``(None, msg)`` a stub."""
+    name = exercise.signature.split("(")[0]
+    if exercise.cases is None:  # a value
+        if _is_stub_value(answer):
+            return None, f"set {name} to your answer, then run this cell again."
+        if callable(answer):
+            try:
+                answer()
+            except NotImplementedError:
+                return None, f"set {name} to your answer, then run this cell again."
+            except Exception:  # whatever else it does, a function is not a value
+                pass
+            return False, f"{name} should be a value, not a function"
+        problem = difference(exercise.reference, answer, exercise.tolerance)
+        if problem is None:
+            return True, f"passed: {name} = {answer!r}."
+        return False, _with_mistake(exercise, problem, None, [answer])
+    if _is_stub_value(answer):
+        return None, f"write {exercise.signature}, then run this cell again."
+    if not callable(answer):
+        return False, f"{name} should be a function {exercise.signature}, got {_kind(answer)}"
+    outputs = []  # the answer's result on every input, or the exception it raised
+    for case in exercise.cases:
+        try:
+            outputs.append(answer(**copy.deepcopy(case)))
+        except NotImplementedError:
+            return None, f"write {exercise.signature}, then run this cell again."
+        except Exception as err:  # the student's code: report it, never raise
+            outputs.append(err)
+    for case, got in zip(exercise.cases, outputs):
+        if isinstance(got, Exception):
+            return False, f"{_call_text(name, case)} raised {one_line(got)}"
+        if _is_stub_value(got):
+            return None, (f"{name} returned {got!r}: write its body ({exercise.signature}), "
+                          "then run this cell again.")
+        problem = difference(exercise.reference(**copy.deepcopy(case)), got,
+                             exercise.tolerance)
+        if problem:
+            return False, _with_mistake(exercise, f"{_call_text(name, case)}: {problem}",
+                                        case, outputs)
+    return True, f"passed: {name} agrees with the reference on {len(exercise.cases)} inputs."
+
+
+def _with_mistake(exercise: Exercise, problem: str, case: dict | None,
+                  outputs: list) -> str:
+    """``problem``, and the hint of the known mistake that the answer behaves like: the one
+    that gives what the answer gave (``outputs``, one per input; for a value, the value) on
+    the most inputs, at least on ``case``, where it failed (``None`` for a value)."""
+    cases = [None] if case is None else list(exercise.cases)
+    failed_at = next(i for i, c in enumerate(cases) if c is case)  # dicts of tensors: no ==
+
+    def agrees(mistake: Mistake, c: dict | None, output: object) -> bool:
+        theirs = mistake.answer if c is None else _quietly(mistake.answer, c)
+        return (theirs is not _FAILED and not isinstance(output, Exception)
+                and difference(theirs, output, exercise.tolerance) is None)
+
+    best, best_count = None, 0
+    for mistake in exercise.mistakes:
+        if not agrees(mistake, case, outputs[failed_at]):
+            continue
+        count = sum(agrees(mistake, c, out) for c, out in zip(cases, outputs))
+        if count > best_count:
+            best, best_count = mistake, count
+    return problem if best is None else f"{problem}. Looks like: {best.name}. {best.hint}"
+
+
+_FAILED = object()
+
+
+def _quietly(function, case: dict) -> object:
+    """``function(**case)`` on a copy of the inputs, or ``_FAILED`` if it raises."""
+    try:
+        return function(**copy.deepcopy(case))
+    except Exception:
+        return _FAILED
+
+
+
+# ======================================================================================
+# The inputs the answers are tried on (fixed seeds: the same hint every time)
+# ======================================================================================
+
+
+def generator_for(id: str) -> torch.Generator:
+    return torch.Generator().manual_seed(int(id.replace(".", "")))
+
+
+def integers_for(id: str, count: int, low: int, high: int) -> list[int]:
+    return torch.randint(low, high + 1, (count,), generator=generator_for(id)).tolist()
+
+
+def not_half_way(density: float, n: int) -> float:
+    """A density whose ``density * n`` ends in .75: rounding to nearest and rounding down
+    then keep different counts, so the two are told apart."""
+    return (math.floor(density * n) + 0.75) / n
