@@ -58,7 +58,7 @@ _LAZY_MODULES: dict[str, str] = {
 _LAZY_CLASSES: dict[str, str] = {"Setup": "config", "GIMPConfig": "gimp", "TOMConfig": "tom"}
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     if name in _LAZY_MODULES:
         module = importlib.import_module(f"{__name__}.{_LAZY_MODULES[name]}.{name}")
     elif name in _LAZY_CLASSES:
