@@ -20,7 +20,10 @@ Importing the package first asks OpenMP to wait passively, if torch has not load
 (:func:`pruninglab.core.threads.prefer_passive_waiting`): it must happen before torch loads.
 """
 
+import functools
 import importlib
+import pkgutil
+from pathlib import Path
 
 from .core import threads
 
@@ -45,22 +48,22 @@ from .core.train import TrainConfig  # noqa: E402, F401
 
 __version__ = "0.1.0"
 
-# Where each module that ``core`` does not hold lives: ``pl.NAME`` imports it on first use.
-_LAZY_MODULES: dict[str, str] = {
-    **dict.fromkeys(("runs", "runner", "config", "profiles", "gimp", "tom", "shuffle",
-                     "at_init", "bn", "verdicts", "catalog", "reproduction"), "experiments"),
-    **dict.fromkeys(("basics", "plots", "exercise_checks", "exercises_basics",
-                     "exercises_pruning", "exercises", "notebooks", "widgets", "book"),
-                    "course"),
-    **dict.fromkeys(("sweep_file", "sweep", "bench", "cli"), "scale"),
-}
 # The classes a notebook names at the top level: name -> the module that defines it.
 _LAZY_CLASSES: dict[str, str] = {"Setup": "config", "GIMPConfig": "gimp", "TOMConfig": "tom"}
 
 
+@functools.cache
+def _homes() -> dict[str, str]:
+    """Each module by name, with its folder: the folders are the only list of them."""
+    here = Path(__file__).parent
+    return {info.name: folder for folder in ("core", "experiments", "course", "scale")
+            for info in pkgutil.iter_modules([str(here / folder)])}
+
+
 def __getattr__(name: str) -> object:
-    if name in _LAZY_MODULES:
-        module = importlib.import_module(f"{__name__}.{_LAZY_MODULES[name]}.{name}")
+    """``pl.gimp``, ``pl.notebooks``, ``pl.Setup``, ...: imported on first use."""
+    if name in _homes():
+        module = importlib.import_module(f"{__name__}.{_homes()[name]}.{name}")
     elif name in _LAZY_CLASSES:
         module = getattr(__getattr__(_LAZY_CLASSES[name]), name)
     else:
@@ -70,4 +73,4 @@ def __getattr__(name: str) -> object:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY_MODULES, *_LAZY_CLASSES})
+    return sorted({*globals(), *_homes(), *_LAZY_CLASSES})

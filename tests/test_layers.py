@@ -20,8 +20,11 @@ TOP_LEVEL = {"__init__", "__main__"}
 
 def _modules(package: Path = PACKAGE) -> dict[str, str]:
     """Every module of the package by name, with its folder."""
-    return {p.stem: p.parent.name for folder in FOLDERS for p in (package / folder).glob("*.py")
-            if p.stem != "__init__"}
+    found = [(p.stem, folder) for folder in FOLDERS for p in (package / folder).glob("*.py")
+             if p.stem != "__init__"]
+    names = [name for name, _ in found]
+    assert len(set(names)) == len(names), f"two folders hold a module of one name: {names}"
+    return dict(found)
 
 
 def _imports(path: Path, modules: dict[str, str]) -> dict[str, bool]:
