@@ -2,9 +2,9 @@
 
 ::
 
-    make book                                        # build/book/html/index.html
-    python -m pruninglab.course.book                        # the same, once the extra `book` is in
-    python -m pruninglab.course.book --profile smoke 00 01  # a small site from two notebooks
+    make book                                               # build/book/html/index.html
+    python -m pruninglab.course.book                        # the same, with the extra `book`
+    python -m pruninglab.course.book --profile smoke 00 01  # a small site of two notebooks
 
 Four steps, each a function here:
 

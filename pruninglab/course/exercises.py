@@ -31,9 +31,8 @@ gives the task in a sentence, :func:`solution` the reference (a function or a va
 
 The exercises themselves, with their inputs, references and known mistakes, are in
 :mod:`pruninglab.course.exercises_basics` (notebooks 01-04) and
-:mod:`pruninglab.course.exercises_pruning`
-(05-10); how an answer is compared and a mistake recognised is
-:mod:`pruninglab.course.exercise_checks`.
+:mod:`pruninglab.course.exercises_pruning` (05-10); how an answer is compared and a mistake
+recognised is :mod:`pruninglab.course.exercise_checks`.
 """
 
 from __future__ import annotations

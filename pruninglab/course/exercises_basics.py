@@ -1,7 +1,7 @@
 """The exercises of notebooks 01-04: neurons and layers, convolutions, batch normalization,
-pruning basics. Each is checked against the library's own function (:mod:`pruninglab.course.basics`,
-masks through :func:`pruninglab.core.pruning.prune`); :mod:`pruninglab.course.exercises` checks
-them."""
+pruning basics. Each is checked against the library's own function
+(:mod:`pruninglab.course.basics`, masks through :func:`pruninglab.core.pruning.prune`);
+:mod:`pruninglab.course.exercises` checks them."""
 
 from __future__ import annotations
 

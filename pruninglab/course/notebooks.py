@@ -75,8 +75,7 @@ class Context:
 
     def setup(self, **overrides):
         """The profile's :class:`~pruninglab.experiments.config.Setup` for this notebook's data
-        set, model
-        and seed; ``overrides`` as in :meth:`Profile.setup`."""
+        set, model and seed; ``overrides`` as in :meth:`Profile.setup`."""
         kwargs = {"model": self.model, "dataset": self.dataset, "seed": self.seed, **overrides}
         return self.profile.setup(**kwargs)
 
@@ -287,8 +286,7 @@ def execute(notebooks: list[Path], out_dir: Path, parameters: dict,
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add ``run``, ``list`` and ``copy`` to ``sub`` (the sub-commands of
-    ``pruninglab notebooks`` and of ``pruninglab notebooks``); :func:`command`
-    carries them out."""
+    ``pruninglab notebooks`` and of :func:`main`); :func:`command` carries them out."""
     run_p = sub.add_parser("run", help="execute notebooks in order with papermill")
     run_p.add_argument("select", nargs="*", help="notebook name prefixes (e.g. 00 05); default all")
     run_p.add_argument("--profile", default=None, help="smoke | quick | gpu | full (default quick)")

@@ -294,9 +294,8 @@ def logit_histograms(history: Sequence[Mapping], bins: Sequence[float] | None = 
     step, counts on a log axis (Training Optimal Masks, Section 3.3.1).
 
     Args:
-        history: the ``history`` of :func:`pruninglab.experiments.tom.run`'s ``masks`` row: dicts
-            with
-            ``step``, ``expected_density`` and ``histogram`` (counts over ``bins``).
+        history: the ``history`` of :func:`pruninglab.experiments.tom.run`'s ``masks`` row:
+            dicts with ``step``, ``expected_density`` and ``histogram`` (counts over ``bins``).
         bins: the bin edges (default :data:`pruninglab.experiments.tom.HIST_BINS`, [-15, 15]).
         target_density: if given, each panel marks the bin edge above which that share of
             the logits lies -- where the top-t evaluation mask cuts.
@@ -375,9 +374,9 @@ def compute_table(results: pd.DataFrame, train_steps: int, metric: str = "test_a
 
     Args:
         results: rows with ``method``, ``seed``, ``density``, ``total_steps`` and ``metric``
-            (a fraction) -- TOM's ``final`` rows, :func:`pruninglab.experiments.at_init.run` rows,
-            GIMP
-            rows after :func:`pruninglab.experiments.gimp.cumulative_steps`, concatenated.
+            (a fraction) -- TOM's ``final`` rows, :func:`pruninglab.experiments.at_init.run`
+            rows, GIMP rows after :func:`pruninglab.experiments.gimp.cumulative_steps`,
+            concatenated.
         train_steps: T, the unit of the ``steps / T`` column.
         metric: the accuracy column.
         digits: densities that agree to this many significant digits are one density (the

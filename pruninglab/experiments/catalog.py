@@ -1,15 +1,14 @@
 """What a run store holds, one row per run: ``pruninglab runs ls``, or a look from a notebook.
 
-:func:`table` reads every run folder under a store (:func:`pruninglab.experiments.runs.iter_runs`)
-and
-gives its kind, method, model, data set and seed, how many of its stages have a trusted
-record (:meth:`pruninglab.experiments.runs.RunDir.records`) out of how many the experiment has,
-whether
-it finished, and its size on disk. The number of stages is read from the run's config the
+:func:`table` reads every run folder under a store
+(:func:`pruninglab.experiments.runs.iter_runs`) and gives its kind, method, model, data set
+and seed, how many of its stages have a trusted record
+(:meth:`pruninglab.experiments.runs.RunDir.records`) out of how many the experiment has,
+whether it finished, and its size on disk. The number of stages is read from the run's config the
 way the experiment lays them out: a GIMP run has a level per density of
 :meth:`~pruninglab.experiments.gimp.GIMPConfig.densities`, TOM its three phases
-(:data:`~pruninglab.experiments.tom.PHASES`), a shuffle or a pruning-at-initialization run one
-stage.
+(:data:`~pruninglab.experiments.tom.PHASES`), a shuffle or a pruning-at-initialization run
+one stage.
 """
 
 from __future__ import annotations

@@ -26,9 +26,9 @@ with the exact semantics of docs/design.md ("GIMP"):
 :func:`weight_rewinding` (Alg. 2), :func:`stable_weight_rewinding` (Alg. 3),
 :func:`lr_rewinding` (Alg. 4), :func:`sgimp` (Alg. 6) and :func:`one_shot`.
 
-:func:`run` executes a config through the run store (:mod:`pruninglab.experiments.runner`): a
-finished
-run comes back at once, an interrupted one continues after its last finished level.
+:func:`run` executes a config through the run store (:mod:`pruninglab.experiments.runner`):
+a finished run comes back at once, an interrupted one continues after its last finished
+level.
 """
 
 from __future__ import annotations
@@ -451,9 +451,8 @@ def cumulative_steps(records: pd.DataFrame) -> pd.DataFrame:
     ``(i + 1) T``; a one-shot run's pruned level costs ``2 T``.
 
     Args:
-        records: whole runs of :func:`pruninglab.experiments.gimp.run` (or several concatenated),
-            each
-            run's rows in level order starting at level 0, with a ``steps`` column.
+        records: whole runs of :func:`run` (or several concatenated), each run's rows in
+            level order starting at level 0, with a ``steps`` column.
 
     Returns:
         A copy with the ``total_steps`` column.

@@ -101,8 +101,8 @@ class Profile:
     def setup(self, model: str | None = None, dataset: str | None = None, seed: int = 0,
               train_steps: int | None = None, **changes) -> Setup:
         """A :class:`~pruninglab.experiments.config.Setup` with this profile's defaults; any
-        argument
-        overrides them (``changes`` go to ``Setup``: ``bn_momentum``, ``val_size``, ...)."""
+        argument overrides them (``changes`` go to ``Setup``: ``bn_momentum``, ``val_size``,
+        ...)."""
         model = model or self.model
         steps = self.steps_for(model) if train_steps is None else train_steps  # 0 is an error
         train = thesis_train_config(model, steps, self.batch_size, self.compile)

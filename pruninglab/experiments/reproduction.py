@@ -142,8 +142,7 @@ def _as_results(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _at_target(df: pd.DataFrame, target: float) -> pd.DataFrame:
-    """The runs in ``df`` pruned to ``target``, as :func:`pruninglab.experiments.gimp.run`'s
-    rows."""
+    """The runs in ``df`` pruned to ``target``, as :func:`gimp.run`'s rows."""
     return _as_results(df[np.isclose(df["method.target_density"], target)]) if len(df) else df
 
 

@@ -18,8 +18,8 @@ computed the run's lock is held (:meth:`~pruninglab.experiments.runs.RunDir.lock
 process wanting the same run waits and then reads it instead of training it twice;
 ``fetch_only`` answers without training; ``on_record`` sees every record in order. The
 experiments (:mod:`~pruninglab.experiments.gimp`, :mod:`~pruninglab.experiments.tom`,
-:mod:`~pruninglab.experiments.shuffle`,
-:mod:`~pruninglab.experiments.at_init`) supply only ``start`` and ``stage``.
+:mod:`~pruninglab.experiments.shuffle`, :mod:`~pruninglab.experiments.at_init`) supply only
+``start`` and ``stage``.
 """
 
 from __future__ import annotations

@@ -295,8 +295,8 @@ def width_gap(wider: pd.DataFrame, narrower: pd.DataFrame, names: tuple[str, str
     does not, so sGIMP(75%) - LRR at the target is larger for the wider network.
 
     Args:
-        wider, narrower: :func:`pruninglab.experiments.gimp.run` rows of both methods for each
-        network.
+        wider, narrower: :func:`pruninglab.experiments.gimp.run` rows of both methods for
+            each network.
         names: the two networks' names, for the text.
     """
     claim = "LR rewinding degrades on wide networks; sGIMP(50-98%) does not"

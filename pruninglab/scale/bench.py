@@ -1085,8 +1085,8 @@ def bench_concurrent(args: argparse.Namespace) -> pd.DataFrame:
 
 
 def add_sections(sub: argparse._SubParsersAction) -> None:
-    """A sub-command per section, and ``all``, in ``sub`` (of ``pruninglab bench``
-    and of ``pruninglab bench``); :func:`run_sections` runs what was parsed."""
+    """A sub-command per section, and ``all``, in ``sub`` (of ``pruninglab bench`` and of
+    :func:`main`); :func:`run_sections` runs what was parsed."""
     for name, (add_arguments, fn) in SECTIONS.items():
         add_arguments(sub.add_parser(name, help=(fn.__doc__ or "").split("\n")[0]))
     sub.add_parser("all", help="every section with its defaults")
