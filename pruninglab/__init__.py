@@ -48,8 +48,10 @@ from .core.train import TrainConfig  # noqa: E402, F401
 
 __version__ = "0.1.0"
 
-# The classes a notebook names at the top level: name -> the module that defines it.
-_LAZY_CLASSES: dict[str, str] = {"Setup": "config", "GIMPConfig": "gimp", "TOMConfig": "tom"}
+# The classes and functions a notebook names at the top level: name -> the module that
+# defines it.
+_LAZY_NAMES: dict[str, str] = {"Setup": "config", "GIMPConfig": "gimp", "TOMConfig": "tom",
+                               "show": "source"}
 
 
 @functools.cache
@@ -61,16 +63,16 @@ def _homes() -> dict[str, str]:
 
 
 def __getattr__(name: str) -> object:
-    """``pl.gimp``, ``pl.notebooks``, ``pl.Setup``, ...: imported on first use."""
+    """``pl.gimp``, ``pl.notebooks``, ``pl.Setup``, ``pl.show``, ...: imported on first use."""
     if name in _homes():
-        module = importlib.import_module(f"{__name__}.{_homes()[name]}.{name}")
-    elif name in _LAZY_CLASSES:
-        module = getattr(__getattr__(_LAZY_CLASSES[name]), name)
+        value = importlib.import_module(f"{__name__}.{_homes()[name]}.{name}")
+    elif name in _LAZY_NAMES:
+        value = getattr(__getattr__(_LAZY_NAMES[name]), name)
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = module
-    return module
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_homes(), *_LAZY_CLASSES})
+    return sorted({*globals(), *_homes(), *_LAZY_NAMES})

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pruninglab import data as data_module
-from pruninglab import gimp, masking, runs, schedules, seeding
+from pruninglab import gimp, gimp_runs, masking, runs, schedules, seeding
 from pruninglab.core.pruning import prune
 from pruninglab.core.train import TrainConfig, Trainer
 from pruninglab.experiments.config import Setup
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -39,7 +40,7 @@ PRESETS = {
 
 def _initial(setup: Setup, config: gimp.GIMPConfig, data) -> dict:
     """The state level 0 starts from: the masked initialization at position 0."""
-    return gimp.experiment(setup, config, data, progress=False).start()
+    return gimp_runs.experiment(setup, config, data, progress=False).start()
 
 
 def _model_from(setup: Setup, data, state: dict):
@@ -317,13 +318,13 @@ def test_a_flipped_byte_in_a_checkpoints_mask_is_detected_and_recomputed(digits,
 def test_cumulative_steps_charges_each_level_all_the_training_before_it():
     records = pd.DataFrame({"method": ["wr"] * 3 + ["one_shot"] * 2,
                             "level": [0, 1, 2, 0, 1], "steps": [10, 10, 10, 10, 10]})
-    out = gimp.cumulative_steps(records)
+    out = gimp_runs.cumulative_steps(records)
     assert out["total_steps"].tolist() == [10, 20, 30, 10, 20]
     assert "total_steps" not in records  # a copy
     with pytest.raises(ValueError, match="level 0"):
-        gimp.cumulative_steps(records.iloc[1:])
+        gimp_runs.cumulative_steps(records.iloc[1:])
     with pytest.raises(ValueError, match="steps"):
-        gimp.cumulative_steps(records.drop(columns="steps"))
+        gimp_runs.cumulative_steps(records.drop(columns="steps"))
 
 
 def test_run_many_labels_every_run_and_seed(digits, tmp_path):
@@ -345,7 +346,124 @@ def test_data_for_another_dataset_is_refused(digits, tmp_path):
 
 def test_at_densities_finds_levels_that_differ_only_in_the_last_bits():
     records = pd.DataFrame({"target_density": [1.0, 0.7, 0.49, 0.7**18 * (1 + 1e-15)]})
-    found = gimp.at_densities(records, [0.7**18, 0.49])
+    found = gimp_runs.at_densities(records, [0.7**18, 0.49])
     assert found.index.tolist() == [2, 3]
     with pytest.raises(ValueError, match="target_density"):
-        gimp.at_densities(pd.DataFrame({"density": [1.0]}), [0.5])
+        gimp_runs.at_densities(pd.DataFrame({"density": [1.0]}), [0.5])
+
+
+# --------------------------------------------------------------------------------------
+# gimp.loop and gimp.level: Algorithm 5 on one screen, the same as the stored runs
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["sgimp", "finetune"])
+def test_the_loop_in_memory_gives_the_stored_runs_records(name, digits, tmp_path):
+    """The store calls the same level, from checkpoints: every field but the wall time agrees."""
+    setup, config = tiny_setup("convnet" if name == "sgimp" else "lenet300"), PRESETS[name]
+    stored = gimp.run(setup, config, data=digits, store=tmp_path, progress=False)
+    seen = []
+    looped = gimp.loop(setup.build_model(digits), digits, config, train=setup.train,
+                       seed=setup.seed, progress=False, on_level=seen.append)
+    assert _comparable(looped) == _comparable(stored.drop(columns=["method", "seed"]))
+    assert [r["level"] for r in seen] == list(range(len(config.densities())))
+
+
+def _body_lines(function) -> int:
+    """Lines of a function's body after its docstring, blank lines included."""
+    import ast
+    import inspect
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(function))).body[0]
+    first = tree.body[1] if isinstance(tree.body[0], ast.Expr) else tree.body[0]
+    return tree.body[-1].end_lineno - first.lineno + 1
+
+
+def test_loop_and_level_each_fit_on_one_screen():
+    assert _body_lines(gimp.loop) <= 25
+    assert _body_lines(gimp.level) <= 35
+
+
+def test_the_loop_refuses_an_exclude_that_leaves_nothing_to_prune(digits):
+    model = tiny_setup().build_model(digits)
+    config = gimp.lr_rewinding(T, 0.5).replace(exclude=("*",))
+    with pytest.raises(ValueError, match="exclude"):
+        gimp.loop(model, digits, config, train=tiny_setup().train, progress=False)
+
+
+def _momentum_after_first_step(config, digits, start):
+    """Level 1 from ``start``, stopped after its first step: the momentum buffers by name."""
+    setup = tiny_setup()
+    model = setup.masked_model(digits, state=start["model"])
+    seen = {}
+
+    def grab(event):
+        if event.step == 1:
+            seen.update(event.trainer.optimizer_state())
+
+    gimp.level(model, digits, config.replace(retrain_steps=1), 1, train=setup.train,
+               start=start, seed=setup.seed, on_step=(1, grab))
+    return {name: state["momentum_buffer"] for name, state in seen.items()}
+
+
+@pytest.mark.parametrize("preset", ["lr_rewinding", "sgimp"])
+def test_carry_optimizer_brings_back_the_momentum_of_the_rewind_point(preset, digits):
+    setup = tiny_setup()
+    config = PRESETS[preset].replace(carry_optimizer=True)
+    model = setup.masked_model(digits)
+    _, start = gimp.level(model, digits, config, 0, train=setup.train, seed=setup.seed)
+    start = {**start, "model": runs.cpu_state(model.state_dict())}
+
+    # the momentum the trainer had at the rewind point, replayed by hand
+    hand = setup.masked_model(digits)
+    trainer = Trainer(hand, digits, setup.train, seed=seeding.derive(setup.seed, "gimp", 0),
+                      progress=False)
+    trainer.run(config.rewind_point(0))
+    at_rewind = trainer.optimizer_state()
+    assert at_rewind.keys() == start["optimizer"].keys()
+    for name, state in at_rewind.items():
+        assert torch.equal(state["momentum_buffer"], start["optimizer"][name]["momentum_buffer"])
+        assert state["momentum_buffer"].abs().sum() > 0
+
+    # level 1's first step: buf = mu * carried * mask + fresh step's buf; fresh without carry
+    carried = _momentum_after_first_step(config, digits, start)
+    fresh = _momentum_after_first_step(config.replace(carry_optimizer=False), digits, start)
+    mu, masks = setup.train.momentum, masking.get_masks(
+        setup.masked_model(digits, state=start["model"]))
+    for name, buf in carried.items():
+        layer = name.removesuffix(".weight")
+        mask = masks[layer] if name.endswith(".weight") and layer in masks else 1.0
+        expected = mu * start["optimizer"][name]["momentum_buffer"] * mask + fresh[name]
+        torch.testing.assert_close(buf, expected)
+    assert any(not torch.equal(carried[n], fresh[n]) for n in carried)
+
+
+def test_by_default_every_level_starts_with_a_fresh_optimizer_and_the_hash_is_unchanged(digits):
+    setup = tiny_setup()
+    config = PRESETS["sgimp"]
+    _, start = gimp.level(setup.masked_model(digits), digits, config, 0, train=setup.train)
+    assert set(start) == {"position"}
+    assert "carry_optimizer" not in config.to_dict()
+    assert config.replace(carry_optimizer=True).to_dict()["carry_optimizer"] is True
+    assert runs.config_hash(gimp.run_config(setup, config)) != runs.config_hash(
+        gimp.run_config(setup, config.replace(carry_optimizer=True)))
+    with pytest.raises(ValueError, match="carry_optimizer"):
+        config.replace(carry_optimizer="yes")
+
+
+def test_a_stored_run_that_carries_the_optimizer_resumes_from_its_checkpoints(digits, tmp_path):
+    setup, config = tiny_setup(), gimp.sgimp(T, 0.3).replace(carry_optimizer=True)
+    reference = gimp.run(setup, config, data=digits, store=tmp_path / "a", progress=False)
+    gimp.run(setup, config, data=digits, store=tmp_path / "b", progress=False)
+    run = next(runs.iter_runs(tmp_path / "b", "gimp"))
+    assert "optimizer" in run.load_checkpoint(2)
+    for level in (2, 3):
+        (run.path / f"record_{level:03d}.json").unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", runs.CorruptRecordWarning)  # its checkpoint is trusted
+        again = gimp.run(setup, config, data=digits, store=tmp_path / "b", progress=False)
+    assert _comparable(again) == _comparable(reference)
+    looped = gimp.loop(setup.build_model(digits), digits, config, train=setup.train,
+                       progress=False)
+    assert _comparable(looped) == _comparable(reference.drop(columns=["method", "seed"]))

@@ -233,3 +233,25 @@ def test_kept_per_input_counts_each_input_over_outputs_and_kernel_positions():
     assert masking.kept_per_input(conv).tolist() == [0, 12]
     with pytest.raises(ValueError, match="mask must be a bool tensor"):
         masking.kept_per_input(linear.float())
+
+
+def test_restore_brings_back_a_state_under_the_current_masks():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    masking.add_masks(model)
+    snapshot = copy.deepcopy(model.state_dict())
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    model[1].running_mean.fill_(3.0)
+    prune(model, 0.5)
+    new_masks = {k: v.clone() for k, v in masking.get_masks(model).items()}
+    masking.restore(model, snapshot)
+    assert masking.get_masks(model).keys() == new_masks.keys()
+    for name, mask in new_masks.items():
+        assert torch.equal(masking.get_masks(model)[name], mask)  # the masks stay the new ones
+        assert torch.equal(model.get_submodule(name).weight, snapshot[f"{name}.weight"] * mask)
+    assert torch.equal(model[1].running_mean, snapshot["1.running_mean"])
+    assert torch.equal(model[0].bias, snapshot["0.bias"])
+    with pytest.raises(RuntimeError, match="Missing key"):
+        masking.restore(model, {"0.weight": snapshot["0.weight"]})

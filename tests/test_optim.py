@@ -182,3 +182,46 @@ def test_making_and_stepping_an_optimizer_does_not_import_torch_dynamo():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("kind", OURS_AND_TORCH)
+def test_a_restored_param_state_continues_training_as_if_never_interrupted(kind):
+    """Save every parameter's state after some steps, load it into a new optimizer of the
+    same kind: the next steps are bit for bit those of the first optimizer."""
+    ours, _ = OURS_AND_TORCH[kind]
+    a = mlp()
+    first = ours(groups(a, 2e-4), model=a)
+    train(a, first, steps=6)
+    b = copy.deepcopy(a)
+    second = ours(groups(b, 2e-4), model=b)
+    for p, q in zip(a.parameters(), b.parameters()):
+        second.load_param_state(q, first.param_state(p))
+    for opt in (first, second):
+        for group in opt.param_groups:
+            group["lr"] = 0.05
+    train(a, first, steps=6)
+    train(b, second, steps=6)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+@pytest.mark.parametrize("kind", OURS_AND_TORCH)
+def test_the_written_out_fresh_state_steps_exactly_as_no_state(kind):
+    ours, _ = OURS_AND_TORCH[kind]
+    a, b = mlp(), mlp()
+    first, second = ours(groups(a, 2e-4), model=a), ours(groups(b, 2e-4), model=b)
+    for q in b.parameters():
+        second.load_param_state(q, second.param_state(q))  # zeros (and Adam's step 0)
+    train(a, first)
+    train(b, second)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_param_state_refuses_a_foreign_tensor_and_a_state_of_another_kind():
+    model = mlp()
+    sgd = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    adam = optim.Adam(model.parameters())
+    with pytest.raises(ValueError, match="not one of this optimizer's parameters"):
+        sgd.param_state(torch.zeros(3, requires_grad=True))
+    p = next(model.parameters())
+    with pytest.raises(ValueError, match="exp_avg"):
+        sgd.load_param_state(p, adam.param_state(p))

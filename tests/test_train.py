@@ -253,3 +253,36 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="device"):
             resolve_device("cuda")
+
+
+def test_running_means_weigh_each_run_by_its_steps(digits):
+    torch.manual_seed(0)
+    model = models.create("lenet300", in_channels=1, num_classes=10, input_size=8)
+    trainer = Trainer(model, digits, TrainConfig(schedules.constant(0.05, 20), batch_size=32),
+                      progress=False)
+    assert trainer.running_means()["steps"] == 0
+    first, empty, rest = trainer.run(4), trainer.run(0), trainer.run(12)
+    means = trainer.running_means()
+    assert means["steps"] == 16 and means["position"] == rest["position"] == 16
+    assert means["loss"] == pytest.approx((4 * first["loss"] + 12 * rest["loss"]) / 16)
+    assert means["accuracy"] == pytest.approx(
+        (4 * first["accuracy"] + 12 * rest["accuracy"]) / 16)
+    assert empty["steps"] == 0
+
+
+def test_optimizer_state_is_saved_by_parameter_name_and_restored(digits):
+    config = TrainConfig(schedules.constant(0.05, 20), batch_size=32)
+    torch.manual_seed(0)
+    model = models.create("lenet300", in_channels=1, num_classes=10, input_size=8)
+    trainer = Trainer(model, digits, config, progress=False)
+    fresh = trainer.optimizer_state()
+    assert set(fresh) == {name for name, _ in model.named_parameters()}
+    assert all(not s["momentum_buffer"].any() for s in fresh.values())  # zeros: no steps yet
+    trainer.run(5)
+    saved = trainer.optimizer_state()
+    other = Trainer(copy.deepcopy(model), digits, config, progress=False)
+    other.load_optimizer_state(saved)
+    assert all(torch.equal(other.optimizer_state()[n]["momentum_buffer"], s["momentum_buffer"])
+               for n, s in saved.items())
+    with pytest.raises(ValueError, match="lacks"):
+        other.load_optimizer_state({"fc.weight": saved[next(iter(saved))]})

@@ -44,6 +44,7 @@ __all__ = [
     "masked_layers",
     "prunable_layers",
     "remove_masks",
+    "restore",
     "set_masks",
     "summary",
 ]
@@ -184,6 +185,15 @@ class MaskApplier:
         if self.weights:
             with torch.no_grad():
                 torch._foreach_mul_(self.weights, self.multipliers)
+
+
+def restore(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    """Load ``state`` (a state dict taken earlier, e.g. at a rewind point) into ``model``
+    under the model's *current* masks: the masks ``state`` carries are ignored and the
+    weights come back multiplied by the current ones (a rewind after pruning)."""
+    current = {k: v for k, v in model.state_dict().items() if k.endswith("." + MASK)}
+    model.load_state_dict({**state, **current})
+    apply_masks(model)
 
 
 def remove_masks(model: nn.Module) -> nn.Module:

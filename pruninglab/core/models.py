@@ -269,7 +269,11 @@ VGG_CONFIGS: dict[int, tuple[int | str, ...]] = {
 
 class VGG(nn.Module):
     """VGG-A/B/D/E with BN after every (bias-free) convolution, global average pooling and a
-    single linear classifier. Max-pooling uses ``ceil_mode`` so any input size >= 1 works."""
+    single linear classifier. Max-pooling uses ``ceil_mode`` so any input size >= 1 works.
+
+    Four max-pools, not torchvision's five: the last block's output (2x2 on a 32x32
+    CIFAR image) goes straight to the average pool, as in open_lth's CIFAR VGG. Pools have
+    no parameters, so the counts match the thesis's Table 1.1 (:data:`TABLE_1_1`)."""
 
     def __init__(
         self,

@@ -128,6 +128,33 @@ class _MaskedOptimizer:
                 elif p.grad is not None:
                     p.grad.zero_()
 
+    def param_state(self, p: torch.Tensor) -> dict:
+        """A copy of ``p``'s state (momentum buffer; Adam's moments and step count); before
+        ``p``'s first step, the state that acts like none: zeros and step 0."""
+        group = next((g for g in self.param_groups if any(q is p for q in g["params"])), None)
+        if group is None:
+            raise ValueError("param_state got a tensor that is not one of this optimizer's "
+                             "parameters")
+        state = self.state.get(p) or self._fresh_state(p, group)
+        return {k: v.detach().clone() if isinstance(v, torch.Tensor) else v
+                for k, v in state.items()}
+
+    def load_param_state(self, p: torch.Tensor, state: dict) -> None:
+        """Give ``p`` a copy of ``state`` (from :meth:`param_state`, maybe of another
+        optimizer of the same kind). The next step multiplies it by the current mask."""
+        fresh = self.param_state(p)
+        if set(state) != set(fresh):
+            raise ValueError(f"state has keys {sorted(state)}, this optimizer keeps "
+                             f"{sorted(fresh)} for each parameter")
+        self.state[p] = {k: v.detach().to(p.device, copy=True) if isinstance(v, torch.Tensor)
+                         else v for k, v in state.items()}
+        self._masks_applied = False  # the next step zeros the buffers where pruned
+
+    @staticmethod
+    def _fresh_state(p: torch.Tensor, group: dict) -> dict:
+        """The state of a parameter that has not stepped yet, written out."""
+        raise NotImplementedError
+
     def _split(self, group: dict) -> tuple[list[torch.Tensor], list[torch.Tensor],
                                            list[torch.Tensor]]:
         """The group's parameters with gradients, as ``(masked, multipliers, unmasked)``."""
@@ -189,6 +216,11 @@ class SGD(_MaskedOptimizer):
         checks.real(settings["lr"], f"{prefix}lr", 0.0)
         checks.real(settings["momentum"], f"{prefix}momentum", 0.0, 1.0, high_open=True)
         checks.real(settings["weight_decay"], f"{prefix}weight_decay", 0.0)
+
+    @staticmethod
+    def _fresh_state(p: torch.Tensor, group: dict) -> dict:
+        # a zero buffer steps exactly as none: mu * 0 + g == g
+        return {"momentum_buffer": torch.zeros_like(p)} if group["momentum"] else {}
 
     @torch.no_grad()
     def step(self) -> None:
@@ -256,6 +288,10 @@ class Adam(_MaskedOptimizer):
             checks.real(beta, f"{prefix}betas[{i}]", 0.0, 1.0, high_open=True)
         checks.real(settings["eps"], f"{prefix}eps", 0.0, low_open=True)
         checks.real(settings["weight_decay"], f"{prefix}weight_decay", 0.0)
+
+    @staticmethod
+    def _fresh_state(p: torch.Tensor, group: dict) -> dict:
+        return {"step": 0, "exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}
 
     @torch.no_grad()
     def step(self) -> None:

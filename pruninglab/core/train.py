@@ -139,7 +139,9 @@ class Trainer:
         desc: the progress bar's label.
 
     ``run(n)`` trains ``n`` steps and may be called repeatedly; the optimizer state and the
-    batch stream carry over between calls. ``reset_optimizer()`` starts fresh moments.
+    batch stream carry over between calls, and :meth:`running_means` sums them up.
+    ``reset_optimizer()`` starts fresh moments; :meth:`optimizer_state` and
+    :meth:`load_optimizer_state` save and restore them.
     """
 
     model: nn.Module
@@ -150,6 +152,7 @@ class Trainer:
     progress: bool = True
     desc: str = "train"
     steps_done: int = field(default=0, init=False)
+    fits: list[dict] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.position = checks.integer(self.position, "position", minimum=0)
@@ -192,6 +195,34 @@ class Trainer:
             self.optimizer = optim.SGD(groups, lr=lr, momentum=cfg.momentum, model=self.model)
         else:
             self.optimizer = optim.Adam(groups, lr=lr, model=self.model)
+
+    def optimizer_state(self) -> dict[str, dict]:
+        """Each trained parameter's optimizer state by its name in the model (momentum
+        buffers; Adam's moments and step), copied; zeros where no step was taken yet."""
+        return {name: self.optimizer.param_state(p)
+                for name, p in self.model.named_parameters() if p.requires_grad}
+
+    def load_optimizer_state(self, state: dict[str, dict]) -> None:
+        """Restore what :meth:`optimizer_state` returned (on this model or one of the same
+        architecture); the next step multiplies it by the current masks."""
+        params = {name: p for name, p in self.model.named_parameters() if p.requires_grad}
+        if set(state) != set(params):
+            raise ValueError(f"state names parameters {sorted(set(state) - set(params))} the "
+                             f"model lacks and lacks {sorted(set(params) - set(state))}")
+        for name, p in params.items():
+            self.optimizer.load_param_state(p, state[name])
+
+    def running_means(self) -> dict:
+        """Every :meth:`run` so far as one: ``{"steps", "loss", "accuracy", "position"}``,
+        the loss and accuracy the means of the runs' means weighted by their steps."""
+        steps = sum(fit["steps"] for fit in self.fits)
+
+        def mean(key: str) -> float:
+            parts = [(fit[key], fit["steps"]) for fit in self.fits if fit["steps"]]
+            return sum(v * n for v, n in parts) / steps if steps else math.nan
+
+        return {"steps": steps, "loss": mean("loss"), "accuracy": mean("accuracy"),
+                "position": self.position}
 
     def run(self, steps: int, callbacks: Sequence[tuple[int, Callback]] = ()) -> dict:
         """Train ``steps`` iterations from the current position.
@@ -259,13 +290,15 @@ class Trainer:
                 window_steps = 0
         bar.close()
         n_images = steps * self.config.batch_size
-        return {
+        fit = {
             "steps": steps,
             "loss": float(total_loss) / steps if steps else math.nan,
             "accuracy": float(total_correct) / n_images if steps else math.nan,
             "seconds": time.perf_counter() - start,
             "position": self.position,
         }
+        self.fits.append(dict(fit))
+        return fit
 
 
 @torch.no_grad()

@@ -375,7 +375,7 @@ def compute_table(results: pd.DataFrame, train_steps: int, metric: str = "test_a
     Args:
         results: rows with ``method``, ``seed``, ``density``, ``total_steps`` and ``metric``
             (a fraction) -- TOM's ``final`` rows, :func:`pruninglab.experiments.at_init.run`
-            rows, GIMP rows after :func:`pruninglab.experiments.gimp.cumulative_steps`,
+            rows, GIMP rows after :func:`pruninglab.experiments.gimp_runs.cumulative_steps`,
             concatenated.
         train_steps: T, the unit of the ``steps / T`` column.
         metric: the accuracy column.

@@ -1,59 +1,38 @@
 """Generalized Iterative Magnitude Pruning (thesis Section 3.2, Algorithm 5) and its presets.
 
-The loop, as in the thesis::
+:func:`loop` is Algorithm 5 and :func:`level` one pass of its ``while`` loop, each line
+commented with the line of the thesis's pseudocode it does. The exact semantics (what
+"rewind by n steps" means, what the state holds) are in docs/design.md ("GIMP").
+:class:`GIMPConfig` holds the inputs; the presets set them for Algorithms 1-4 and 6.
 
-    density <- K
-    Train(model, trainSteps);  Prune(model, density)
-    while density > targetDensity:
-        density <- density * K                 (the last level is clamped to the target)
-        RewindParamBy(model, rewSteps)          parameters: within the cycle that just ended
-        RewindSchedBy(model, rewStepsLR)        schedule position: from where it ended
-        Train(model, retrainSteps);  Prune(model, density)
-
-with the exact semantics of docs/design.md ("GIMP"):
-
-* A *level* is one training cycle at one density: level 0 is dense and trains ``T`` steps
-  from the initialization; level ``i`` trains ``retrain_steps`` at density ``K**i``.
-  Each level is evaluated at the end of its training (never at a best epoch).
-* After a cycle of ``n`` steps the parameters become the state the cycle had after
-  ``max(0, n - rewind_steps)`` of its steps -- the whole module state, BN running
-  statistics included -- times the new mask. Only that one state is kept, not every step.
-* The schedule position moves back by ``rewind_steps_lr`` from where the cycle ended
-  (clamped at 0); a schedule holds its last value past its end.
-* The optimizer is reset at every level.
-
-:func:`_level` is one cycle, line by line. Presets: :func:`finetune` (Alg. 1),
-:func:`weight_rewinding` (Alg. 2), :func:`stable_weight_rewinding` (Alg. 3),
-:func:`lr_rewinding` (Alg. 4), :func:`sgimp` (Alg. 6) and :func:`one_shot`.
-
-:func:`run` executes a config through the run store (:mod:`pruninglab.experiments.runner`):
-a finished run comes back at once, an interrupted one continues after its last finished
-level.
+:func:`run` and :func:`run_many` run a config through the run store (a finished run comes
+back at once, an interrupted one goes on after its last stored level); that glue lives
+in :mod:`pruninglab.experiments.gimp_runs`, and calls the same :func:`level`.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from tqdm.auto import trange
 
 from ..core import checks, masking, seeding
 from ..core.data import Dataset
 from ..core.pruning import SCOPES, prune
-from ..core.train import Callback, Trainer, evaluate_splits
-from . import runner, runs
+from ..core.train import Callback, TrainConfig, Trainer, evaluate_splits
 from .config import Setup
 
 __all__ = [
     "GIMPConfig",
+    "loop",
+    "level",
     "finetune",
     "weight_rewinding",
     "stable_weight_rewinding",
@@ -62,9 +41,6 @@ __all__ = [
     "one_shot",
     "run",
     "run_many",
-    "cumulative_steps",
-    "at_densities",
-    "experiment",
     "run_config",
     "schedule_trace",
     "ALGORITHMS",
@@ -93,6 +69,10 @@ class GIMPConfig:
             (0 = learning-rate rewinding, 1 = weight rewinding); ``None`` for the others.
             It must agree with ``rewind_steps`` (``round(X * T)``).
         method: a label for plots and the store (the preset's name).
+        carry_optimizer: ``False`` (our design; the thesis is silent): every level starts
+            with a fresh optimizer. ``True``: the optimizer's state (momentum buffers) at
+            the rewind point is restored with the parameters, as Renda et al.'s code
+            restores every variable at a rewind.
     """
 
     train_steps: int
@@ -106,6 +86,7 @@ class GIMPConfig:
     exclude: tuple[str, ...] = ()
     rewind_fraction: float | None = None
     method: str = "gimp"
+    carry_optimizer: bool = False
 
     def __post_init__(self) -> None:
         def fix(name: str, value: object) -> None:
@@ -124,6 +105,9 @@ class GIMPConfig:
         if any(not isinstance(p, str) for p in exclude):
             raise ValueError(f"exclude must be layer names or patterns (strings), got {exclude!r}")
         fix("exclude", exclude)
+        if not isinstance(self.carry_optimizer, bool):
+            raise ValueError(f"carry_optimizer must be True or False, got "
+                             f"{self.carry_optimizer!r}")
         if self.rewind_fraction is not None:
             x = checks.real(self.rewind_fraction, "rewind_fraction", 0.0, 1.0)
             if round(x * self.train_steps) != self.rewind_steps:
@@ -160,7 +144,12 @@ class GIMPConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The fields as a plain dict (what the run store hashes); ``carry_optimizer`` only
+        when ``True``, so that the runs stored before it existed keep their hash."""
+        d = dataclasses.asdict(self)
+        if not d["carry_optimizer"]:
+            del d["carry_optimizer"]
+        return d
 
 
 def schedule_trace(config: GIMPConfig, levels: int | None = None) -> list[tuple[int, int, int]]:
@@ -276,97 +265,103 @@ def sgimp_sweep(train_steps: int, percents: Iterable[float], target_density: flo
 
 
 # --------------------------------------------------------------------------------------
-# One level of the loop
+# Algorithm 5
 # --------------------------------------------------------------------------------------
 
 
-def _checkpoint(model: nn.Module, position: int) -> dict:
-    """What a level starts from: the whole module state (masks included) and the schedule
-    position."""
-    return {"model": runs.cpu_state(model.state_dict()), "position": position}
+def loop(model: nn.Module, data: Dataset, config: GIMPConfig, *, train: TrainConfig,
+         seed: int = 0, progress: bool = True, on_level: Callable[[dict], None] | None = None,
+         on_step: tuple[int, Callback] | None = None) -> pd.DataFrame:
+    """Algorithm 5 on ``model``, in memory: one :func:`level` after the other.
 
-
-def _level(setup: Setup, config: GIMPConfig, data: Dataset, level: int, start: dict,
-           progress: bool = False, on_step: tuple[int, Callback] | None = None,
-           ) -> tuple[dict, dict | None]:
-    """One cycle of Algorithm 5: train level ``level`` from ``start``, then prune and rewind.
+    Args:
+        model: any model with prunable layers; they get masks (``config.exclude`` spared)
+            and are pruned in place.
+        data: the data set; ``train``: the training hyperparameters (``train.steps`` = T);
+            ``seed``: each level's batch order derives from it.
+        on_level: called with each level's record; ``on_step``: ``(every, fn)``, a
+            training callback (:class:`pruninglab.core.train.Trainer`).
 
     Returns:
-        The level's record, and the checkpoint the next level starts from (``None`` after
-        the last level).
+        One row per level: the columns of :func:`run` but ``method`` and ``seed``.
     """
-    densities = config.densities()
-    model = setup.masked_model(data, config.exclude, state=start["model"])
-    trainer = Trainer(model, data, setup.train, seed=seeding.derive(setup.seed, "gimp", level),
+    if not masking.add_masks(model, config.exclude):
+        raise ValueError(f"config.exclude={list(config.exclude)!r} leaves no layer to prune")
+    densities = config.densities()       # 1, K, K * K, ... until targetDensity (clamped to it)
+    start, records = {"position": 0}, []  # the schedule at its start
+    for index in trange(len(densities), desc=config.method, disable=not progress, leave=False):
+        # level 0: Train, Prune; each later level: one pass of "while density > targetDensity"
+        record, start = level(model, data, config, index, train=train, start=start, seed=seed,
+                              progress=progress, on_step=on_step)
+        records.append(record)
+        if on_level is not None:
+            on_level(record)
+    return pd.DataFrame(records)
+
+
+def level(model: nn.Module, data: Dataset, config: GIMPConfig, index: int, *,
+          train: TrainConfig, start: Mapping | None = None, seed: int = 0,
+          progress: bool = False, on_step: tuple[int, Callback] | None = None,
+          ) -> tuple[dict, dict | None]:
+    """Level ``index`` of Algorithm 5: train the masked ``model``, evaluate it, then prune
+    it to the next density and rewind it, in place (``model`` ends as the next level starts).
+
+    Args:
+        start: ``{"position": step of the schedule to start at}`` (``None``: 0) and, with
+            ``config.carry_optimizer``, ``"optimizer"``: a state to restore
+            (:meth:`~pruninglab.core.train.Trainer.optimizer_state`).
+
+    Returns:
+        The level's record (a row of :func:`run`), and the next level's ``start``
+        (``None`` after the last level).
+    """
+    densities, start = config.densities(), start or {"position": 0}
+    trainer = Trainer(model, data, train, seed=seeding.derive(seed, "gimp", index),
                       position=start["position"], progress=progress,
-                      desc=f"level {level} @ {densities[level]:.3g}")
+                      desc=f"level {index} @ {densities[index]:.3g}")
+    if config.carry_optimizer and "optimizer" in start:
+        trainer.load_optimizer_state(start["optimizer"])
     callbacks = [on_step] if on_step is not None else []
+    point = config.rewind_point(index)                  # rewSteps before the cycle's end
     tic = time.perf_counter()
 
-    first = trainer.run(config.rewind_point(level), callbacks)  # Train(...) to the rewind point
-    rewind_state = copy.deepcopy(model.state_dict())             # keep that one state
-    rest = trainer.run(config.steps(level) - config.rewind_point(level), callbacks)  # the rest
-    record = _record(level, densities[level], model, data, _merge(first, rest),
-                     start["position"], config.rewind_point(level), time.perf_counter() - tic)
-    if level + 1 == len(densities):
+    # Train(model, trainSteps), or retrainSteps after level 0, keeping the state at `point`
+    trainer.run(point, callbacks)
+    rewind_state = copy.deepcopy(model.state_dict())
+    rewind_optimizer = trainer.optimizer_state() if config.carry_optimizer else None
+    trainer.run(config.steps(index) - point, callbacks)
+    record = {"level": index, "target_density": densities[index], **masking.summary(model),
+              **_running(trainer, start["position"], point, time.perf_counter() - tic),
+              **evaluate_splits(model, data), "layers": masking.layer_densities(model)}
+    if index + 1 == len(densities):                     # density = targetDensity: the end
         return record, None
 
-    prune(model, densities[level + 1], scope=config.scope)  # Prune(model, density * K)
-    masks = {name: mask.clone() for name, mask in masking.get_masks(model).items()}
-    model.load_state_dict(rewind_state)                     # RewindParamBy(model, rewSteps)
-    masking.set_masks(model, masks)                         #   ... under the new mask
-    position = max(0, trainer.position - config.rewind_steps_lr)  # RewindSchedBy(rewStepsLR)
-    return record, _checkpoint(model, position)
+    prune(model, densities[index + 1], scope=config.scope)  # density <- density * K; Prune
+    masking.restore(model, rewind_state)                     # RewindParamBy(model, rewSteps)
+    next_start = {"position": max(0, trainer.position - config.rewind_steps_lr)}  # RewindSchedBy
+    if rewind_optimizer is not None:
+        next_start["optimizer"] = rewind_optimizer  # the momentum rewinds too (Renda et al.)
+    return record, next_start
 
 
-def _record(level: int, target: float, model: nn.Module, data: Dataset, fit: dict,
-            start: int, rewind_point: int, seconds: float) -> dict:
-    """One level's record: the densities, where the level read the schedule, its running
-    training metrics, :func:`pruninglab.core.train.evaluate_splits` and each layer's density."""
-    return {
-        "level": level, "target_density": target, **masking.summary(model),
-        "steps": fit["steps"], "position_start": start, "position_end": fit["position"],
-        "rewind_point": rewind_point, "seconds": seconds,
-        "train_loss_running": fit["loss"], "train_accuracy_running": fit["accuracy"],
-        **evaluate_splits(model, data), "layers": masking.layer_densities(model),
-    }
-
-
-def _merge(a: dict, b: dict) -> dict:
-    """Two consecutive :meth:`Trainer.run` results as one (means weighted by steps)."""
-    steps = a["steps"] + b["steps"]
-
-    def mean(key: str) -> float:
-        parts = [(r[key], r["steps"]) for r in (a, b) if r["steps"]]
-        return sum(v * n for v, n in parts) / steps if steps else math.nan
-
-    return {"steps": steps, "loss": mean("loss"), "accuracy": mean("accuracy"),
-            "position": b["position"], "seconds": a["seconds"] + b["seconds"]}
+def _running(trainer: Trainer, position_start: int, rewind_point: int,
+             seconds: float) -> dict:
+    """The level's training in its record: where it read the schedule, its wall time, and
+    the running loss and accuracy (means over its augmented batches)."""
+    fit = trainer.running_means()
+    return {"steps": fit["steps"], "position_start": position_start,
+            "position_end": fit["position"], "rewind_point": rewind_point, "seconds": seconds,
+            "train_loss_running": fit["loss"], "train_accuracy_running": fit["accuracy"]}
 
 
 # --------------------------------------------------------------------------------------
-# Running it through the store
+# Through the run store (pruninglab.experiments.gimp_runs)
 # --------------------------------------------------------------------------------------
 
 
 def run_config(setup: Setup, config: GIMPConfig) -> dict:
     """The dict the run store keys a GIMP run by (its hash names the run's folder)."""
     return {"kind": "gimp", "setup": setup.to_dict(), "method": config.to_dict()}
-
-
-def experiment(setup: Setup, config: GIMPConfig, data: Dataset, progress: bool = True,
-               on_step: tuple[int, Callback] | None = None) -> runner.Experiment:
-    """GIMP as a :class:`~pruninglab.experiments.runner.Experiment`: one stage per level; stage 0
-    starts from the masked initialization at schedule position 0."""
-    setup.check_data(data)
-    setup.check_train_steps(config.train_steps)
-    densities = config.densities()
-    return runner.Experiment(
-        kind="gimp", config=run_config(setup, config),
-        stages=[f"level {i} @ {d:.3g}" for i, d in enumerate(densities)],
-        start=lambda: _checkpoint(setup.masked_model(data, config.exclude), position=0),
-        stage=lambda level, state: _level(setup, config, data, level, state, progress, on_step),
-        columns={"method": config.method, "seed": setup.seed}, label=config.method)
 
 
 def run(
@@ -380,90 +375,19 @@ def run(
     on_step: tuple[int, Callback] | None = None,
     fetch_only: bool = False,
 ) -> pd.DataFrame | None:
-    """Run GIMP for ``setup`` and ``config``, through the run store.
+    """:func:`loop` for ``setup`` and ``config`` through the run store: the stored levels
+    come back, the missing ones are trained (see
+    :func:`pruninglab.experiments.gimp_runs.run` for the arguments and the columns)."""
+    from . import gimp_runs
 
-    Args:
-        setup: model, data set, training hyperparameters and seed.
-        config: the GIMP inputs (see the presets).
-        data: the loaded data set (loaded from ``setup`` when ``None``).
-        store: run-store root (``None``: ``$PRUNINGLAB_RUNS`` or ``./runs``).
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``; ignored when ``data`` is given (its
-            device is used).
-        progress: tqdm bars for levels and steps.
-        on_level: called with each level's record as soon as it is stored (also for
-            records that come from the store).
-        on_step: ``(every, fn)``: a training callback for live curves.
-        fetch_only: return ``None`` instead of training when the store does not hold the
-            finished run (for widgets that must answer at once).
-
-    Returns:
-        One row per level: ``method``, ``seed``, ``level``, ``target_density``, the
-        columns of :func:`pruninglab.core.masking.summary` (``density``, ``compression``,
-        ``kept``, ``total``), ``steps``, ``position_start``, ``position_end``,
-        ``rewind_point``, ``seconds``, ``train_loss_running`` and
-        ``train_accuracy_running`` (means over the level's augmented batches), the columns
-        of :func:`pruninglab.core.train.evaluate_splits` (``test_*``, ``train_*``, ``val_*``
-        with a validation split) and ``layers`` (``{layer: density}``).
-    """
-    data = setup.resolve_data(data, device)
-    return runner.run(experiment(setup, config, data, progress, on_step), store, progress,
-                      on_record=on_level, fetch_only=fetch_only)
+    return gimp_runs.run(setup, config, data, store=store, device=device, progress=progress,
+                         on_level=on_level, on_step=on_step, fetch_only=fetch_only)
 
 
 def run_many(runs: Mapping[str, tuple[Setup, GIMPConfig]], seeds: Sequence[int],
              label: str = "label", **run_kwargs) -> pd.DataFrame:
-    """:func:`run` for every labelled ``(setup, config)`` and every seed (replicates).
+    """:func:`run` for every labelled ``(setup, config)`` and every seed, as one DataFrame
+    with a ``label`` column (:func:`pruninglab.experiments.gimp_runs.run_many`)."""
+    from . import gimp_runs
 
-    Args:
-        runs: ``{label: (setup, config)}``; each setup's seed is replaced by each of
-            ``seeds``.
-        seeds: the replicates.
-        label: the name of the column that holds each row's label.
-        run_kwargs: passed to :func:`run` (``data``, ``store``, ``progress``, ...).
-
-    Returns:
-        The rows of all runs, with the ``label`` column.
-    """
-    seeds = [seeding.check_seed(s, "seeds") for s in seeds]
-    if not runs or not seeds:
-        raise ValueError(f"run_many needs at least one run and one seed, got {len(runs)} runs "
-                         f"and seeds={seeds!r}")
-    frames = [run(setup.replace(seed=seed), config, **run_kwargs).assign(**{label: name})
-              for name, (setup, config) in runs.items() for seed in seeds]
-    return pd.concat(frames, ignore_index=True)
-
-
-def at_densities(records: pd.DataFrame, densities: Sequence[float],
-                 rtol: float = 1e-6) -> pd.DataFrame:
-    """The rows of GIMP ``records`` whose ``target_density`` is one of ``densities``, equal
-    within ``rtol``: ``K**n`` reached by repeated multiplication and by a power differ in
-    the last bits."""
-    if "target_density" not in records:
-        raise ValueError("records lacks the column 'target_density'; pass gimp.run's records")
-    wanted = np.asarray(list(densities), dtype=float)
-    found = records["target_density"].to_numpy(dtype=float)[:, None]
-    return records[np.isclose(found, wanted[None, :], rtol=rtol, atol=0.0).any(axis=1)]
-
-
-def cumulative_steps(records: pd.DataFrame) -> pd.DataFrame:
-    """GIMP records with ``total_steps``: the training steps a run spent up to and including
-    each level -- its compute if it stopped there. Level ``i`` of weight rewinding costs
-    ``(i + 1) T``; a one-shot run's pruned level costs ``2 T``.
-
-    Args:
-        records: whole runs of :func:`run` (or several concatenated), each run's rows in
-            level order starting at level 0, with a ``steps`` column.
-
-    Returns:
-        A copy with the ``total_steps`` column.
-    """
-    missing = {"level", "steps"} - set(records)
-    if missing:
-        raise ValueError(f"records lacks the columns {sorted(missing)}; pass gimp.run's records")
-    if len(records) and records["level"].iloc[0] != 0:
-        raise ValueError("records must hold whole runs, each starting at level 0, got first "
-                         f"level {records['level'].iloc[0]!r}")
-    run_id = (records["level"] == 0).cumsum()
-    out = records.copy()
-    out["total_steps"] = records.groupby(run_id)["steps"].cumsum()
-    return out
+    return gimp_runs.run_many(runs, seeds, label, **run_kwargs)

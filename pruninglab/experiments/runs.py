@@ -103,8 +103,10 @@ def config_hash(config: dict) -> str:
 
 
 def cpu_state(state: dict) -> dict:
-    """Detached CPU copies of a state dict's tensors, ready for :meth:`RunDir.save_checkpoint`."""
-    return {k: v.detach().cpu().clone() for k, v in state.items()}
+    """Detached CPU copies of a state dict's tensors (in nested dicts too; other values as
+    they are), ready for :meth:`RunDir.save_checkpoint`."""
+    return {k: v.detach().cpu().clone() if isinstance(v, torch.Tensor)
+            else cpu_state(v) if isinstance(v, dict) else v for k, v in state.items()}
 
 
 # --------------------------------------------------------------------------------------

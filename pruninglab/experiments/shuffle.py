@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from ..core import checks, masking, models, seeding
 from ..core.data import Dataset
 from ..core.train import Trainer, evaluate_splits
-from . import gimp, runner
+from . import gimp, gimp_runs, runner
 from .config import Setup
 
 __all__ = [
@@ -204,7 +204,7 @@ def run(
         raise ValueError(f"modifications must name at least one of {list(MODIFICATIONS)} "
                          f"(None: all), got {modifications!r}")
     data = setup.resolve_data(data, device)
-    ticket_run = gimp.experiment(setup, ticket_config, data, progress)
+    ticket_run = gimp_runs.experiment(setup, ticket_config, data, progress)
     last = len(ticket_config.densities()) - 1
     ticket_state = functools.cache(lambda: runner.state_at(ticket_run, last, store, progress))
     frames = []
@@ -259,7 +259,7 @@ def ticket(
     """
     ticket_config = _ticket_config(setup, density, K)
     data = setup.resolve_data(data, device)
-    ticket_run = gimp.experiment(setup, ticket_config, data, progress)
+    ticket_run = gimp_runs.experiment(setup, ticket_config, data, progress)
     state = runner.state_at(ticket_run, len(ticket_config.densities()) - 1, store, progress)
     return setup.masked_model(data, state=state["model"])
 

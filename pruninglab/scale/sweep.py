@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from ..core import checks, threads
 from ..course import exercises, notebooks
-from ..experiments import catalog, gimp, runner, runs, tom
+from ..experiments import catalog, gimp, gimp_runs, runner, runs, tom
 from ..experiments.config import Setup
 from . import sweep_file
 from .sweep_file import Item, Sweep, SweepFileError, load, packaged, resolve_file
@@ -143,7 +143,7 @@ def _train(item: Item, store: Path) -> dict:
     setup = Setup.from_dict(task["setup"])
     data = setup.resolve_data(None, task["device"])
     if task["experiment"] == "gimp":
-        experiment = gimp.experiment(setup, gimp.GIMPConfig(**task["config"]), data,
+        experiment = gimp_runs.experiment(setup, gimp.GIMPConfig(**task["config"]), data,
                                      progress=False)
     else:
         experiment = tom.experiment(setup, tom.TOMConfig(**task["config"]), data,
