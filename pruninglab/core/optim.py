@@ -131,24 +131,26 @@ class _MaskedOptimizer:
     def param_state(self, p: torch.Tensor) -> dict:
         """A copy of ``p``'s state (momentum buffer; Adam's moments and step count); before
         ``p``'s first step, the state that acts like none: zeros and step 0."""
-        group = next((g for g in self.param_groups if any(q is p for q in g["params"])), None)
-        if group is None:
-            raise ValueError("param_state got a tensor that is not one of this optimizer's "
-                             "parameters")
-        state = self.state.get(p) or self._fresh_state(p, group)
         return {k: v.detach().clone() if isinstance(v, torch.Tensor) else v
-                for k, v in state.items()}
+                for k, v in self._state_or_fresh(p).items()}
 
     def load_param_state(self, p: torch.Tensor, state: dict) -> None:
         """Give ``p`` a copy of ``state`` (from :meth:`param_state`, maybe of another
         optimizer of the same kind). The next step multiplies it by the current mask."""
-        fresh = self.param_state(p)
+        fresh = self._state_or_fresh(p)
         if set(state) != set(fresh):
             raise ValueError(f"state has keys {sorted(state)}, this optimizer keeps "
                              f"{sorted(fresh)} for each parameter")
         self.state[p] = {k: v.detach().to(p.device, copy=True) if isinstance(v, torch.Tensor)
                          else v for k, v in state.items()}
         self._masks_applied = False  # the next step zeros the buffers where pruned
+
+    def _state_or_fresh(self, p: torch.Tensor) -> dict:
+        """``p``'s state, or :meth:`_fresh_state` before its first step (not copied)."""
+        group = next((g for g in self.param_groups if any(q is p for q in g["params"])), None)
+        if group is None:
+            raise ValueError("the tensor is not one of this optimizer's parameters")
+        return self.state.get(p) or self._fresh_state(p, group)
 
     @staticmethod
     def _fresh_state(p: torch.Tensor, group: dict) -> dict:

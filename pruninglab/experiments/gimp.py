@@ -6,8 +6,8 @@ commented with the line of the thesis's pseudocode it does. The exact semantics 
 :class:`GIMPConfig` holds the inputs; the presets set them for Algorithms 1-4 and 6.
 
 :func:`run` and :func:`run_many` run a config through the run store (a finished run comes
-back at once, an interrupted one goes on after its last stored level); that glue lives
-in :mod:`pruninglab.experiments.gimp_runs`, and calls the same :func:`level`.
+back at once, an interrupted one goes on after its last stored level); the glue that makes
+each :func:`level` a stored stage lives in :mod:`pruninglab.experiments.gimp_runs`.
 """
 
 from __future__ import annotations
@@ -375,19 +375,58 @@ def run(
     on_step: tuple[int, Callback] | None = None,
     fetch_only: bool = False,
 ) -> pd.DataFrame | None:
-    """:func:`loop` for ``setup`` and ``config`` through the run store: the stored levels
-    come back, the missing ones are trained (see
-    :func:`pruninglab.experiments.gimp_runs.run` for the arguments and the columns)."""
-    from . import gimp_runs
+    """:func:`loop` for ``setup`` and ``config``, through the run store: the stored levels
+    come back, the missing ones are trained (each level a stage of
+    :func:`pruninglab.experiments.gimp_runs.experiment`).
 
-    return gimp_runs.run(setup, config, data, store=store, device=device, progress=progress,
-                         on_level=on_level, on_step=on_step, fetch_only=fetch_only)
+    Args:
+        setup: model, data set, training hyperparameters and seed.
+        config: the GIMP inputs (see the presets).
+        data: the loaded data set (loaded from ``setup`` when ``None``).
+        store: run-store root (``None``: ``$PRUNINGLAB_RUNS`` or ``./runs``).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``; ignored when ``data`` is given (its
+            device is used).
+        progress: tqdm bars for levels and steps.
+        on_level: called with each level's record as soon as it is stored (also for
+            records that come from the store).
+        on_step: ``(every, fn)``: a training callback for live curves.
+        fetch_only: return ``None`` instead of training when the store does not hold the
+            finished run (for widgets that must answer at once).
+
+    Returns:
+        One row per level: ``method``, ``seed``, ``level``, ``target_density``, the
+        columns of :func:`pruninglab.core.masking.summary` (``density``, ``compression``,
+        ``kept``, ``total``), ``steps``, ``position_start``, ``position_end``,
+        ``rewind_point``, ``seconds``, ``train_loss_running`` and
+        ``train_accuracy_running`` (means over the level's augmented batches), the columns
+        of :func:`pruninglab.core.train.evaluate_splits` (``test_*``, ``train_*``, ``val_*``
+        with a validation split) and ``layers`` (``{layer: density}``).
+    """
+    from . import gimp_runs, runner
+
+    data = setup.resolve_data(data, device)
+    return runner.run(gimp_runs.experiment(setup, config, data, progress, on_step), store,
+                      progress, on_record=on_level, fetch_only=fetch_only)
 
 
 def run_many(runs: Mapping[str, tuple[Setup, GIMPConfig]], seeds: Sequence[int],
              label: str = "label", **run_kwargs) -> pd.DataFrame:
-    """:func:`run` for every labelled ``(setup, config)`` and every seed, as one DataFrame
-    with a ``label`` column (:func:`pruninglab.experiments.gimp_runs.run_many`)."""
-    from . import gimp_runs
+    """:func:`run` for every labelled ``(setup, config)`` and every seed (replicates).
 
-    return gimp_runs.run_many(runs, seeds, label, **run_kwargs)
+    Args:
+        runs: ``{label: (setup, config)}``; each setup's seed is replaced by each of
+            ``seeds``.
+        seeds: the replicates.
+        label: the name of the column that holds each row's label.
+        run_kwargs: passed to :func:`run` (``data``, ``store``, ``progress``, ...).
+
+    Returns:
+        The rows of all runs, with the ``label`` column.
+    """
+    seeds = [seeding.check_seed(s, "seeds") for s in seeds]
+    if not runs or not seeds:
+        raise ValueError(f"run_many needs at least one run and one seed, got {len(runs)} runs "
+                         f"and seeds={seeds!r}")
+    frames = [run(setup.replace(seed=seed), config, **run_kwargs).assign(**{label: name})
+              for name, (setup, config) in runs.items() for seed in seeds]
+    return pd.concat(frames, ignore_index=True)

@@ -9,20 +9,18 @@ with ``carry_optimizer``); resuming is skipping the levels whose records are sto
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 
-from ..core import seeding
 from ..core.data import Dataset
 from ..core.train import Callback, Trainer
 from . import gimp, runner, runs
 from .config import Setup
 from .gimp import GIMPConfig
 
-__all__ = ["experiment", "run", "run_many", "at_densities", "cumulative_steps"]
+__all__ = ["experiment", "at_densities", "cumulative_steps"]
 
 
 def experiment(setup: Setup, config: GIMPConfig, data: Dataset, progress: bool = True,
@@ -55,71 +53,6 @@ def experiment(setup: Setup, config: GIMPConfig, data: Dataset, progress: bool =
         stages=[f"level {i} @ {d:.3g}" for i, d in enumerate(config.densities())],
         start=start, stage=stage, columns={"method": config.method, "seed": setup.seed},
         label=config.method)
-
-
-def run(
-    setup: Setup,
-    config: GIMPConfig,
-    data: Dataset | None = None,
-    store: str | None = None,
-    device: str | torch.device = "auto",
-    progress: bool = True,
-    on_level: Callable[[dict], None] | None = None,
-    on_step: tuple[int, Callback] | None = None,
-    fetch_only: bool = False,
-) -> pd.DataFrame | None:
-    """:func:`pruninglab.experiments.gimp.loop` for ``setup`` and ``config``, through the run
-    store: the stored levels come back, the missing ones are trained.
-
-    Args:
-        setup: model, data set, training hyperparameters and seed.
-        config: the GIMP inputs (see the presets).
-        data: the loaded data set (loaded from ``setup`` when ``None``).
-        store: run-store root (``None``: ``$PRUNINGLAB_RUNS`` or ``./runs``).
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``; ignored when ``data`` is given (its
-            device is used).
-        progress: tqdm bars for levels and steps.
-        on_level: called with each level's record as soon as it is stored (also for
-            records that come from the store).
-        on_step: ``(every, fn)``: a training callback for live curves.
-        fetch_only: return ``None`` instead of training when the store does not hold the
-            finished run (for widgets that must answer at once).
-
-    Returns:
-        One row per level: ``method``, ``seed``, ``level``, ``target_density``, the
-        columns of :func:`pruninglab.core.masking.summary` (``density``, ``compression``,
-        ``kept``, ``total``), ``steps``, ``position_start``, ``position_end``,
-        ``rewind_point``, ``seconds``, ``train_loss_running`` and
-        ``train_accuracy_running`` (means over the level's augmented batches), the columns
-        of :func:`pruninglab.core.train.evaluate_splits` (``test_*``, ``train_*``, ``val_*``
-        with a validation split) and ``layers`` (``{layer: density}``).
-    """
-    data = setup.resolve_data(data, device)
-    return runner.run(experiment(setup, config, data, progress, on_step), store, progress,
-                      on_record=on_level, fetch_only=fetch_only)
-
-
-def run_many(runs: Mapping[str, tuple[Setup, GIMPConfig]], seeds: Sequence[int],
-             label: str = "label", **run_kwargs) -> pd.DataFrame:
-    """:func:`run` for every labelled ``(setup, config)`` and every seed (replicates).
-
-    Args:
-        runs: ``{label: (setup, config)}``; each setup's seed is replaced by each of
-            ``seeds``.
-        seeds: the replicates.
-        label: the name of the column that holds each row's label.
-        run_kwargs: passed to :func:`run` (``data``, ``store``, ``progress``, ...).
-
-    Returns:
-        The rows of all runs, with the ``label`` column.
-    """
-    seeds = [seeding.check_seed(s, "seeds") for s in seeds]
-    if not runs or not seeds:
-        raise ValueError(f"run_many needs at least one run and one seed, got {len(runs)} runs "
-                         f"and seeds={seeds!r}")
-    frames = [run(setup.replace(seed=seed), config, **run_kwargs).assign(**{label: name})
-              for name, (setup, config) in runs.items() for seed in seeds]
-    return pd.concat(frames, ignore_index=True)
 
 
 def at_densities(records: pd.DataFrame, densities: Sequence[float],
