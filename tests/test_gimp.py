@@ -467,15 +467,3 @@ def test_a_stored_run_that_carries_the_optimizer_resumes_from_its_checkpoints(di
     looped = gimp.loop(setup.build_model(digits), digits, config, train=setup.train,
                        progress=False)
     assert _comparable(looped) == _comparable(reference.drop(columns=["method", "seed"]))
-
-
-def test_the_algorithm_module_loads_without_the_run_store():
-    """gimp.py is the algorithm; the run store's glue (gimp_runs) imports it, not the reverse:
-    only gimp.run and gimp.run_many reach the glue, when they are called."""
-    import ast
-    import inspect
-
-    tree = ast.parse(inspect.getsource(gimp))
-    at_load = {alias.name for node in tree.body if isinstance(node, ast.ImportFrom)
-               for alias in node.names}
-    assert not at_load & {"runner", "runs", "gimp_runs"}, at_load

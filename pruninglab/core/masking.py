@@ -1,20 +1,10 @@
 """Binary masks on the weights of ordinary ``nn.Module``s (thesis Sections 2.4 and 3.3.2).
 
-A mask is a boolean buffer named ``pruning_mask`` registered on a ``Conv``/``Linear`` layer,
-with the shape of its ``weight``. The weight itself holds exact zeros where the mask is
-``False``, so the forward pass is the plain dense one; the training loop's optimizers
-(:mod:`pruninglab.core.optim`) apply the masks inside their step, which keeps pruned weights at
-exactly 0 under SGD with momentum and weight decay and under Adam. With any other
-optimizer, multiply the weights by their masks after every step: :class:`MaskApplier` (or
-:func:`apply_masks`, one ``torch._foreach_mul_`` over all layers).
-
-Because the mask is a buffer it travels with ``state_dict``, ``copy.deepcopy`` and
-``.to(device)``. A state dict with masks loads into a fresh model with
-:func:`load_state_dict`.
-
-For mask *training* (Training Optimal Masks, Section 3.3.1), :func:`bernoulli_ste` draws a
-stochastic mask from logits with a straight-through gradient, and :func:`functional_forward`
-runs a model with its weights multiplied by any masks without touching the module.
+A mask is a bool buffer ``pruning_mask`` on a ``Conv``/``Linear`` layer, shaped like its
+``weight``, so it travels with ``state_dict``, ``deepcopy`` and ``.to(device)``. The weight
+holds exact zeros where the mask is ``False`` and the forward pass is the plain dense one;
+our optimizers (:mod:`~pruninglab.core.optim`) keep the zeros inside their step, any other
+optimizer needs :class:`MaskApplier` after it.
 """
 
 from __future__ import annotations
@@ -26,40 +16,18 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import nn
 
-__all__ = [
-    "MASK",
-    "PRUNABLE_TYPES",
-    "MaskApplier",
-    "add_masks",
-    "apply_masks",
-    "bernoulli_ste",
-    "count",
-    "density",
-    "functional_forward",
-    "get_masks",
-    "kept_counts",
-    "kept_per_input",
-    "layer_densities",
-    "load_state_dict",
-    "masked_layers",
-    "prunable_layers",
-    "remove_masks",
-    "restore",
-    "set_masks",
-    "summary",
-]
+__all__ = ["MASK", "PRUNABLE_TYPES", "MaskApplier", "add_masks", "apply_masks", "bernoulli_ste",
+           "count", "density", "functional_forward", "get_masks", "kept_counts", "kept_per_input",
+           "layer_densities", "load_state_dict", "masked_layers", "prunable_layers",
+           "remove_masks", "restore", "set_masks", "summary"]
 
 MASK = "pruning_mask"
 PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
 def prunable_layers(model: nn.Module, exclude: Iterable[str] = ()) -> dict[str, nn.Module]:
-    """The ``Conv``/``Linear`` layers of ``model`` by qualified name, in module order.
-
-    Args:
-        exclude: layer names or shell-style patterns (``"classifier"``, ``"stages.0.*"``) to
-            leave out; a pattern that matches no layer raises ``ValueError``.
-    """
+    """The ``Conv``/``Linear`` layers by name, in module order, but ``exclude`` (names or
+    shell patterns, ``"stages.0.*"``; one that matches nothing is an error)."""
     layers = {n: m for n, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)}
     patterns = [exclude] if isinstance(exclude, str) else list(exclude)
     for pattern in patterns:
@@ -73,8 +41,8 @@ def prunable_layers(model: nn.Module, exclude: Iterable[str] = ()) -> dict[str, 
 
 
 def add_masks(model: nn.Module, exclude: Iterable[str] = ()) -> dict[str, nn.Module]:
-    """Give every prunable layer (except ``exclude``) an all-``True`` mask unless it already
-    has one; returns the masked layers by name."""
+    """An all-``True`` mask on every prunable layer ``exclude`` spares that has none; returns
+    the masked layers."""
     for layer in prunable_layers(model, exclude).values():
         if getattr(layer, MASK, None) is None:
             layer.register_buffer(MASK, torch.ones_like(layer.weight, dtype=torch.bool))
@@ -92,9 +60,8 @@ def get_masks(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def set_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> None:
-    """Install ``masks`` (layer name -> tensor shaped like its weight; nonzero = kept) and
-    zero the pruned weights. Layers not named keep their masks. Every mask is checked before
-    any is installed, so a bad one leaves the model as it was."""
+    """Install ``masks`` (layer name -> tensor shaped like its weight, nonzero = kept) and
+    zero the pruned weights; all are checked first, so a bad one changes nothing."""
     layers = dict(model.named_modules())
     for name, mask in masks.items():
         layer = layers.get(name)
@@ -124,27 +91,11 @@ def apply_masks(model: nn.Module) -> None:
 
 
 class MaskApplier:
-    """The masks of ``model`` as multipliers, followed as they change: ``apply =
-    MaskApplier(model)`` once, then ``apply()`` after every optimizer step multiplies each
-    masked weight by its mask with one ``torch._foreach_mul_``. (Our optimizers,
-    :mod:`pruninglab.core.optim`, use it to apply the masks inside their step instead.)
-
-    It multiplies by *multipliers*: copies of the bool masks in each weight's dtype. On a
-    CPU, float32 times bool casts inside the inner loop and costs about 2.5x as much as
-    float32 times float32 (``pruninglab bench masking``). The copies cost 4 bytes
-    per masked weight (float32).
-
-    Every call first checks, for each Conv/Linear layer the model had when the applier was
-    made, that its mask and its weight are the same tensors as before, unchanged in place
-    and of the same dtype (a few dictionary reads per layer, no device synchronisation). A
-    mask added, removed, changed in place (``prune``, ``set_masks``) or replaced
-    (``.to(device)``), and a weight replaced or converted, make it collect the masked layers
-    and multipliers again. Layers added to the model later are not seen: make a new one.
-
-    Attributes:
-        weights: the masked weights, in module order.
-        multipliers: their masks in the weights' dtypes, in the same order.
-        by_weight: ``{id(weight): multiplier}``.
+    """``apply = MaskApplier(model)`` once, then ``apply()`` after every optimizer step: one
+    ``torch._foreach_mul_`` of the masked weights by their masks, as multipliers in the
+    weights' dtype (a bool factor is slower; ``pruninglab bench masking``). It notices a
+    mask or weight added, replaced or changed in place since the last call, and collects
+    them again; layers added to the model later need a new applier.
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -188,17 +139,15 @@ class MaskApplier:
 
 
 def restore(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
-    """Load ``state`` (a state dict taken earlier, e.g. at a rewind point) into ``model``
-    under the model's *current* masks: the masks ``state`` carries are ignored and the
-    weights come back multiplied by the current ones (a rewind after pruning)."""
+    """Load ``state`` (e.g. taken at a rewind point) under the model's *current* masks: a
+    rewind after pruning."""
     current = {k: v for k, v in model.state_dict().items() if k.endswith("." + MASK)}
     model.load_state_dict({**state, **current})
     apply_masks(model)
 
 
 def remove_masks(model: nn.Module) -> nn.Module:
-    """Fold the masks into the weights and drop the buffers: an ordinary model whose
-    ``state_dict`` holds the zeros. Works in place and returns ``model``."""
+    """Fold the masks into the weights and drop the buffers, in place."""
     apply_masks(model)
     for layer in masked_layers(model).values():
         delattr(layer, MASK)
@@ -206,12 +155,8 @@ def remove_masks(model: nn.Module) -> nn.Module:
 
 
 def load_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], strict: bool = True):
-    """Like ``model.load_state_dict`` but first registers the masks that ``state`` carries
-    (keys ending in ``.pruning_mask``), so a pruned checkpoint loads into a fresh model.
-
-    Raises:
-        ValueError: ``state`` has a mask for a module that is not a prunable layer.
-    """
+    """``model.load_state_dict`` after registering the masks ``state`` carries, so that a
+    pruned checkpoint loads into a fresh model."""
     suffix = "." + MASK
     masks = {k[: -len(suffix)]: v for k, v in state.items() if k.endswith(suffix)}
     layers = dict(model.named_modules())
@@ -243,8 +188,8 @@ def density(model: nn.Module) -> float:
 
 def kept_counts(model: nn.Module, layers: Mapping[str, nn.Module] | None = None,
                 ) -> dict[str, tuple[int, int]]:
-    """``{name: (kept, weights)}`` for ``layers`` (default: the masked layers), in their
-    order: a masked layer keeps its mask's ``True`` entries, an unmasked one all weights."""
+    """``{name: (kept, weights)}`` for ``layers`` (default: the masked ones); an unmasked
+    layer keeps all."""
     layers = masked_layers(model) if layers is None else layers
     out = {}
     for name, layer in layers.items():
@@ -255,10 +200,8 @@ def kept_counts(model: nn.Module, layers: Mapping[str, nn.Module] | None = None,
 
 
 def kept_per_input(mask: torch.Tensor) -> torch.Tensor:
-    """How many kept weights read each input of a layer (the bottom row of thesis Figure
-    3.11): ``mask`` (bool; a Linear's ``(out_features, in_features)`` or a Conv's
-    ``(C_out, C_in, kH, kW)``) counted over every axis but the input one. Returns an int64
-    tensor of shape ``(in_features,)`` or ``(C_in,)``."""
+    """Kept weights reading each input (Figure 3.11's bottom row): ``mask`` bool
+    ``(out, in, ...)`` -> int64 ``(in,)``."""
     if mask.dtype != torch.bool or mask.dim() < 2:
         raise ValueError(f"mask must be a bool tensor of at least 2 dimensions, got "
                          f"{mask.dtype} of shape {tuple(mask.shape)}")
@@ -266,19 +209,13 @@ def kept_per_input(mask: torch.Tensor) -> torch.Tensor:
 
 
 def layer_densities(model: nn.Module) -> dict[str, float]:
-    """Each masked layer's kept fraction of its weights (kept / weights), by layer name in
-    module order: what a GIMP record's ``layers`` holds."""
+    """Each masked layer's kept / weights, by name (a GIMP record's ``layers``)."""
     return {name: kept / weights for name, (kept, weights) in kept_counts(model).items()}
 
 
 def summary(model: nn.Module) -> dict[str, float | int]:
-    """The masked layers' totals as the flat record the experiments store:
-    ``{"density", "compression", "kept", "total"}`` (compression = total / kept, ``inf``
-    when nothing is kept).
-
-    Raises:
-        ValueError: ``model`` has no masks (:func:`add_masks` first).
-    """
+    """``{"density", "compression", "kept", "total"}`` over the masked layers, as records
+    store it (compression = total / kept)."""
     kept, total = count(model)
     if not total:
         raise ValueError("model has no masked layers; call add_masks(model) first")
@@ -286,15 +223,12 @@ def summary(model: nn.Module) -> dict[str, float | int]:
             "kept": kept, "total": total}
 
 
-# --------------------------------------------------------------------------------------
-# Stochastic masks (for Training Optimal Masks)
-# --------------------------------------------------------------------------------------
+# Stochastic masks, for Training Optimal Masks (Section 3.3.1)
 
 
 class _BernoulliSTE(torch.autograd.Function):
-    """Forward: ``c ~ Bernoulli(sigmoid(logits))``. Backward: the gradient with respect to
-    ``c``, clipped to ``[-clip, clip]``, handed to the logits unchanged (straight-through,
-    Bengio et al. 2013; thesis Section 3.3.1)."""
+    # forward: c ~ Bernoulli(sigmoid(logits)); backward: dL/dc, clipped, straight to the
+    # logits (Bengio et al. 2013)
 
     @staticmethod
     def forward(ctx, logits, clip, generator):
@@ -311,9 +245,8 @@ class _BernoulliSTE(torch.autograd.Function):
 def bernoulli_ste(
     logits: torch.Tensor, clip: float | None = 0.1, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """Sample a 0/1 mask with ``P(c=1) = sigmoid(logits)``; gradients pass straight through
-    to ``logits``, clipped to ``[-clip, clip]`` (thesis Section 3.3.1: 0.1; ``None`` = no
-    clipping). Same shape and dtype as ``logits`` (floating point)."""
+    """A 0/1 sample with ``P(1) = sigmoid(logits)``, shaped like them; the gradient passes
+    straight through to ``logits``, clipped to ``[-clip, clip]`` (thesis: 0.1)."""
     if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
         raise ValueError(f"logits must be a floating-point tensor, got {logits!r}")
     if clip is not None and not clip > 0:
@@ -324,9 +257,8 @@ def bernoulli_ste(
 def functional_forward(
     model: nn.Module, x: torch.Tensor, masks: Mapping[str, torch.Tensor]
 ) -> torch.Tensor:
-    """``model(x)`` with each named layer's weight replaced by ``weight * masks[name]``;
-    gradients flow to the masks (and to the weights if they require grad). The module's
-    own parameters are not modified."""
+    """``model(x)`` with each named layer's weight times ``masks[name]``, the module left as it
+    is; gradients reach the masks."""
     override = {f"{name}.weight": model.get_submodule(name).weight * mask
                 for name, mask in masks.items()}
     return torch.func.functional_call(model, override, (x,), strict=False)

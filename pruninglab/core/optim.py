@@ -1,17 +1,10 @@
 """SGD with momentum and Adam for masked training: the masks are applied inside the step.
 
-Why not ``torch.optim``? Two reasons, measured in issue 12:
-
-* Making any ``torch.optim`` optimizer imports ``torch._dynamo`` (its ``add_param_group``
-  is wrapped so that the compiler skips it): 1.0-1.1 s of start-up in every notebook kernel
-  on a warm 2-core machine, 2-4 s with a cold file cache, for a compiler the notebooks do
-  not use.
-* With masks, ``torch.optim``'s step must be followed by a multiply of every weight by its
-  mask: one more pass over all the weights. Our SGD with momentum multiplies the mask into
-  the momentum update it makes anyway (``addcmul`` instead of ``add``), so masked training
-  costs about what dense training does (``pruninglab bench masking``). Without
-  momentum, and in Adam, the mask is one multiply of the gradients: the same extra pass as
-  before, in the step.
+Why not ``torch.optim``? Making one imports ``torch._dynamo``, about a second of start-up
+in every notebook kernel for a compiler the notebooks do not use; and a masked step would
+need one more pass over the weights afterwards, where our SGD folds the mask into the
+momentum update it makes anyway (docs/measurements.md, "Optimizers";
+``pruninglab bench masking``).
 
 The arithmetic is ``torch.optim``'s foreach arithmetic, op for op, so the kept weights
 follow exactly the values ``torch.optim.SGD(foreach=True)`` / ``torch.optim.Adam(foreach=

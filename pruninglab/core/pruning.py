@@ -1,38 +1,28 @@
-"""Pruning: turn saliency scores into masks (thesis Sections 2.4 and 2.4.3).
+"""Pruning: saliency scores to masks (thesis Sections 2.4 and 2.4.3).
 
 ``prune(model, density)`` keeps exactly ``round(density * N)`` of the ``N`` prunable weights
-(global, "automatic" pruning) or ``round(density * n)`` of every layer's ``n`` weights
-(layerwise, "predefined" pruning), choosing those with the largest saliency. Weights that
-are already pruned stay pruned. Ties are broken by position (the earlier weight, in module
-order and then in the weight's flattened order, is kept), so the result is deterministic.
-
-``prune_channels`` is structured L1 pruning of whole output channels (neurons, filters), for
-the teaching notebook (Figure 2.6). ``sparsity_report`` tabulates what is left.
+with the largest saliency, over the whole model ("global", automatic) or in every layer
+("layerwise", predefined). Pruned weights stay pruned; ties go to the earlier weight (module
+order, then flattened order), so the result is deterministic. ``prune_channels`` removes
+whole output channels (Figure 2.6).
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
-import math
 import warnings
 from collections.abc import Iterable, Mapping
 
-import pandas as pd
 import torch
 from torch import nn
 
 from . import checks, masking
 from .saliency import Saliency, resolve
+from .sparsity import sparsity_report  # noqa: F401  (the table of what is left)
 
-__all__ = [
-    "SCOPES",
-    "EmptyLayerWarning",
-    "check_density",
-    "prune",
-    "prune_channels",
-    "sparsity_report",
-]
+__all__ = ["SCOPES", "EmptyLayerWarning", "check_density", "prune", "prune_channels",
+           "sparsity_report"]
 
 SCOPES = ("global", "layerwise")
 
@@ -42,15 +32,13 @@ class EmptyLayerWarning(UserWarning):
 
 
 def check_density(density: float, arg: str = "density") -> float:
-    """Return ``density`` as a float if it is a real number in (0, 1]; else raise
-    ``ValueError`` naming ``arg``, the value and the allowed range (NaN is refused too)."""
+    """``density`` as a float in (0, 1], else a ``ValueError`` naming ``arg``."""
     return checks.real(density, arg, 0.0, 1.0, low_open=True)
 
 
 def _layers(model: nn.Module, exclude: Iterable[str]) -> dict[str, nn.Module]:
-    """The layers to prune, in module order: the masked ones minus ``exclude``. A model
-    without masks first gets masks on every prunable layer that ``exclude`` spares; with
-    ``exclude`` given, unmasked prunable layers it does not name get masks too."""
+    # the masked layers minus `exclude`; unmasked prunable layers `exclude` spares get masks
+    # when the model has none or when `exclude` is given
     patterns = [exclude] if isinstance(exclude, str) else list(exclude)
     if patterns or not masking.masked_layers(model):
         masking.add_masks(model, patterns)
@@ -79,15 +67,14 @@ def _check_scores(scores: object, layers: Mapping[str, nn.Module]) -> dict[str, 
     return out
 
 
-# Scores torch.kthvalue selects among on the CPU; other dtypes (unsigned beyond 8 bits) are
-# sorted.
+# Scores torch.kthvalue selects among on the CPU; other dtypes are sorted.
 _SELECTABLE = (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.uint8,
                torch.int8, torch.int16, torch.int32, torch.int64)
 
 
 def _top_sorted(scores: torch.Tensor, alive: torch.Tensor, k: int) -> torch.Tensor:
-    """Flat boolean mask keeping the ``k`` largest ``scores`` among the ``alive`` positions,
-    by a stable descending sort (equal scores -> the lower index wins)."""
+    """The ``k`` largest ``scores`` among the ``alive`` positions (flat bool), by a stable
+    sort: of equal scores the lower index wins."""
     index = alive.nonzero().squeeze(1)
     order = torch.sort(scores[index], descending=True, stable=True).indices[:k]
     keep = torch.zeros_like(alive)
@@ -96,11 +83,8 @@ def _top_sorted(scores: torch.Tensor, alive: torch.Tensor, k: int) -> torch.Tens
 
 
 def _top(scores: torch.Tensor, alive: torch.Tensor, k: int) -> torch.Tensor:
-    """What :func:`_top_sorted` keeps. On the CPU the k-th largest score comes from a
-    selection (``torch.kthvalue``), not a sort: every score above it is kept, then the
-    lowest-indexed scores equal to it until ``k`` are kept: linear in the weights where a
-    sort is not (``pruninglab bench prune`` times both on VGG19's 20 million
-    weights). On a GPU, where a sort is fast, and for dtypes ``kthvalue`` lacks, it sorts."""
+    """What :func:`_top_sorted` keeps, by selecting the k-th largest score on the CPU (linear
+    time; ``pruninglab bench prune``), by sorting on a GPU."""
     if scores.is_cuda or scores.dtype not in _SELECTABLE:
         return _top_sorted(scores, alive, k)
     index = alive.nonzero().squeeze(1)
@@ -126,30 +110,13 @@ def prune(
     saliency: str | Saliency = "magnitude",
     exclude: Iterable[str] = (),
 ) -> nn.Module:
-    """Prune ``model`` in place to ``density`` of its prunable weights.
+    """Prune ``model`` in place to ``density`` of its prunable weights and return it.
 
-    Args:
-        model: any ``nn.Module``; masks are added to its Conv/Linear layers on first use.
-        density: fraction of the prunable weights to keep, in (0, 1]. It counts every
-            weight of the layers being pruned, pruned or not, so ``prune(m, 0.7)`` then
-            ``prune(m, 0.49)`` is two 30% steps. Exactly ``round(density * N)`` are kept.
-        scope: ``"global"`` (automatic: one threshold for the whole model; layers may end up
-            with different densities, or empty) or ``"layerwise"`` (predefined: every layer
-            keeps ``round(density * n)`` of its own ``n`` weights).
-        saliency: ``"magnitude"``, ``"random"``, :func:`~pruninglab.core.saliency.snip` or any
-            callable ``(model, layers) -> {name: scores}``; larger scores are kept.
-        exclude: layer names or shell patterns to leave out (see :func:`_layers`): on a
-            model without masks they get none; a masked layer named here keeps its mask.
-
-    Returns:
-        ``model``, with ``pruning_mask`` buffers updated and pruned weights zeroed.
-
-    Raises:
-        ValueError: ``density`` outside (0, 1] or NaN; a density above what is left
-            (pruning never revives weights); unknown ``scope``; bad saliency output.
-
-    Warns:
-        EmptyLayerWarning: a layer lost its last weight (thesis Figure 2.9's caveat).
+    ``density`` counts every weight of the pruned layers, pruned or not: ``prune(m, 0.7)``
+    then ``prune(m, 0.49)`` is two 30 % steps. ``saliency``: ``"magnitude"``, ``"random"``,
+    ``snip(x, y)`` or any ``(model, layers) -> {name: scores}``, larger kept. ``exclude``:
+    layer names or shell patterns left out. Warns ``EmptyLayerWarning`` when a layer loses
+    its last weight (Figure 2.9).
     """
     density = check_density(density)
     if scope not in SCOPES:
@@ -198,8 +165,7 @@ def _check_alive(k: int, alive: torch.Tensor, density: float, where: str) -> Non
 
 
 def _channel_keep(layer: nn.Module, density: float) -> torch.Tensor:
-    """Boolean ``(C_out,)``: the ``max(1, round(density * C_out))`` output channels with the
-    largest L1 norm of their (masked) weights; ties -> the lower index."""
+    # bool (C_out,): the max(1, round(density * C_out)) channels of largest masked L1 norm
     norms = (layer.weight * getattr(layer, masking.MASK)).abs().flatten(1).sum(1)
     k = max(1, round(density * len(norms)))
     keep = torch.zeros(len(norms), dtype=torch.bool, device=norms.device)
@@ -210,24 +176,10 @@ def _channel_keep(layer: nn.Module, density: float) -> torch.Tensor:
 @torch.no_grad()
 def prune_channels(model: nn.Module, density: float, exclude: Iterable[str] = (),
                    chain: bool = False) -> nn.Module:
-    """Structured pruning (thesis Section 2.4.1, Figure 2.6): keep the
-    ``max(1, round(density * C_out))`` output channels (rows of a Linear weight, filters of a
-    Conv) with the largest L1 norm and mask the rest whole. Works in place, returns ``model``.
-
-    Args:
-        density: fraction of *channels* kept per layer, in (0, 1].
-        exclude: as in :func:`prune`.
-        chain: treat the pruned layers, in module order, as a plain chain where each feeds
-            the next (an MLP, a conv stack ending in a Linear after flatten or global
-            pooling). Then the last layer's outputs (the logits) are kept, and a removed
-            channel also removes the next layer's weights that read it (Figure 2.6: a neuron
-            goes with its inputs and outputs), so what is left is a smaller dense network;
-            its weight density is about ``density**2`` in the inner layers. Without
-            ``chain`` every layer loses output rows only, each on its own.
-
-    Raises:
-        ValueError: bad ``density``; with ``chain``, a layer whose input size is not a
-            multiple of the previous layer's output channels.
+    """Structured pruning (Section 2.4.1, Figure 2.6), in place: every layer keeps the
+    ``density`` of its output channels (rows, filters) with the largest L1 norm. ``chain``:
+    the layers feed each other in module order (an MLP, a conv stack), so the logits stay
+    and a removed channel also takes the next layer's weights that read it.
     """
     density = check_density(density)
     layers = _layers(model, exclude)
@@ -248,32 +200,3 @@ def prune_channels(model: nn.Module, density: float, exclude: Iterable[str] = ()
             mask &= columns.view(1, -1, *([1] * (mask.dim() - 2)))
     masking.apply_masks(model)
     return model
-
-
-def sparsity_report(model: nn.Module) -> pd.DataFrame:
-    """Per-layer and total counts of the prunable weights, from the masks.
-
-    A model without masks is reported as dense over all its Conv/Linear layers.
-
-    Returns:
-        A DataFrame indexed by layer name (last row ``"total"``) with columns ``shape``,
-        ``weights``, ``kept``, ``pruned``, ``density`` (kept / weights) and ``compression``
-        (weights / kept, the thesis's compression ratio; ``inf`` for an empty layer).
-
-    Raises:
-        ValueError: the model has no Conv/Linear layer.
-    """
-    layers = masking.masked_layers(model) or masking.prunable_layers(model)
-    if not layers:
-        raise ValueError("sparsity_report: the model has no Conv/Linear layer")
-    rows = [{"layer": name, "shape": tuple(layers[name].weight.shape), "weights": weights,
-             "kept": kept}
-            for name, (kept, weights) in masking.kept_counts(model, layers).items()]
-    total_w = sum(r["weights"] for r in rows)
-    total_k = sum(r["kept"] for r in rows)
-    rows.append({"layer": "total", "shape": (), "weights": total_w, "kept": total_k})
-    df = pd.DataFrame(rows).set_index("layer")
-    df["pruned"] = df["weights"] - df["kept"]
-    df["density"] = df["kept"] / df["weights"]
-    df["compression"] = [w / k if k else math.inf for w, k in zip(df["weights"], df["kept"])]
-    return df

@@ -1,14 +1,8 @@
 """Saliency: how important each weight is (thesis Section 2.4.2).
 
-A saliency is any callable ``fn(model, layers) -> {name: scores}`` where ``layers`` maps
-layer names to the ``Conv``/``Linear`` modules being pruned and each ``scores`` tensor has
-the shape of that layer's weight. Larger scores are kept. Three are built in:
-
-* :func:`magnitude` -- ``|w|`` (Janowsky 1989; Frankle & Carbin 2019).
-* :func:`snip` -- ``|w * g|`` with ``g`` the loss gradient (Lee et al. 2018).
-* :func:`random` -- uniform noise, the baseline every criterion must beat.
-
-Pass your own function to :func:`pruninglab.core.pruning.prune` to try another.
+A saliency is any ``fn(model, layers) -> {name: scores}``, each ``scores`` shaped like that
+layer's weight; larger is kept. Built in: :func:`magnitude` ``|w|`` (Janowsky 1989),
+:func:`snip` ``|w * g|`` (Lee et al. 2018) and :func:`random`, the baseline to beat.
 """
 
 from __future__ import annotations
@@ -31,22 +25,9 @@ def magnitude(model: nn.Module, layers: Mapping[str, nn.Module]) -> dict[str, to
 
 
 def snip(x: torch.Tensor, y: torch.Tensor, n_batches: int = 1, batch_size: int = 128) -> Saliency:
-    """SNIP connection sensitivity ``|w * g|`` (Lee et al. 2018; thesis Section 2.4.2), ``g``
-    being the gradient of the mean cross-entropy loss with respect to ``w``, accumulated
-    (averaged) over ``n_batches`` consecutive batches of ``(x, y)``: the first
-    ``n_batches * batch_size`` examples.
-
-    Args:
-        x: inputs ``(N, ...)`` on the model's device; y: labels ``(N,)``.
-        n_batches: batches to accumulate the gradient over (>= 1).
-        batch_size: examples per batch.
-
-    Returns:
-        A saliency function. It computes gradients even when called under ``torch.no_grad``,
-        leaves the parameters' ``.grad`` untouched (it uses ``torch.autograd.grad``), and
-        restores every buffer afterwards, so BN running statistics are not moved by the
-        scoring batches (BN normalizes them in the model's current train/eval mode).
-    """
+    """SNIP's ``|w * g|``, ``g`` the cross-entropy's gradient averaged over the first
+    ``n_batches`` batches of ``x`` ``(N, ...)`` and ``y`` ``(N,)``. The saliency leaves
+    ``.grad`` and every buffer (BN's running statistics) as they were."""
     for arg, value in (("n_batches", n_batches), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{arg} must be a positive integer, got {value!r}")
@@ -83,9 +64,8 @@ def snip(x: torch.Tensor, y: torch.Tensor, n_batches: int = 1, batch_size: int =
 
 
 def random(seed: int = 0) -> Saliency:
-    """Uniform random scores from a CPU generator seeded with ``seed``: random pruning.
-    The same seed gives the same scores on every call, so pruning a model repeatedly with
-    one ``random(seed)`` removes weights in one fixed random order."""
+    """Uniform scores from a CPU generator seeded with ``seed``, the same on every call: one
+    fixed random order of removal."""
 
     def scores(model: nn.Module, layers: Mapping[str, nn.Module]) -> dict[str, torch.Tensor]:
         g = torch.Generator().manual_seed(int(seed))
@@ -100,8 +80,8 @@ NAMES = ("magnitude", "snip", "random")
 
 
 def resolve(saliency: str | Saliency) -> Saliency:
-    """``"magnitude"`` / ``"random"`` by name, or a callable as it is. SNIP needs data, so it
-    is passed as ``snip(x, y)``."""
+    """``"magnitude"`` or ``"random"`` by name, a callable as it is (SNIP needs data:
+    ``snip(x, y)``)."""
     if callable(saliency):
         return saliency
     if saliency == "magnitude":

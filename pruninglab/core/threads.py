@@ -1,49 +1,29 @@
 """How many threads torch should use here: from the CPUs this process may really use.
 
-``os.cpu_count()`` counts the machine's cores, not what a process gets. A Binder pod or a
-course server hands a notebook a CPU *quota* (cgroup ``cpu.max``) far below the cores it
-sees, ``taskset`` or a batch scheduler pins it to a few, and a laptop runs a browser, the
-Jupyter server and other work beside it. torch starts one intra-op thread per visible
-core, and at the end of every parallel operation its OpenMP threads wait for each other by
-*spinning*: when one of them has to share its core with another busy process, the others
-burn their time slices waiting for it. On a 2-core machine with torch's default of two
-spinning threads, the quick profile's notebook 04 took 24 s alone and 282-303 s beside one
-busy Python loop (issue 21).
-
-:func:`configure` does two things about it::
+``os.cpu_count()`` counts the machine's cores, not what a process gets: a Binder pod or a
+course server hands a notebook a CPU quota (cgroup ``cpu.max``), ``taskset`` or a batch
+scheduler pins it, and a laptop runs a browser and the Jupyter server beside it. torch
+starts one thread per visible core, and its OpenMP threads *spin* while they wait for each
+other, so one thread that shares its core with another busy process stalls them all
+(docs/measurements.md, "Threads": a notebook ten times slower). :func:`configure`::
 
     usable  = min(CPUs in the affinity mask, the cgroup CPU quota rounded down)
     threads = max(1, usable - 1)      one CPU left to the rest of the machine
 
-or ``$PRUNINGLAB_THREADS`` when it is set; and OpenMP's waiting threads sleep instead of
-spinning (``OMP_WAIT_POLICY=PASSIVE``), for whoever runs more than one thread.
-
-Why one CPU fewer than usable, measured on a 2-core machine (``pruninglab bench
-threads``: ms per training step, batch 128, passive waits, quiet / beside one busy
-process): the quick profile's MLP 784-400-400-400-10 is no faster with two threads than
-with one even on a quiet machine (one thread 5.1 / 5.1 ms, two 7.8 / 5.9 ms), and the small
-conv net, which two threads speed up 1.5-1.8x on a quiet machine, is 7-11 % slower with them
-beside a busy process (one thread 81 / 79 ms, two 46 / 87 ms). Whole notebooks in the quick
-profile differ by less than the noise (04: 23 s either way, quiet or busy). A student's
-machine is never quiet (the browser, the Jupyter server), and every notebook of the quick
-profile trains the MLP; set ``PRUNINGLAB_THREADS=2`` for conv nets on a 2-core machine that
-nothing else uses.
+or ``$PRUNINGLAB_THREADS`` when set, and OpenMP's waiting threads sleep instead of spinning
+(``OMP_WAIT_POLICY=PASSIVE``). Why one CPU fewer: a student's machine is never quiet, and
+the quick profile's MLP is no faster with two threads (docs/measurements.md); set
+``PRUNINGLAB_THREADS=2`` for conv nets on a 2-core machine that nothing else uses.
 
 OpenMP reads its wait policy once, when torch loads, so ``import pruninglab`` sets
 ``OMP_WAIT_POLICY=PASSIVE`` (unless you set it) only when torch is not loaded yet
 (:func:`prefer_passive_waiting`); ``make``, the notebook runner and Binder set it for every
-kernel, and the notebooks import pruninglab before torch.
-
-:func:`configure` sets torch's intra-op and inter-op threads and the BLAS/OpenMP libraries
-below it (through ``threadpoolctl``), and writes the count to ``OMP_NUM_THREADS``,
-``MKL_NUM_THREADS`` and ``OPENBLAS_NUM_THREADS`` so that processes started afterwards (the
-notebook kernels of ``pruninglab notebooks run``) start with it. The notebook
-harness (:func:`pruninglab.course.notebooks.start`), the headless runner, the benchmarks and the
-tests call it; in your own script, ``import pruninglab`` before torch and call
-``pruninglab.core.threads.configure()`` once.
-
-This module imports torch only inside :func:`configure`, so that
-:func:`prefer_passive_waiting` can run before torch loads.
+kernel. :func:`configure` sets torch's threads and the BLAS/OpenMP libraries below it
+(``threadpoolctl``) and writes the count to ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` and
+``OPENBLAS_NUM_THREADS`` for processes started afterwards (the notebook kernels). The
+notebook harness, the headless runner, the benchmarks and the tests call it; in your own
+script, ``import pruninglab`` before torch and call ``pruninglab.core.threads.configure()``.
+This module imports torch only inside :func:`configure`.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ Masked models (see :mod:`pruninglab.core.masking`) are supported directly: the o
 :mod:`pruninglab.core.optim` apply the masks inside their step, so pruned weights stay exactly
 zero.
 
-On CUDA the loop uses the fast path of issue 6: channels-last memory, bf16 autocast,
+On CUDA the loop takes a fast path: channels-last memory, bf16 autocast,
 optional ``torch.compile``, and no host synchronisation per step (loss and accuracy are
 summed on the device and read only when a callback or the progress bar asks).
 """

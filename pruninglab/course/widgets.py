@@ -49,7 +49,7 @@ from matplotlib.patches import Rectangle
 from ..core import masking, models, pruning
 from ..core import saliency as saliency_module
 from ..core.train import evaluate
-from ..experiments import bn, gimp
+from ..experiments import bn, comparisons, gimp, gimp_runs
 from . import basics, plots
 
 __all__ = [
@@ -481,8 +481,8 @@ def _training_message(setup, config: gimp.GIMPConfig, data, store, compute: bool
     """An explorer's ``pending`` answer for one GIMP run: what it must train (``label``,
     its levels and steps) when ``compute`` is on and the store lacks the run, else
     ``None``."""
-    if not compute or gimp.run(setup, config, data=data, store=store, progress=False,
-                               fetch_only=True) is not None:
+    if not compute or gimp_runs.run(setup, config, data=data, store=store, progress=False,
+                                    fetch_only=True) is not None:
         return None
     return (f"training {label}: {len(config.densities())} levels of "
             f"{setup.train.steps} steps")
@@ -530,8 +530,8 @@ def rewind_explorer(setup, data, target_density: float, percents=(0, 25, 50, 75,
 
     def draw(figure: Figure, percent: float) -> None:
         config = configured(percent)
-        run = gimp.run(setup, config, data=data, store=store, progress=progress,
-                       fetch_only=not compute)
+        run = gimp_runs.run(setup, config, data=data, store=store, progress=progress,
+                            fetch_only=not compute)
         figure.clear()
         ax = figure.add_subplot()
         ends = {}
@@ -559,7 +559,7 @@ def rewind_title(percent: float, config: gimp.GIMPConfig) -> str:
     """The rewind explorer's title: sGIMP(X%), the algorithm of notebook 05 it is when it
     is one (0 % is LR rewinding, 100 % weight rewinding), and below it where its levels
     restart."""
-    algorithms = gimp.algorithms(config.train_steps, config.target_density)
+    algorithms = comparisons.algorithms(config.train_steps, config.target_density)
     same_as = {c.method: f" = {label}" for label, c in algorithms.items()}
     return (f"sGIMP({percent:g}%){same_as.get(config.method, '')}\nweights back to step "
             f"{config.rewind_point(0)} of T={config.train_steps}, learning rate from the start")
@@ -621,13 +621,13 @@ def bn_pruning_explorer(setup, data, config, tf_momentum: float = 0.99, eps: flo
     def draw(figure: Figure, momentum: float, eps: float) -> None:
         torch_momentum = models.tf_to_torch_momentum(momentum)
         chosen = f"μ={momentum:g} (PyTorch {torch_momentum:g}), eps={eps:.0e}"
-        run = gimp.run(variant(momentum, eps), config, data=data, store=store, progress=progress,
-                       fetch_only=not compute)
+        run = gimp_runs.run(variant(momentum, eps), config, data=data, store=store,
+                            progress=progress, fetch_only=not compute)
         figure.clear()
         ax = figure.add_subplot()
         for i, (label, (m, e)) in enumerate(settings.items()):  # after training: may be it
-            ref = gimp.run(variant(m, e), config, data=data, store=store, progress=False,
-                           fetch_only=True)
+            ref = gimp_runs.run(variant(m, e), config, data=data, store=store,
+                                progress=False, fetch_only=True)
             if ref is not None:
                 ax.plot(ref["compression"], 100 * ref["test_accuracy"], ls="--", marker="x",
                         ms=4, color=f"{0.25 + 0.35 * i:.2f}",

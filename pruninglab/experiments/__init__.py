@@ -2,3 +2,19 @@
 GIMP, Training Optimal Masks, mask shuffles, pruning at initialization and BN settings, the
 catalog of a store, the verdicts and the reproduction report. Imports ``core`` only
 (docs/design.md)."""
+
+import importlib
+from collections.abc import Callable
+
+
+def forwarding(module: str, homes: dict[str, str]) -> Callable[[str], object]:
+    """A module ``__getattr__`` that finds each name of ``homes`` (name -> module of this
+    package) in its home, imported on first use: an algorithm module keeps ``gimp.run``
+    working while the store glue lives in ``gimp_runs``, which imports the algorithm."""
+
+    def __getattr__(name: str) -> object:
+        if name not in homes:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(f"{__name__}.{homes[name]}"), name)
+
+    return __getattr__

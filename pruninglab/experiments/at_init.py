@@ -16,7 +16,7 @@ from ..core.pruning import check_density, prune
 from ..core.saliency import random as random_saliency
 from ..core.saliency import snip
 from ..core.train import Trainer, evaluate_splits
-from . import runner
+from . import runner, stored
 from .config import Setup
 
 __all__ = ["run", "experiment", "CRITERIA"]
@@ -26,13 +26,10 @@ CRITERIA = ("snip", "random", "magnitude")
 
 def experiment(setup: Setup, density: float, criterion: str, n_batches: int, data: Dataset,
                progress: bool = True) -> runner.Experiment:
-    """Pruning at initialization as a :class:`~pruninglab.experiments.runner.Experiment`: one stage,
-    prune the initialization with ``criterion`` and train T steps."""
-    setup.check_data(data)
+    """One stored stage: prune the initialization with ``criterion``, train T steps."""
 
-    def prune_and_train(index: int, initial: dict) -> tuple[dict, None]:
+    def prune_and_train(model, index: int, start: dict) -> tuple[dict, None]:
         tic = time.perf_counter()
-        model = setup.build_model(data).to(data.device)
         saliency = {"snip": lambda: snip(data.x_train, data.y_train, n_batches,
                                          setup.train.batch_size),
                     "random": lambda: random_saliency(seeding.derive(setup.seed, "at_init",
@@ -44,13 +41,10 @@ def experiment(setup: Setup, density: float, criterion: str, n_batches: int, dat
         return {**masking.summary(model), **evaluate_splits(model, data, splits=("test", "train")),
                 "total_steps": setup.train.steps, "seconds": time.perf_counter() - tic}, None
 
-    return runner.Experiment(
-        kind="at_init",
-        config={"kind": "at_init", "setup": setup.to_dict(), "density": density,
-                "criterion": criterion, "n_batches": n_batches},
-        stages=[f"{criterion} @ {density:.3g}"], start=dict, stage=prune_and_train,
-        columns={"method": f"{criterion} at init", "seed": setup.seed},
-        label=f"{criterion} at init")
+    config = stored.run_config("at_init", setup, density=density, criterion=criterion,
+                               n_batches=n_batches)
+    return stored.experiment(setup, data, config, stages=[f"{criterion} @ {density:.3g}"],
+                             step=prune_and_train, label=f"{criterion} at init")
 
 
 def run(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..core.models import tf_to_torch_momentum
-from . import gimp
+from . import gimp, gimp_runs
 from .config import Setup
 
 __all__ = ["THESIS_SETTINGS", "compare"]
@@ -37,7 +37,7 @@ def compare(
         config: the pruning algorithm (thesis: iterative, to high sparsity).
         settings: ``{label: (tf_momentum, eps)}``; default :data:`THESIS_SETTINGS`.
         seeds: replicates.
-        run_kwargs: passed to :func:`pruninglab.experiments.gimp.run` (``data``, ``store``, ...).
+        run_kwargs: passed to ``gimp.run`` (``data``, ``store``, ...).
 
     Returns:
         All levels of all runs, with a ``bn`` column holding the label.
@@ -45,4 +45,4 @@ def compare(
     variants = {label: (setup.replace(bn_momentum=tf_to_torch_momentum(tf_momentum), bn_eps=eps),
                         config)
                 for label, (tf_momentum, eps) in (settings or THESIS_SETTINGS).items()}
-    return gimp.run_many(variants, seeds, label="bn", **run_kwargs)
+    return gimp_runs.run_many(variants, seeds, label="bn", **run_kwargs)

@@ -1,13 +1,8 @@
 """Generalized Iterative Magnitude Pruning (thesis Section 3.2, Algorithm 5) and its presets.
 
 :func:`loop` is Algorithm 5 and :func:`level` one pass of its ``while`` loop, each line
-commented with the line of the thesis's pseudocode it does. The exact semantics (what
-"rewind by n steps" means, what the state holds) are in docs/design.md ("GIMP").
-:class:`GIMPConfig` holds the inputs; the presets set them for Algorithms 1-4 and 6.
-
-:func:`run` and :func:`run_many` run a config through the run store (a finished run comes
-back at once, an interrupted one goes on after its last stored level); the glue that makes
-each :func:`level` a stored stage lives in :mod:`pruninglab.experiments.gimp_runs`.
+commented with the pseudocode line it does; docs/design.md ("GIMP") gives the exact rules.
+``gimp.run`` (in :mod:`~pruninglab.experiments.gimp_runs`) is ``loop`` through the run store.
 """
 
 from __future__ import annotations
@@ -15,11 +10,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import pandas as pd
-import torch
 from torch import nn
 from tqdm.auto import trange
 
@@ -27,66 +21,28 @@ from ..core import checks, masking, seeding
 from ..core.data import Dataset
 from ..core.pruning import SCOPES, prune
 from ..core.train import Callback, TrainConfig, Trainer, evaluate_splits
-from .config import Setup
+from . import forwarding
 
-__all__ = [
-    "GIMPConfig",
-    "loop",
-    "level",
-    "finetune",
-    "weight_rewinding",
-    "stable_weight_rewinding",
-    "lr_rewinding",
-    "sgimp",
-    "one_shot",
-    "run",
-    "run_many",
-    "run_config",
-    "schedule_trace",
-    "ALGORITHMS",
-    "algorithms",
-    "sgimp_sweep",
-]
+__all__ = ["GIMPConfig", "loop", "level", "schedule_trace", "finetune", "weight_rewinding",
+           "stable_weight_rewinding", "lr_rewinding", "sgimp", "one_shot"]
 
 
 @dataclass(frozen=True)
 class GIMPConfig:
-    """The inputs of Algorithm 5.
+    """The inputs of Algorithm 5 (the presets below set them for Algorithms 1-4 and 6)."""
 
-    Attributes:
-        train_steps: T, the steps of the dense training (level 0); it must equal the
-            length of the setup's learning-rate schedule.
-        target_density: the density to stop at, in (0, 1) (0.1 = 10x compression).
-        density_multiplier: K in [0.5, 1): each level keeps K of the previous density
-            (thesis Section 3.4: 0.7, a 30% pruning step).
-        rewind_steps: how far parameters rewind within the cycle that just ended.
-        rewind_steps_lr: how far the schedule position rewinds.
-        retrain_steps: steps of every later cycle (``None``: equal to ``train_steps``).
-        one_shot: prune to the target in a single level instead of K, K**2, ...
-        scope: ``"global"`` (thesis) or ``"layerwise"``.
-        exclude: layer names or shell patterns never pruned (one string is one pattern).
-        rewind_fraction: X of sGIMP(X%) as a fraction of T, for the presets that are sGIMP
-            (0 = learning-rate rewinding, 1 = weight rewinding); ``None`` for the others.
-            It must agree with ``rewind_steps`` (``round(X * T)``).
-        method: a label for plots and the store (the preset's name).
-        carry_optimizer: ``False`` (our design; the thesis is silent): every level starts
-            with a fresh optimizer. ``True``: the optimizer's state (momentum buffers) at
-            the rewind point is restored with the parameters, as Renda et al.'s code
-            restores every variable at a rewind.
-    """
-
-    train_steps: int
-    target_density: float
-    density_multiplier: float = 0.7
-    rewind_steps: int = 0
-    rewind_steps_lr: int = 0
-    retrain_steps: int | None = None
-    one_shot: bool = False
-    scope: str = "global"
-    exclude: tuple[str, ...] = ()
-    rewind_fraction: float | None = None
-    method: str = "gimp"
-    carry_optimizer: bool = False
+    train_steps: int                     # T: steps of level 0 = the setup's schedule length
+    target_density: float                # stop here, in (0, 1); 0.1 = 10x compression
+    density_multiplier: float = 0.7      # K in [0.5, 1): density *= K per level (Sec. 3.4)
+    rewind_steps: int = 0                # steps the parameters rewind from a cycle's end
+    rewind_steps_lr: int = 0             # steps the schedule position rewinds
+    retrain_steps: int | None = None     # steps of every later level (None: T)
+    one_shot: bool = False               # prune to the target at once instead of K, K**2, ...
+    scope: str = "global"                # "global" (thesis) or "layerwise"
+    exclude: tuple[str, ...] = ()        # layer names or shell patterns never pruned
+    rewind_fraction: float | None = None  # sGIMP's X of T: rewind_steps = round(X * T)
+    method: str = "gimp"                 # a label for plots and the store
+    carry_optimizer: bool = False        # rewind the momentum too (Renda et al.); else fresh
 
     def __post_init__(self) -> None:
         def fix(name: str, value: object) -> None:
@@ -122,8 +78,7 @@ class GIMPConfig:
         return self.train_steps if self.retrain_steps is None else self.retrain_steps
 
     def densities(self) -> list[float]:
-        """Target density of every level: ``[1, K, K**2, ..., target]`` (clamped), or
-        ``[1, target]`` for one-shot."""
+        """``[1, K, K**2, ..., target]`` (the last clamped), or ``[1, target]`` one-shot."""
         if self.one_shot:
             return [1.0, float(self.target_density)]
         out = [1.0]
@@ -144,8 +99,8 @@ class GIMPConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
-        """The fields as a plain dict (what the run store hashes); ``carry_optimizer`` only
-        when ``True``, so that the runs stored before it existed keep their hash."""
+        """What the run store hashes; ``carry_optimizer`` only when set (older runs'
+        hashes)."""
         d = dataclasses.asdict(self)
         if not d["carry_optimizer"]:
             del d["carry_optimizer"]
@@ -153,13 +108,8 @@ class GIMPConfig:
 
 
 def schedule_trace(config: GIMPConfig, levels: int | None = None) -> list[tuple[int, int, int]]:
-    """Where each level reads the learning-rate schedule, without training anything.
-
-    Returns:
-        ``(level, first_position, last_position + 1)`` for each of the first ``levels``
-        levels (default: all), following the rewinding rules above. Used to draw how each
-        algorithm's learning rate evolves over the whole pruning run.
-    """
+    """``(level, first position, last position + 1)`` in the learning-rate schedule for each
+    of the first ``levels`` levels (default: all), without training: for plots."""
     n = len(config.densities()) if levels is None else levels
     out, position = [], 0
     for level in range(n):
@@ -211,10 +161,9 @@ def lr_rewinding(train_steps: int, target_density: float, *, K: float = 0.7, **k
 
 def sgimp(train_steps: int, target_density: float, *, rewind_fraction: float = 0.75,
           K: float = 0.7, **kw) -> GIMPConfig:
-    """Algorithm 6, sGIMP(rewind X%): rewind the parameters by ``rewind_fraction * T``, the
-    schedule to its start, and retrain T steps. Thesis: X in [0.5, 0.98], default 0.75.
-    sGIMP(0%) *is* learning-rate rewinding and sGIMP(100%) weight rewinding (Figure 3.5):
-    the same configs, so the same stored runs."""
+    """Algorithm 6, sGIMP(X%): rewind the parameters by ``rewind_fraction * T`` (thesis:
+    0.5-0.98, default 0.75), the schedule to 0, retrain T. sGIMP(0%) and sGIMP(100%) return
+    the very configs of Algorithms 4 and 2 (Figure 3.5), so their stored runs are shared."""
     T = checks.integer(train_steps, "train_steps", minimum=0)
     x = checks.real(rewind_fraction, "rewind_fraction", 0.0, 1.0)
     if round(x * T) == 0:
@@ -228,40 +177,10 @@ def sgimp(train_steps: int, target_density: float, *, rewind_fraction: float = 0
 
 def one_shot(train_steps: int, target_density: float, *, rewind_fraction: float = 0.0,
              **kw) -> GIMPConfig:
-    """Train dense, prune to the target at once, rewind the parameters by
-    ``rewind_fraction * T`` and the schedule to 0, retrain T steps: a single pruned level.
-    ``rewind_fraction=0`` is one-shot learning-rate rewinding (Figure 3.10), 1 is one-shot
-    lottery-ticket pruning."""
+    """sGIMP pruned to the target in one level: ``rewind_fraction`` 0 is one-shot LR
+    rewinding (Figure 3.10), 1 one-shot lottery-ticket pruning."""
     base = sgimp(train_steps, target_density, rewind_fraction=rewind_fraction)
     return base.replace(one_shot=True, method=f"one_shot({100 * base.rewind_fraction:g}%)", **kw)
-
-
-ALGORITHMS = ("fine-tuning (Alg. 1)", "weight rewinding (Alg. 2)",
-              "stable weight rewinding (Alg. 3)", "LR rewinding (Alg. 4)")
-
-
-def algorithms(train_steps: int, target_density: float, *, K: float = 0.7,
-               stable_rewind: float = 0.05) -> dict[str, GIMPConfig]:
-    """Algorithms 1-4 of Section 3.1 as GIMP configs, labelled as in :data:`ALGORITHMS`.
-    ``stable_rewind`` is Algorithm 3's rewind point as a fraction of T (thesis: 0.1%-7%;
-    at least one step)."""
-    T = train_steps
-    fraction = checks.real(stable_rewind, "stable_rewind", 0.0, 1.0)
-    return dict(zip(ALGORITHMS, (
-        finetune(T, target_density, K=K),
-        weight_rewinding(T, target_density, K=K),
-        stable_weight_rewinding(T, target_density, rewind_to=max(1, round(fraction * T)), K=K),
-        lr_rewinding(T, target_density, K=K),
-    )))
-
-
-def sgimp_sweep(train_steps: int, percents: Iterable[float], target_density: float, *,
-                K: float = 0.7) -> dict[str, GIMPConfig]:
-    """sGIMP(X%) for each X in ``percents``, labelled ``"sGIMP(X%)"`` (with ``" = LRR"`` for
-    0 and ``" = WR"`` for 100, which are those algorithms' very runs)."""
-    names = {0: " = LRR", 100: " = WR"}
-    return {f"sGIMP({x:g}%){names.get(x, '')}":
-            sgimp(train_steps, target_density, rewind_fraction=x / 100, K=K) for x in percents}
 
 
 # --------------------------------------------------------------------------------------
@@ -272,19 +191,8 @@ def sgimp_sweep(train_steps: int, percents: Iterable[float], target_density: flo
 def loop(model: nn.Module, data: Dataset, config: GIMPConfig, *, train: TrainConfig,
          seed: int = 0, progress: bool = True, on_level: Callable[[dict], None] | None = None,
          on_step: tuple[int, Callback] | None = None) -> pd.DataFrame:
-    """Algorithm 5 on ``model``, in memory: one :func:`level` after the other.
-
-    Args:
-        model: any model with prunable layers; they get masks (``config.exclude`` spared)
-            and are pruned in place.
-        data: the data set; ``train``: the training hyperparameters (``train.steps`` = T);
-            ``seed``: each level's batch order derives from it.
-        on_level: called with each level's record; ``on_step``: ``(every, fn)``, a
-            training callback (:class:`pruninglab.core.train.Trainer`).
-
-    Returns:
-        One row per level: the columns of :func:`run` but ``method`` and ``seed``.
-    """
+    """Algorithm 5 on any ``model``, in place and in memory: one row per :func:`level`.
+    ``on_level`` sees each record; ``on_step`` is ``(every, fn)``, a training callback."""
     if not masking.add_masks(model, config.exclude):
         raise ValueError(f"config.exclude={list(config.exclude)!r} leaves no layer to prune")
     densities = config.densities()       # 1, K, K * K, ... until targetDensity (clamped to it)
@@ -303,17 +211,9 @@ def level(model: nn.Module, data: Dataset, config: GIMPConfig, index: int, *,
           train: TrainConfig, start: Mapping | None = None, seed: int = 0,
           progress: bool = False, on_step: tuple[int, Callback] | None = None,
           ) -> tuple[dict, dict | None]:
-    """Level ``index`` of Algorithm 5: train the masked ``model``, evaluate it, then prune
-    it to the next density and rewind it, in place (``model`` ends as the next level starts).
-
-    Args:
-        start: ``{"position": step of the schedule to start at}`` (``None``: 0) and, with
-            ``config.carry_optimizer``, ``"optimizer"``: a state to restore
-            (:meth:`~pruninglab.core.train.Trainer.optimizer_state`).
-
-    Returns:
-        The level's record (a row of :func:`run`), and the next level's ``start``
-        (``None`` after the last level).
+    """Level ``index``: train the masked ``model``, evaluate, prune to the next density and
+    rewind, in place. ``start``: the schedule ``"position"`` (and ``"optimizer"`` state when
+    carried). Returns the level's record and the next level's ``start`` (``None`` at the end).
     """
     densities, start = config.densities(), start or {"position": 0}
     trainer = Trainer(model, data, train, seed=seeding.derive(seed, "gimp", index),
@@ -346,87 +246,14 @@ def level(model: nn.Module, data: Dataset, config: GIMPConfig, index: int, *,
 
 def _running(trainer: Trainer, position_start: int, rewind_point: int,
              seconds: float) -> dict:
-    """The level's training in its record: where it read the schedule, its wall time, and
-    the running loss and accuracy (means over its augmented batches)."""
+    # where the level read the schedule, its wall time, the means over its augmented batches
     fit = trainer.running_means()
     return {"steps": fit["steps"], "position_start": position_start,
             "position_end": fit["position"], "rewind_point": rewind_point, "seconds": seconds,
             "train_loss_running": fit["loss"], "train_accuracy_running": fit["accuracy"]}
 
 
-# --------------------------------------------------------------------------------------
-# Through the run store (pruninglab.experiments.gimp_runs)
-# --------------------------------------------------------------------------------------
-
-
-def run_config(setup: Setup, config: GIMPConfig) -> dict:
-    """The dict the run store keys a GIMP run by (its hash names the run's folder)."""
-    return {"kind": "gimp", "setup": setup.to_dict(), "method": config.to_dict()}
-
-
-def run(
-    setup: Setup,
-    config: GIMPConfig,
-    data: Dataset | None = None,
-    store: str | None = None,
-    device: str | torch.device = "auto",
-    progress: bool = True,
-    on_level: Callable[[dict], None] | None = None,
-    on_step: tuple[int, Callback] | None = None,
-    fetch_only: bool = False,
-) -> pd.DataFrame | None:
-    """:func:`loop` for ``setup`` and ``config``, through the run store: the stored levels
-    come back, the missing ones are trained (each level a stage of
-    :func:`pruninglab.experiments.gimp_runs.experiment`).
-
-    Args:
-        setup: model, data set, training hyperparameters and seed.
-        config: the GIMP inputs (see the presets).
-        data: the loaded data set (loaded from ``setup`` when ``None``).
-        store: run-store root (``None``: ``$PRUNINGLAB_RUNS`` or ``./runs``).
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``; ignored when ``data`` is given (its
-            device is used).
-        progress: tqdm bars for levels and steps.
-        on_level: called with each level's record as soon as it is stored (also for
-            records that come from the store).
-        on_step: ``(every, fn)``: a training callback for live curves.
-        fetch_only: return ``None`` instead of training when the store does not hold the
-            finished run (for widgets that must answer at once).
-
-    Returns:
-        One row per level: ``method``, ``seed``, ``level``, ``target_density``, the
-        columns of :func:`pruninglab.core.masking.summary` (``density``, ``compression``,
-        ``kept``, ``total``), ``steps``, ``position_start``, ``position_end``,
-        ``rewind_point``, ``seconds``, ``train_loss_running`` and
-        ``train_accuracy_running`` (means over the level's augmented batches), the columns
-        of :func:`pruninglab.core.train.evaluate_splits` (``test_*``, ``train_*``, ``val_*``
-        with a validation split) and ``layers`` (``{layer: density}``).
-    """
-    from . import gimp_runs, runner
-
-    data = setup.resolve_data(data, device)
-    return runner.run(gimp_runs.experiment(setup, config, data, progress, on_step), store,
-                      progress, on_record=on_level, fetch_only=fetch_only)
-
-
-def run_many(runs: Mapping[str, tuple[Setup, GIMPConfig]], seeds: Sequence[int],
-             label: str = "label", **run_kwargs) -> pd.DataFrame:
-    """:func:`run` for every labelled ``(setup, config)`` and every seed (replicates).
-
-    Args:
-        runs: ``{label: (setup, config)}``; each setup's seed is replaced by each of
-            ``seeds``.
-        seeds: the replicates.
-        label: the name of the column that holds each row's label.
-        run_kwargs: passed to :func:`run` (``data``, ``store``, ``progress``, ...).
-
-    Returns:
-        The rows of all runs, with the ``label`` column.
-    """
-    seeds = [seeding.check_seed(s, "seeds") for s in seeds]
-    if not runs or not seeds:
-        raise ValueError(f"run_many needs at least one run and one seed, got {len(runs)} runs "
-                         f"and seeds={seeds!r}")
-    frames = [run(setup.replace(seed=seed), config, **run_kwargs).assign(**{label: name})
-              for name, (setup, config) in runs.items() for seed in seeds]
-    return pd.concat(frames, ignore_index=True)
+# The store glue and the notebooks' labelled sets live beside the algorithm, not in it.
+__getattr__ = forwarding(__name__, {
+    "run": "gimp_runs", "run_many": "gimp_runs", "run_config": "gimp_runs",
+    "ALGORITHMS": "comparisons", "algorithms": "comparisons", "sgimp_sweep": "comparisons"})

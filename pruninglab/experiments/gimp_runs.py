@@ -1,58 +1,94 @@
-"""GIMP runs in the run store: how a run of :func:`pruninglab.experiments.gimp.loop` becomes a
-stored, resumable experiment, and the DataFrames of its records.
-
-Each stage of the stored run is one :func:`pruninglab.experiments.gimp.level`, started from a
-checkpoint (the model's whole state and the schedule position, and the optimizer's state
-with ``carry_optimizer``); resuming is skipping the levels whose records are stored
-(:mod:`pruninglab.experiments.runner`).
+"""GIMP through the run store: :func:`run` is :func:`pruninglab.experiments.gimp.loop` with
+every level a stored, resumable stage (:mod:`pruninglab.experiments.stored`), and the
+DataFrames of its records.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
+from ..core import seeding
 from ..core.data import Dataset
 from ..core.train import Callback, Trainer
-from . import gimp, runner, runs
+from . import gimp, runner, stored
 from .config import Setup
 from .gimp import GIMPConfig
 
-__all__ = ["experiment", "at_densities", "cumulative_steps"]
+__all__ = ["run", "run_many", "run_config", "experiment", "at_densities", "cumulative_steps"]
+
+
+def run_config(setup: Setup, config: GIMPConfig) -> dict:
+    """The dict the run store keys a GIMP run by."""
+    return stored.run_config("gimp", setup, method=config.to_dict())
 
 
 def experiment(setup: Setup, config: GIMPConfig, data: Dataset, progress: bool = True,
                on_step: tuple[int, Callback] | None = None) -> runner.Experiment:
-    """GIMP as a :class:`~pruninglab.experiments.runner.Experiment`: stage ``i`` is
-    :func:`~pruninglab.experiments.gimp.level` ``i``; stage 0 starts from the masked
-    initialization at schedule position 0."""
-    setup.check_data(data)
+    """Stage ``i`` is :func:`~pruninglab.experiments.gimp.level` ``i``, from the schedule's
+    start (and, with ``carry_optimizer``, a fresh optimizer's zero state)."""
     setup.check_train_steps(config.train_steps)
 
-    def start() -> dict:
-        model = setup.masked_model(data, config.exclude)
-        state = {"model": runs.cpu_state(model.state_dict()), "position": 0}
-        if config.carry_optimizer:  # zeros: what a fresh optimizer acts like
-            state["optimizer"] = runs.cpu_state(
-                Trainer(model, data, setup.train, progress=False).optimizer_state())
-        return state
+    def carry(model) -> dict:
+        if not config.carry_optimizer:
+            return {"position": 0}
+        return {"position": 0,
+                "optimizer": Trainer(model, data, setup.train, progress=False).optimizer_state()}
 
-    def stage(index: int, state: dict) -> tuple[dict, dict | None]:
-        model = setup.masked_model(data, config.exclude, state=state["model"])
-        record, next_start = gimp.level(model, data, config, index, train=setup.train,
-                                        start=state, seed=setup.seed, progress=progress,
-                                        on_step=on_step)
-        if next_start is None:
-            return record, None
-        return record, {"model": runs.cpu_state(model.state_dict()), **runs.cpu_state(next_start)}
+    def step(model, index: int, start: dict) -> tuple[dict, dict | None]:
+        return gimp.level(model, data, config, index, train=setup.train, start=start,
+                          seed=setup.seed, progress=progress, on_step=on_step)
 
-    return runner.Experiment(
-        kind="gimp", config=gimp.run_config(setup, config),
+    return stored.experiment(
+        setup, data, run_config(setup, config), step=step, label=config.method,
         stages=[f"level {i} @ {d:.3g}" for i, d in enumerate(config.densities())],
-        start=start, stage=stage, columns={"method": config.method, "seed": setup.seed},
-        label=config.method)
+        exclude=config.exclude, carry=carry)
+
+
+def run(
+    setup: Setup,
+    config: GIMPConfig,
+    data: Dataset | None = None,
+    store: str | None = None,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+    on_level: Callable[[dict], None] | None = None,
+    on_step: tuple[int, Callback] | None = None,
+    fetch_only: bool = False,
+) -> pd.DataFrame | None:
+    """:func:`~pruninglab.experiments.gimp.loop` for ``setup`` and ``config``, through the
+    run store: stored levels come back, missing ones are trained.
+
+    Args:
+        data: the loaded data set (``None``: loaded from ``setup`` onto ``device``).
+        store: run-store root (``None``: ``$PRUNINGLAB_RUNS`` or ``./runs``).
+        on_level: sees each level's record, stored or new; ``on_step``: ``(every, fn)``.
+        fetch_only: ``None`` instead of training when the run is not finished (widgets).
+
+    Returns:
+        One row per level: ``method``, ``seed``, then :func:`~pruninglab.experiments.gimp.level`'s
+        record (docs/design.md, "GIMP", lists its columns).
+    """
+    data = setup.resolve_data(data, device)
+    return runner.run(experiment(setup, config, data, progress, on_step), store, progress,
+                      on_record=on_level, fetch_only=fetch_only)
+
+
+def run_many(runs: Mapping[str, tuple[Setup, GIMPConfig]], seeds: Sequence[int],
+             label: str = "label", **run_kwargs) -> pd.DataFrame:
+    """:func:`run` for every ``{label: (setup, config)}`` and every seed of ``seeds`` (the
+    setup's seed replaced), the label in the column ``label``; ``run_kwargs`` go to
+    :func:`run`."""
+    seeds = [seeding.check_seed(s, "seeds") for s in seeds]
+    if not runs or not seeds:
+        raise ValueError(f"run_many needs at least one run and one seed, got {len(runs)} runs "
+                         f"and seeds={seeds!r}")
+    frames = [run(setup.replace(seed=seed), config, **run_kwargs).assign(**{label: name})
+              for name, (setup, config) in runs.items() for seed in seeds]
+    return pd.concat(frames, ignore_index=True)
 
 
 def at_densities(records: pd.DataFrame, densities: Sequence[float],

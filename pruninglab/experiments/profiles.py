@@ -134,13 +134,12 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    # smoke: 0.7**5 only runs notebook 07's code path; one-shot LRR does not collapse on
-    # the digits in 40 steps (93.9 % at 0.168, seed 0).
+    # smoke: 0.7**5 only runs notebook 07's code path (one-shot LRR does not collapse on
+    # the digits in 40 steps; docs/measurements.md, "Collapse densities").
     "smoke": Profile("smoke", "digits", "mlp", train_steps=40, batch_size=64,
                      target_density=0.3, density_multiplier=0.7, seeds=(0,), eval_every=10,
                      one_shot_collapse=0.7**5),
-    # quick: one-shot LRR on the MLP, mnist5k, T = 400, seed 0 (2026-12-06): 91.3 % at
-    # density 0.01, 79.6 % at 0.7**17 = 0.0023, 49.6 % at 0.7**18 = 0.0016, 24.1 % at 0.7**19.
+    # quick: one-shot LRR on the MLP collapses at 0.7**18 (docs/measurements.md).
     "quick": Profile("quick", "mnist5k", "mlp", train_steps=400, batch_size=128,
                      target_density=0.01, density_multiplier=0.7, seeds=(0, 1, 2),
                      eval_every=50, one_shot_collapse=0.7**18),

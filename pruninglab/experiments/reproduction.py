@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from ..core import data, efficiency, models, schedules
-from . import bn, gimp, profiles, runs, shuffle, tom, verdicts
+from . import bn, gimp, profiles, runs, shuffle, tom_runs, verdicts
 from .profiles import Profile
 from .verdicts import at_least, better, fmt
 
@@ -471,8 +471,8 @@ def _tom_vs_one_shot(ev: Evidence, tol: float) -> _Row:
 def _tom_vs_iterative(ev: Evidence, tol: float) -> _Row:
     claim = "On the MLP, TOM reaches iterative pruning's accuracy"
     source = "Section 3.3.1"
-    mu_t, sd_t = tom.THESIS_MNIST["tom"]
-    mu_i, sd_i = tom.THESIS_MNIST["iterative"]
+    mu_t, sd_t = tom_runs.THESIS_MNIST["tom"]
+    mu_i, sd_i = tom_runs.THESIS_MNIST["iterative"]
     thesis = f"MNIST, 96% sparsity: TOM {mu_t} ± {sd_t}, iterative {mu_i} ± {sd_i}"
     t = _tom_final(ev, "mlp")
     gi = ev.iterative("mlp")

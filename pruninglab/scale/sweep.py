@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from ..core import checks, threads
 from ..course import exercises, notebooks
-from ..experiments import catalog, gimp, gimp_runs, runner, runs, tom
+from ..experiments import catalog, gimp, gimp_runs, runner, runs, tom, tom_runs
 from ..experiments.config import Setup
 from . import sweep_file
 from .sweep_file import Item, Sweep, SweepFileError, load, packaged, resolve_file
@@ -146,7 +146,7 @@ def _train(item: Item, store: Path) -> dict:
         experiment = gimp_runs.experiment(setup, gimp.GIMPConfig(**task["config"]), data,
                                      progress=False)
     else:
-        experiment = tom.experiment(setup, tom.TOMConfig(**task["config"]), data,
+        experiment = tom_runs.experiment(setup, tom.TOMConfig(**task["config"]), data,
                                     progress=False)
     trained = 0
 

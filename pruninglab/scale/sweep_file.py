@@ -55,7 +55,7 @@ from pathlib import Path
 
 from ..core import checks
 from ..course import notebooks
-from ..experiments import gimp, profiles, runs, tom
+from ..experiments import gimp, gimp_runs, profiles, runs, tom, tom_runs
 from ..experiments.config import Setup
 
 __all__ = ["Item", "Sweep", "SweepFileError", "PRESETS", "load", "packaged", "resolve_file",
@@ -447,8 +447,8 @@ def run_config(task: dict) -> tuple[str, dict]:
     """The kind and run-store config of a run item's task (what its folder is named by)."""
     setup = Setup.from_dict(task["setup"])
     if task["experiment"] == "gimp":
-        return "gimp", gimp.run_config(setup, gimp.GIMPConfig(**task["config"]))
-    return "tom", tom.run_config(setup, tom.TOMConfig(**task["config"]))
+        return "gimp", gimp_runs.run_config(setup, gimp.GIMPConfig(**task["config"]))
+    return "tom", tom_runs.run_config(setup, tom.TOMConfig(**task["config"]))
 
 
 def run_folder(task: dict, store: Path) -> str:
