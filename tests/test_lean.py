@@ -77,3 +77,9 @@ def test_an_unknown_name_is_still_an_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         gimp.nothing  # noqa: B018
     assert not hasattr(tom, "nothing")
+
+
+def test_what_moved_still_shows_in_tab_completion():
+    assert {"run", "run_many", "algorithms", "loop", "GIMPConfig"} <= set(dir(gimp))
+    assert {"run", "compared_densities", "MaskTrainer"} <= set(dir(tom))
+    assert {"run", "table_3_1", "MODIFICATIONS"} <= set(dir(shuffle))

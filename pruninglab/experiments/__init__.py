@@ -4,17 +4,23 @@ catalog of a store, the verdicts and the reproduction report. Imports ``core`` o
 (docs/design.md)."""
 
 import importlib
+import sys
 from collections.abc import Callable
 
 
-def forwarding(module: str, homes: dict[str, str]) -> Callable[[str], object]:
-    """A module ``__getattr__`` that finds each name of ``homes`` (name -> module of this
-    package) in its home, imported on first use: an algorithm module keeps ``gimp.run``
-    working while the store glue lives in ``gimp_runs``, which imports the algorithm."""
+def forwarding(module: str, homes: dict[str, str],
+               ) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
+    """A module's ``__getattr__`` and ``__dir__`` that find each name of ``homes`` (name ->
+    module of this package) in its home, imported on first use: an algorithm module keeps
+    ``gimp.run`` working (and tab-completing) while the store glue lives in ``gimp_runs``,
+    which imports the algorithm."""
 
     def __getattr__(name: str) -> object:
         if name not in homes:
             raise AttributeError(f"module {module!r} has no attribute {name!r}")
         return getattr(importlib.import_module(f"{__name__}.{homes[name]}"), name)
 
-    return __getattr__
+    def __dir__() -> list[str]:
+        return sorted({*vars(sys.modules[module]), *homes})
+
+    return __getattr__, __dir__

@@ -254,6 +254,6 @@ def _running(trainer: Trainer, position_start: int, rewind_point: int,
 
 
 # The store glue and the notebooks' labelled sets live beside the algorithm, not in it.
-__getattr__ = forwarding(__name__, {
+__getattr__, __dir__ = forwarding(__name__, {
     "run": "gimp_runs", "run_many": "gimp_runs", "run_config": "gimp_runs",
     "ALGORITHMS": "comparisons", "algorithms": "comparisons", "sgimp_sweep": "comparisons"})

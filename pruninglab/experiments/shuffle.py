@@ -111,5 +111,5 @@ MODIFICATIONS: dict[str, Callable[[nn.Module, int], nn.Module]] = {
 
 
 # The experiment, its table and the thesis's numbers live beside the modifications.
-__getattr__ = forwarding(__name__, {name: "shuffle_runs" for name in (
+__getattr__, __dir__ = forwarding(__name__, {name: "shuffle_runs" for name in (
     "run", "ticket", "table_3_1", "claims", "THESIS_TABLE_3_1")})

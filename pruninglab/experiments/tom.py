@@ -304,6 +304,6 @@ def final_training(model: nn.Module, data: Dataset, config: TOMConfig, *, train:
 
 
 # The store glue, the thesis's figure and the notebooks' densities live beside the algorithm.
-__getattr__ = forwarding(__name__, {
+__getattr__, __dir__ = forwarding(__name__, {
     "run": "tom_runs", "experiment": "tom_runs", "run_config": "tom_runs",
     "THESIS_MNIST": "tom_runs", "compared_densities": "comparisons"})
