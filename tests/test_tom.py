@@ -206,3 +206,33 @@ def test_the_committed_quick_tom_runs_end_mask_training_near_their_targets():
                                     masks["history"]):
         end = history[-1]["expected_density"]
         assert target / 1.5 <= end <= 1.5 * target, (run, target, end)
+
+
+@pytest.mark.parametrize("final_weights", ["pretrained", "init"])
+def test_the_phases_in_memory_give_the_stored_runs_records(digits, tmp_path, final_weights):
+    setup = tiny_setup()
+    config = tom.TOMConfig(30, 0.2, mask_steps=6, final_weights=final_weights)
+    stored = tom.run(setup, config, data=digits, store=tmp_path, progress=False)
+    model = setup.masked_model(digits)
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    rows = [tom.pretrain(model, digits, config, train=setup.train, seed=setup.seed),
+            tom.train_masks(model, digits, config, batch_size=setup.train.batch_size,
+                            seed=setup.seed),
+            tom.final_training(model, digits, config, train=setup.train, seed=setup.seed,
+                               initial=initial)]
+    for ours, theirs in zip(rows, stored.to_dict("records")):
+        assert ours == {k: theirs[k] for k in ours}
+
+
+def test_the_phases_refuse_what_they_cannot_use(digits):
+    setup = tiny_setup()
+    config = tom.TOMConfig(30, 0.2, mask_steps=2, final_weights="init")
+    with pytest.raises(ValueError, match="no masks"):
+        tom.MaskTrainer(setup.build_model(digits), digits, config, batch_size=32)
+    with pytest.raises(ValueError, match="eval_every"):
+        tom.train_masks(setup.masked_model(digits), digits, config, batch_size=32,
+                        eval_every=-3)
+    with pytest.raises(ValueError, match='final_weights="init" needs initial='):
+        tom.final_training(setup.masked_model(digits), digits, config, train=setup.train)
+    model = setup.build_model(digits)  # no masks yet: pretraining adds them
+    assert tom.pretrain(model, digits, config, train=setup.train)["density"] == 1.0

@@ -372,7 +372,7 @@ def macs_at_levels(model: nn.Module, input_shape: Sequence[int],
         model: the architecture the run trained (any weights; its masks are not used).
         input_shape: one example's shape, e.g. ``(3, 32, 32)``.
         results: rows with the per-layer mask densities, either as a ``layers`` column of
-            dicts (:func:`pruninglab.experiments.gimp.run`) or as ``layers.<name>`` columns
+            dicts (:func:`pruninglab.experiments.gimp_runs.run`) or as ``layers.<name>`` columns
             (:func:`pruninglab.experiments.runs.load`).
 
     Returns:

@@ -95,7 +95,8 @@ class MaskApplier:
     ``torch._foreach_mul_`` of the masked weights by their masks, as multipliers in the
     weights' dtype (a bool factor is slower; ``pruninglab bench masking``). It notices a
     mask or weight added, replaced or changed in place since the last call, and collects
-    them again; layers added to the model later need a new applier.
+    them again; layers added to the model later need a new applier. Our optimizers read
+    ``weights``, ``multipliers`` (same order) and ``by_weight`` (``id(weight)`` -> multiplier).
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -156,7 +157,7 @@ def remove_masks(model: nn.Module) -> nn.Module:
 
 def load_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], strict: bool = True):
     """``model.load_state_dict`` after registering the masks ``state`` carries, so that a
-    pruned checkpoint loads into a fresh model."""
+    pruned checkpoint loads into a fresh model (a mask on a non-prunable layer: ValueError)."""
     suffix = "." + MASK
     masks = {k[: -len(suffix)]: v for k, v in state.items() if k.endswith(suffix)}
     layers = dict(model.named_modules())
@@ -215,7 +216,7 @@ def layer_densities(model: nn.Module) -> dict[str, float]:
 
 def summary(model: nn.Module) -> dict[str, float | int]:
     """``{"density", "compression", "kept", "total"}`` over the masked layers, as records
-    store it (compression = total / kept)."""
+    store it (compression = total / kept, ``inf`` if none kept); ValueError without masks."""
     kept, total = count(model)
     if not total:
         raise ValueError("model has no masked layers; call add_masks(model) first")
@@ -246,7 +247,7 @@ def bernoulli_ste(
     logits: torch.Tensor, clip: float | None = 0.1, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """A 0/1 sample with ``P(1) = sigmoid(logits)``, shaped like them; the gradient passes
-    straight through to ``logits``, clipped to ``[-clip, clip]`` (thesis: 0.1)."""
+    straight through to ``logits``, clipped to ``[-clip, clip]`` (thesis: 0.1; ``None``: not)."""
     if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
         raise ValueError(f"logits must be a floating-point tensor, got {logits!r}")
     if clip is not None and not clip > 0:
@@ -258,7 +259,7 @@ def functional_forward(
     model: nn.Module, x: torch.Tensor, masks: Mapping[str, torch.Tensor]
 ) -> torch.Tensor:
     """``model(x)`` with each named layer's weight times ``masks[name]``, the module left as it
-    is; gradients reach the masks."""
+    is; gradients reach the masks, and the weights where they require grad."""
     override = {f"{name}.weight": model.get_submodule(name).weight * mask
                 for name, mask in masks.items()}
     return torch.func.functional_call(model, override, (x,), strict=False)

@@ -115,7 +115,9 @@ def prune(
     ``density`` counts every weight of the pruned layers, pruned or not: ``prune(m, 0.7)``
     then ``prune(m, 0.49)`` is two 30 % steps. ``saliency``: ``"magnitude"``, ``"random"``,
     ``snip(x, y)`` or any ``(model, layers) -> {name: scores}``, larger kept. ``exclude``:
-    layer names or shell patterns left out. Warns ``EmptyLayerWarning`` when a layer loses
+    layer names or shell patterns left out (a masked layer named there keeps its mask).
+    ValueError: a density outside (0, 1] or above what is left (pruning never revives
+    weights), an unknown scope, bad scores. Warns ``EmptyLayerWarning`` when a layer loses
     its last weight (Figure 2.9).
     """
     density = check_density(density)
@@ -177,9 +179,11 @@ def _channel_keep(layer: nn.Module, density: float) -> torch.Tensor:
 def prune_channels(model: nn.Module, density: float, exclude: Iterable[str] = (),
                    chain: bool = False) -> nn.Module:
     """Structured pruning (Section 2.4.1, Figure 2.6), in place: every layer keeps the
-    ``density`` of its output channels (rows, filters) with the largest L1 norm. ``chain``:
-    the layers feed each other in module order (an MLP, a conv stack), so the logits stay
-    and a removed channel also takes the next layer's weights that read it.
+    ``max(1, round(density * C_out))`` output channels (rows, filters) of largest L1 norm.
+    ``chain``: the layers feed each other in module order (an MLP, a conv stack), so the
+    logits stay and a removed channel also takes the next layer's weights that read it
+    (inner layers end near ``density**2``); a layer whose inputs are not a multiple of the
+    previous one's channels is a ValueError.
     """
     density = check_density(density)
     layers = _layers(model, exclude)

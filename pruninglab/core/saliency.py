@@ -26,8 +26,9 @@ def magnitude(model: nn.Module, layers: Mapping[str, nn.Module]) -> dict[str, to
 
 def snip(x: torch.Tensor, y: torch.Tensor, n_batches: int = 1, batch_size: int = 128) -> Saliency:
     """SNIP's ``|w * g|``, ``g`` the cross-entropy's gradient averaged over the first
-    ``n_batches`` batches of ``x`` ``(N, ...)`` and ``y`` ``(N,)``. The saliency leaves
-    ``.grad`` and every buffer (BN's running statistics) as they were."""
+    ``n_batches`` batches of ``x`` ``(N, ...)`` and ``y`` ``(N,)`` on the model's device. The
+    saliency works under ``no_grad`` and leaves ``.grad`` and every buffer (BN's running
+    statistics) as they were."""
     for arg, value in (("n_batches", n_batches), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{arg} must be a positive integer, got {value!r}")

@@ -89,7 +89,7 @@ def accuracy_vs_compression(
 
     Args:
         df: run records (:func:`pruninglab.experiments.runs.load` or
-            :func:`pruninglab.experiments.gimp.run`) with
+            :func:`pruninglab.experiments.gimp_runs.run`) with
             ``compression``, ``level``, ``metric`` and ``by`` columns; rows of several seeds
             are summarized by their median with the min-max range shaded.
         reference: optional thesis curves ``{label: (compressions, accuracies %)}`` drawn dashed.
@@ -294,7 +294,7 @@ def logit_histograms(history: Sequence[Mapping], bins: Sequence[float] | None = 
     step, counts on a log axis (Training Optimal Masks, Section 3.3.1).
 
     Args:
-        history: the ``history`` of :func:`pruninglab.experiments.tom.run`'s ``masks`` row:
+        history: the ``history`` of :func:`pruninglab.experiments.tom_runs.run`'s ``masks`` row:
             dicts with ``step``, ``expected_density`` and ``histogram`` (counts over ``bins``).
         bins: the bin edges (default :data:`pruninglab.experiments.tom.HIST_BINS`, [-15, 15]).
         target_density: if given, each panel marks the bin edge above which that share of

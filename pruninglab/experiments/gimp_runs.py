@@ -30,6 +30,7 @@ def experiment(setup: Setup, config: GIMPConfig, data: Dataset, progress: bool =
                on_step: tuple[int, Callback] | None = None) -> runner.Experiment:
     """Stage ``i`` is :func:`~pruninglab.experiments.gimp.level` ``i``, from the schedule's
     start (and, with ``carry_optimizer``, a fresh optimizer's zero state)."""
+    setup.check_data(data)
     setup.check_train_steps(config.train_steps)
 
     def carry(model) -> dict:

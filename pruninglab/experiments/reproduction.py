@@ -137,12 +137,12 @@ def evidence(profile: Profile, stores: Sequence[str | os.PathLike | None]) -> Ev
 
 
 def _as_results(df: pd.DataFrame) -> pd.DataFrame:
-    """Run-store GIMP rows with the columns of :func:`pruninglab.experiments.gimp.run`'s rows."""
+    """Run-store GIMP rows with the columns of :func:`~pruninglab.experiments.gimp_runs.run`."""
     return df.rename(columns={"method.method": "method", "setup.seed": "seed"})
 
 
 def _at_target(df: pd.DataFrame, target: float) -> pd.DataFrame:
-    """The runs in ``df`` pruned to ``target``, as :func:`gimp.run`'s rows."""
+    """The runs in ``df`` pruned to ``target``, as :func:`gimp_runs.run`'s rows."""
     return _as_results(df[np.isclose(df["method.target_density"], target)]) if len(df) else df
 
 

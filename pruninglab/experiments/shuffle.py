@@ -61,8 +61,8 @@ def shuffle_within_masks(model: nn.Module, seed: int = 0) -> nn.Module:
 @torch.no_grad()
 def reinitialize(model: nn.Module, seed: int = 0) -> nn.Module:
     """Fresh weights and biases for every masked layer from the model's own initializer
-    (``model.pruninglab_init``), under the unchanged masks; torch's global generator is
-    left as it was."""
+    (``model.pruninglab_init``) and the stream ``derive(seed, "shuffle", "reinitialize")``,
+    never the initialization's; the masks stay, torch's global generator is left as it was."""
     init = getattr(model, "pruninglab_init", "torch")
     cuda = sorted({p.device.index or 0 for p in model.parameters() if p.is_cuda})
     with torch.random.fork_rng(devices=cuda):

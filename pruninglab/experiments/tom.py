@@ -1,12 +1,16 @@
 """Training Optimal Masks (thesis Section 3.3.1): learn the mask, not the weights.
 
-1. **Pretrain** the dense network ``0.1 T`` steps, then freeze its weights.
+1. **Pretrain** the dense network ``pretrain_fraction * T`` steps (10 %: past the unstable
+   early phase, Frankle et al. 2020b), then freeze its weights.
 2. **Train mask logits** ``b``, one per prunable weight: each step samples
    ``c ~ Bernoulli(sigmoid(b))``, runs the network with ``w * c`` and moves ``b`` by the
    straight-through gradient ``clip(dL/dc, -0.1, 0.1)``; ``b`` stays in ``[-15, 15]`` and a
    penalty pushes the keep-probabilities down.
 3. **Evaluate** with the deterministic mask that keeps the top ``t`` of the logits.
 4. **Train the weights** ``T`` steps under that fixed mask.
+
+By default the whole method costs 2 T, what a one-shot method costs: Figure 3.10 compares
+them at "similar compute".
 
 The choices the thesis leaves open are :class:`TOMConfig` fields; docs/design.md ("Training
 Optimal Masks") gives each default's reason, docs/measurements.md the runs behind them.
@@ -49,12 +53,13 @@ class TOMConfig:
     train_steps: int                  # T: the final weight training's steps
     target_density: float             # t in (0, 1): the fraction the final mask keeps
     pretrain_fraction: float = 0.1    # dense pretraining, a fraction of T (thesis: 10 %)
-    mask_steps: int | None = None     # logit steps (None: 0.9 T, the whole method = 2 T)
-    mask_optimizer: str = "adam"      # "adam", or "sgd" (momentum 0: the thesis's formula)
+    mask_steps: int | None = None     # logit steps (None: T - pretrain steps; all = 2 T)
+    mask_optimizer: str = "adam"      # dL/dc ~ 1e-5: Adam's step needs no tuning; "sgd" with
+    #                                   mask_momentum=0 is the thesis's formula
     mask_lr: float | None = None      # logit step size (None: logit_lr below)
     mask_momentum: float = 0.9        # "sgd" only
     logit_init: float = 3.0           # every weight starts kept with p = sigmoid(3) = 0.95
-    penalty: str = "price"            # "price" (a thermostat steers E[density] to t), "l1", "l2"
+    penalty: str = "price"            # "price": steers E[density] to t; fixed "l1"/"l2" miss t
     penalty_coef: float | None = None  # starting price, or the l1/l2 weight (None: 1e-6 / 1e-3)
     price_growth: float | None = None  # the price's growth per step (None: price_factor below)
     grad_clip: float = 0.1            # |dL/dc| clip (thesis)
@@ -140,15 +145,17 @@ class TOMConfig:
 
 
 class MaskTrainer:
-    """Phase 2: one logit per masked weight of ``model``, trained while the weights stay
-    frozen (BN running statistics follow the masked activations). Batches and Bernoulli
-    draws come from the streams ``("tom", "masks")`` and ``("tom", "bernoulli")`` of ``seed``.
+    """Phase 2: one logit per masked weight of ``model`` (masks needed; ``data`` on its
+    device), trained while the weights stay frozen (BN running statistics follow the masked
+    activations). Batches and draws: streams ``("tom", "masks" | "bernoulli")`` of ``seed``.
     """
 
     def __init__(self, model: nn.Module, data: Dataset, config: TOMConfig, batch_size: int,
                  seed: int = 0) -> None:
         self.model, self.config = model, config
         self.layers = masking.masked_layers(model)
+        if not self.layers:
+            raise ValueError("the model has no masks to train; call masking.add_masks(model)")
         self.logits = {name: torch.full_like(layer.weight, config.logit_init, requires_grad=True)
                        for name, layer in self.layers.items()}
         params = list(self.logits.values())
@@ -174,7 +181,7 @@ class MaskTrainer:
             loss = F.cross_entropy(masking.functional_forward(self.model, x, masks), y)
             self.optimizer.zero_grad(set_to_none=True)
             (loss + self.penalty(masks, above)).backward()  # 4. clip(dL/dc) reaches b
-        self.optimizer.step()  # 5. b <- b - lr * clip(dL/dc) (Adam's normalized step)
+        self.optimizer.step()  # 5. b <- b - lr * clip(dL/dc), by Adam or SGD
         with torch.no_grad():  # 6. b stays in [-logit_clip, logit_clip]
             for b in self.logits.values():
                 b.clamp_(-self.config.logit_clip, self.config.logit_clip)
@@ -261,7 +268,8 @@ def _metrics(model: nn.Module, data: Dataset) -> dict:
 
 def pretrain(model: nn.Module, data: Dataset, config: TOMConfig, *, train: TrainConfig,
              seed: int = 0, progress: bool = False) -> dict:
-    """Phase 1: train the dense ``model`` ``0.1 T`` steps."""
+    """Phase 1: train the dense ``model`` (masks are added) ``pretrain_fraction * T`` steps."""
+    masking.add_masks(model)
     Trainer(model, data, train, seed=seeding.derive(seed, "tom", "pretrain"),
             progress=progress, desc="pretrain").run(config.pretrain_steps)
     return {"phase": "pretrain", "steps": config.pretrain_steps, **_metrics(model, data)}
@@ -275,7 +283,8 @@ def train_masks(model: nn.Module, data: Dataset, config: TOMConfig, *, batch_siz
     """
     trainer = MaskTrainer(model, data, config, batch_size, seed=seed)
     steps = config.mask_training_steps
-    every = eval_every or max(1, steps // 10)
+    every = max(1, steps // 10) if eval_every is None else checks.integer(
+        eval_every, "eval_every", minimum=1)
     history = []
     for step in tqdm(range(1, steps + 1), desc="mask logits", disable=not progress,
                      leave=False):
@@ -295,8 +304,11 @@ def final_training(model: nn.Module, data: Dataset, config: TOMConfig, *, train:
                    seed: int = 0, progress: bool = False,
                    initial: Mapping[str, torch.Tensor] | None = None) -> dict:
     """Phase 4: train the weights ``T`` steps under the fixed mask, from where they are or,
-    with ``final_weights="init"``, from the state ``initial`` (the initialization)."""
+    with ``final_weights="init"``, from ``initial`` (a copy of the initialization's state)."""
     if config.final_weights == "init":
+        if initial is None:
+            raise ValueError('final_weights="init" needs initial=, a copy of the masked '
+                             "initialization's state_dict taken before pretraining")
         masking.restore(model, initial)
     Trainer(model, data, train, seed=seeding.derive(seed, "tom", "final"),
             progress=progress, desc="final training").run(config.train_steps)

@@ -32,6 +32,7 @@ def experiment(setup: Setup, config: TOMConfig, data: Dataset, progress: bool = 
                eval_every: int | None = None) -> runner.Experiment:
     """The three stored phases; the last one, with ``final_weights="init"``, restarts from
     the setup's initialization."""
+    setup.check_data(data)
     setup.check_train_steps(config.train_steps)
     if eval_every is not None:
         eval_every = checks.integer(eval_every, "eval_every", minimum=1)

@@ -22,7 +22,7 @@ For "A matches or beats B" (:func:`at_least`) the interval only has to lie above
 With three seeds a 95 % t-interval is about 2.5 standard errors wide on each side, so an
 honest verdict on a small effect is often ``inconclusive``.
 
-The claim checks take the rows of :func:`pruninglab.experiments.gimp.run` (columns ``method``,
+The claim checks take the rows of :func:`pruninglab.experiments.gimp_runs.run` (columns ``method``,
 ``seed``, ``level``, ``test_accuracy``), or run-store frames renamed to those columns.
 """
 
@@ -295,7 +295,7 @@ def width_gap(wider: pd.DataFrame, narrower: pd.DataFrame, names: tuple[str, str
     does not, so sGIMP(75%) - LRR at the target is larger for the wider network.
 
     Args:
-        wider, narrower: :func:`pruninglab.experiments.gimp.run` rows of both methods for
+        wider, narrower: :func:`pruninglab.experiments.gimp_runs.run` rows of both methods for
             each network.
         names: the two networks' names, for the text.
     """
