@@ -34,7 +34,7 @@ def experiment(setup: Setup, config: TOMConfig, data: Dataset, progress: bool = 
     the setup's initialization."""
     setup.check_data(data)
     setup.check_train_steps(config.train_steps)
-    if eval_every is not None:
+    if eval_every is not None:  # checked here too, before the pretraining phase runs
         eval_every = checks.integer(eval_every, "eval_every", minimum=1)
     seed, train = setup.seed, setup.train
 
