@@ -216,7 +216,7 @@ def test_an_empty_PRUNINGLAB_RUNS_is_an_error_not_the_working_directory(monkeypa
         runs.RunDir.open("x", {"a": 1})
     monkeypatch.delenv("PRUNINGLAB_RUNS")
     assert str(runs.default_root()) == "runs"
-    with pytest.raises(ValueError, match="store must be a folder"):
+    with pytest.raises(ValueError, match=r"store is empty \(''\)"):
         runs.RunDir.open("x", {"a": 1}, "")
 
 

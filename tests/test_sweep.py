@@ -12,6 +12,7 @@ from __future__ import annotations
 from pruninglab import cli, gimp, profiles, runs, sweep, sweep_file, threads
 
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -132,7 +133,7 @@ def stored_records(store: Path) -> dict[str, list[dict]]:
     ("[[runs]]\npreset = 'sgimp'\nmodel = 3\n", "model must be a name (a string), got 3"),
     ("[[runs]]\nexperiment = ['gimp', 'tom']\n", "preset is missing"),
     ("[[notebooks]]\nids = ['00']\nparameters = { DEVICE = 5 }\n",
-     "DEVICE 5 is not auto, cpu or cuda"),
+     "00_index.ipynb: DEVICE must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 5"),
     ("[sweep]\nstore = 5\n[[runs]]\npreset = 'sgimp'\n", "store must be a path"),
     ("[[notebooks]]\nids = ['42']\n", "ids: '42' matches 0 notebooks"),
     ("[[notebooks]]\nids = ['05']\nparameters = { MODLE = 'vgg19' }\n",
@@ -282,6 +283,20 @@ def test_a_notebook_item_is_done_when_it_ran_to_the_end_with_its_parameters_and_
     assert sweep.status(item, elsewhere) == (False, "to run (an unfinished copy)")
     (output.parent / sweep.FINISHED).unlink()  # as a killed kernel leaves the folder
     assert sweep.status(item, plan) == (False, "to run (an unfinished copy)")
+
+
+def test_a_notebook_item_runs_its_own_profile_whatever_the_worker_environment_says(
+        tmp_path, keep_threads, monkeypatch):
+    plan = sweep.load(write(tmp_path, "[[notebooks]]\nids = ['00']\nprofile = 'smoke'\n"),
+                      store=tmp_path / "runs", out=tmp_path / "out")
+    [item] = plan.items
+    monkeypatch.setenv("PRUNINGLAB_PROFILE", "quick")  # set after the file was checked
+    output = Path(sweep.run_item(item, plan.store, plan.out)["output"])
+    assert "pruninglab smoke profile:" in output.read_text()
+    assert "pruninglab quick profile:" not in output.read_text()
+    marker = json.loads((output.parent / sweep.FINISHED).read_text())
+    assert marker["ran_profile"] == "smoke"
+    assert os.environ["PRUNINGLAB_PROFILE"] == "quick"  # this process's: put back
 
 
 def test_plain_processes_run_a_sweep_without_ray_as_one_after_another_would(

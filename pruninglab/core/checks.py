@@ -13,9 +13,11 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
+import os
 from collections.abc import Iterable
+from pathlib import Path
 
-__all__ = ["integer", "real", "one_of"]
+__all__ = ["integer", "real", "one_of", "boolean", "label", "path", "shown"]
 
 
 def integer(value: object, name: str, minimum: int | None = None,
@@ -24,31 +26,32 @@ def integer(value: object, name: str, minimum: int | None = None,
     ``ValueError`` naming ``name``, the value and the allowed range."""
     allowed = _interval(minimum, maximum, closed=(True, True))
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer{allowed}, got {value!r}")
+        raise ValueError(f"{name} must be an integer{allowed}, got {shown(value)}")
     value = int(value)
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        raise ValueError(f"{name} must be an integer{allowed}, got {value!r}")
+        raise ValueError(f"{name} must be an integer{allowed}, got {shown(value)}")
     return value
 
 
 def real(value: object, name: str, low: float | None = None, high: float | None = None,
-         low_open: bool = False, high_open: bool = False) -> float:
-    """``value`` as a ``float`` if it is a real number (not NaN) within the interval from
-    ``low`` to ``high`` (each end closed unless ``*_open``); else ``ValueError`` naming
-    ``name``, the value and the interval."""
+         low_open: bool = False, high_open: bool = False, finite: bool = False) -> float:
+    """``value`` as a ``float`` if it is a real number (not NaN; not infinite if ``finite``)
+    within the interval from ``low`` to ``high`` (each end closed unless ``*_open``); else
+    ``ValueError`` naming ``name``, the value and the interval."""
     allowed = _interval(low, high, closed=(not low_open, not high_open))
+    a_number = "a finite number" if finite else "a number"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a number{allowed}, got {value!r}")
+        raise ValueError(f"{name} must be {a_number}{allowed}, got {shown(value)}")
     number = float(value)
     if not isinstance(value, int | float):  # a numpy float32: the number it prints as
         with contextlib.suppress(ValueError):  # (a Fraction prints as 1/3: keep its float)
             number = float(str(value))
-    if math.isnan(number):
-        raise ValueError(f"{name} must be a number{allowed}, got {value!r}")
+    if math.isnan(number) or (finite and math.isinf(number)):
+        raise ValueError(f"{name} must be {a_number}{allowed}, got {shown(value)}")
     too_low = low is not None and (number <= low if low_open else number < low)
     too_high = high is not None and (number >= high if high_open else number > high)
     if too_low or too_high:
-        raise ValueError(f"{name} must be a number{allowed}, got {value!r}")
+        raise ValueError(f"{name} must be {a_number}{allowed}, got {shown(value)}")
     return number
 
 
@@ -57,7 +60,53 @@ def one_of(value: object, name: str, options: Iterable[object]) -> object:
     options = tuple(options)
     if isinstance(value, str | int | float | bool | type(None)) and value in options:
         return value
-    raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}")
+    raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {shown(value)}")
+
+
+def boolean(value: object, name: str) -> bool:
+    """``value`` if it is ``True`` or ``False`` (not ``"no"``, which is true); else
+    ``ValueError``."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {shown(value)}")
+    return value
+
+
+def label(value: object, name: str) -> str:
+    """``value`` if it is a non-empty string of at most 200 characters (a method's label,
+    shown in tables and plots); else ``ValueError``."""
+    if not isinstance(value, str) or not value.strip() or len(value) > 200:
+        raise ValueError(f"{name} must be a non-empty string of at most 200 characters, got "
+                         f"{shown(value)}")
+    return value
+
+
+def path(value: object, name: str) -> Path:
+    """``value`` as a :class:`~pathlib.Path` with ``~`` expanded, if it can name a file or
+    folder; else ``ValueError`` naming ``name``. An empty path is refused: it would quietly
+    mean the current folder (write ``.`` for that)."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a path (a string), got {shown(value)}")
+    if not value.strip():
+        raise ValueError(f"{name} is empty ({value!r}); an empty path would mean the current "
+                         "folder: name the folder ('.' for the current one)")
+    if "\0" in value:
+        raise ValueError(f"{name} {shown(value)} holds a NUL byte, which no path can hold")
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:  # "~nouser/...", or "~" where HOME is unknown
+        raise ValueError(f"{name} {shown(value)} starts with ~, but no such user's home "
+                         "folder is known here; write the folder in full") from None
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, so that an error message which
+    echoes a value stays one readable line (a 100 MB name is not printed back whole)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def _interval(low: float | None, high: float | None, closed: tuple[bool, bool]) -> str:

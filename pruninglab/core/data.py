@@ -358,16 +358,25 @@ def fetch(name: str, root: str | os.PathLike | None = None) -> str:
 
 def _check_name(name: str) -> None:
     if name not in names():
-        raise ValueError(f"unknown data set name {name!r}; known names: {', '.join(names())}")
+        raise ValueError(f"unknown data set name {checks.shown(name)}; known names: "
+                         f"{', '.join(names())}")
 
 
 def _root(root: str | os.PathLike | None) -> Path:
-    return Path(root if root is not None else default_root()).expanduser()
+    return default_root() if root is None else checks.path(root, "root")
 
 
 def default_root() -> Path:
-    """``$PRUNINGLAB_DATA`` if set, else ``~/.cache/pruninglab``."""
-    return Path(os.environ.get("PRUNINGLAB_DATA", Path.home() / ".cache" / "pruninglab"))
+    """``$PRUNINGLAB_DATA`` if set, else ``~/.cache/pruninglab``.
+
+    Raises:
+        ValueError: ``PRUNINGLAB_DATA`` is set but empty (it would mean the working
+            directory) or cannot be a path.
+    """
+    value = os.environ.get("PRUNINGLAB_DATA")
+    if value is None:
+        return Path.home() / ".cache" / "pruninglab"
+    return checks.path(value, "PRUNINGLAB_DATA (unset it to use ~/.cache/pruninglab)")
 
 
 def _count(size: int | float, n: int, arg: str) -> int:

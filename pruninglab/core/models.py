@@ -21,6 +21,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from . import checks
+
 __all__ = [
     "BN_SETTINGS",
     "TABLE_1_1",
@@ -416,7 +418,7 @@ def create(
     builder = _builder(key)
     if builder is None:
         raise ValueError(
-            f"unknown model name {name!r}; known names: {', '.join(names())} "
+            f"unknown model name {checks.shown(name)}; known names: {', '.join(names())} "
             "(or resnet<6n+2>, wrn-<6n+4>-<k>)"
         )
     model = builder(in_channels, num_classes, input_size, bn)

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import ast
 import filecmp
-import json
 import os
 import shutil
 import sys
@@ -42,14 +41,14 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..core import data, threads
+from ..core import checks, data, threads
 from ..core.train import resolve_device
 from ..experiments import profiles, runs
 from ..experiments.profiles import Profile
-from . import exercises
+from . import exercises, parameters
 
 __all__ = ["Context", "start", "packaged_folder", "notebook_folder", "find_notebooks", "copy",
-           "parameters", "error_line", "execute", "add_commands", "command", "main"]
+           "error_line", "execute", "add_commands", "command", "main"]
 
 PACKAGE = Path(__file__).resolve().parent.parent  # pruninglab/
 # Where the notebooks are: an installed wheel holds them in pruninglab/_notebooks
@@ -140,11 +139,13 @@ def notebook_folder(folder: str | os.PathLike | None = None) -> Path:
 
     Raises:
         FileNotFoundError: ``folder`` is not a folder, or no folder of notebooks exists.
+        ValueError: ``folder`` is empty or cannot be a path.
     """
     if folder is not None:
-        if not Path(folder).is_dir():
+        folder = checks.path(folder, "dir")
+        if not folder.is_dir():
             raise FileNotFoundError(f"no notebooks folder found: {folder} is not a folder")
-        return Path(folder)
+        return folder
     here = Path("notebooks")
     if any(here.glob(NOTEBOOK_PATTERN)):
         return here
@@ -184,8 +185,9 @@ def copy(dest: str | os.PathLike, force: bool = False) -> list[tuple[Path, str]]
             the message names them.
         FileNotFoundError: this installation has no notebooks.
         OSError: ``dest`` cannot be made or written.
+        ValueError: ``dest`` is empty (it would mean the current folder) or cannot be a path.
     """
-    dest = Path(dest)
+    dest = checks.path(dest, "dest")
     if dest.exists() and not dest.is_dir():
         raise FileExistsError(f"dest {str(dest)!r} is a file, not a folder")
     sources = sorted(packaged_folder().glob(NOTEBOOK_PATTERN))
@@ -209,29 +211,6 @@ def copy(dest: str | os.PathLike, force: bool = False) -> list[tuple[Path, str]]
         shutil.copyfile(source, target)
         done.append((target, "overwritten" if target in edited else "copied"))
     return done
-
-
-def parameters(notebook: str | os.PathLike) -> dict[str, object]:
-    """The parameters a notebook declares, ``{NAME: default}``: the assignments of its cell
-    tagged ``parameters`` (the cell papermill injects values after). A default that is not
-    a literal is given as its source text.
-
-    Raises:
-        ValueError: the notebook has no cell tagged ``parameters``.
-    """
-    cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
-    for cell in cells:
-        if "parameters" in cell.get("metadata", {}).get("tags", []):
-            source = "".join(cell["source"])  # nbformat: a string or a list of lines
-            found = {}
-            for node in ast.parse(source).body:
-                if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
-                    try:
-                        found[node.targets[0].id] = ast.literal_eval(node.value)
-                    except ValueError:
-                        found[node.targets[0].id] = ast.get_source_segment(source, node.value)
-            return found
-    raise ValueError(f"{notebook} has no cell tagged 'parameters'")
 
 
 def _parse_value(text: str):
@@ -315,6 +294,8 @@ def command(args: argparse.Namespace) -> int:
     if args.notebooks_command == "copy":
         try:
             done = copy(args.dest, force=args.force)
+        except ValueError as err:  # dest empty, or not a path
+            parser.error(str(err))
         except OSError as err:  # edited copies, a file in the way, a folder we may not write
             print(f"{parser.prog}: {err}", file=sys.stderr)
             return 1
@@ -325,7 +306,7 @@ def command(args: argparse.Namespace) -> int:
         return 0
     try:
         notebooks = find_notebooks(args.dir, getattr(args, "select", None))
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:
         parser.error(str(err))
     if args.notebooks_command == "list":
         for path in notebooks:
@@ -337,26 +318,17 @@ def command(args: argparse.Namespace) -> int:
             parser.error(f"{notebook_folder(args.dir)} holds no NN_topic.ipynb notebook")
         parser.error(f"no notebook matches {' '.join(args.select)}; the notebooks are "
                      f"{', '.join(p.name[:2] for p in every)}")
-    parameters = {name: _parse_value(value) for name, value in args.parameter}
-    if args.profile:
-        parameters["PROFILE"] = args.profile
-    parameters.setdefault("PROFILE", "quick")
-    parameters.setdefault("INTERACTIVE", False)
-    # Check what every kernel would read before starting any: a bad profile name or run
-    # store is one usage error here, not a failed kernel per notebook.
-    if parameters["PROFILE"] not in profiles.PROFILES:
-        parser.error(f"profile {parameters['PROFILE']!r} is unknown; known profiles: "
-                     f"{', '.join(profiles.PROFILES)}")
-    env_profile = os.environ.get("PRUNINGLAB_PROFILE")
-    if env_profile and env_profile not in profiles.PROFILES:
-        parser.error(f"PRUNINGLAB_PROFILE={env_profile!r} is not a profile; known profiles: "
-                     f"{', '.join(profiles.PROFILES)} (or unset it)")
+    # Check what every kernel would read before starting any: a bad parameter, profile or
+    # run store is one usage error here, not a failed kernel per notebook.
+    if args.timeout is not None and args.timeout < 1:
+        parser.error(f"--timeout must be a number of seconds >= 1, got {args.timeout}")
     try:
+        values = _checked_parameters(notebooks, dict(args.parameter), args.profile)
         store = runs.default_root()
-    except ValueError as err:
+        out_dir = _out_folder(args.out, notebooks, values["PROFILE"])
+    except (ValueError, NotADirectoryError) as err:
         parser.error(str(err))
-    profile_name = env_profile or parameters["PROFILE"]
-    out_dir = Path(args.out or Path("build") / "notebooks" / profile_name).resolve()
+    profile_name = values["PROFILE"]
     os.environ["PRUNINGLAB_RUNS"] = str(store.resolve())
     if args.stubs:
         os.environ[exercises.FILL_VARIABLE] = "0"
@@ -369,8 +341,8 @@ def command(args: argparse.Namespace) -> int:
     print(f"executing {len(notebooks)} notebooks ({profile_name} profile) into {out_dir}; "
           f"{plan}")
     try:
-        results = execute(notebooks, out_dir, parameters, args.timeout)
-    except ModuleNotFoundError as err:
+        results = execute(notebooks, out_dir, values, args.timeout)
+    except (ModuleNotFoundError, OSError) as err:  # papermill missing; out_dir not writable
         print(f"{parser.prog}: {err}", file=sys.stderr)
         return 1
     width = max(len(name) for name, _, _ in results)
@@ -382,6 +354,64 @@ def command(args: argparse.Namespace) -> int:
         print(f"{len(failed)} notebook(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _checked_parameters(notebooks: list[Path], given: dict[str, str],
+                        profile: str | None) -> dict[str, object]:
+    """The parameters of a run of ``notebooks``: ``given`` (``-p NAME VALUE``, each value
+    read as a Python literal where it is one) checked against every notebook that declares
+    its name (:func:`pruninglab.course.parameters.check`), the profile (``--profile``; it
+    must agree with ``-p PROFILE`` and with ``$PRUNINGLAB_PROFILE``, which every kernel
+    reads) and ``INTERACTIVE = False``.
+
+    Raises:
+        ValueError: a name no notebook declares, a value its rule refuses, or profiles that
+            disagree; the message names them.
+    """
+    values = {name: _parse_value(text) for name, text in given.items()}
+    if profile is not None and values.get("PROFILE", profile) != profile:
+        raise ValueError(f"--profile {profile} and -p PROFILE {values['PROFILE']} disagree; "
+                         "give one")
+    asked = profile if profile is not None else values.get("PROFILE")
+    env = os.environ.get("PRUNINGLAB_PROFILE") or None
+    if env is not None and env not in profiles.PROFILES:
+        raise ValueError(f"PRUNINGLAB_PROFILE={checks.shown(env)} is not a profile; known "
+                         f"profiles: {', '.join(profiles.PROFILES)} (or unset it)")
+    if env is not None and asked is not None and asked != env:
+        raise ValueError(f"PRUNINGLAB_PROFILE={env} is set in the environment and every "
+                         f"notebook would run that profile, not {asked!r} as asked; unset "
+                         f"PRUNINGLAB_PROFILE, or ask for {env}")
+    values["PROFILE"] = env or asked or "quick"
+    if values["PROFILE"] not in profiles.PROFILES:
+        raise ValueError(f"profile {checks.shown(values['PROFILE'])} is unknown; known "
+                         f"profiles: {', '.join(profiles.PROFILES)}")
+    values.setdefault("INTERACTIVE", False)
+    declared = {path: parameters.declared(path) for path in notebooks}
+    for name, value in values.items():
+        having = [path for path in notebooks if name in declared[path]]
+        if not having and name not in given:  # PROFILE, INTERACTIVE: every course notebook's
+            continue
+        if not having:
+            known = sorted({n for names in declared.values() for n in names})
+            raise ValueError(f"-p {checks.shown(name)}: no notebook among "
+                             f"{', '.join(p.name[:2] for p in notebooks)} has that parameter; "
+                             f"theirs: {', '.join(known)}")
+        for path in having:
+            values[name] = parameters.check(path.name, name, value, declared[path])
+    return values
+
+
+def _out_folder(out: str | None, notebooks: list[Path], profile: str) -> Path:
+    """Where the executed copies go: ``out``, or ``build/notebooks/<profile>``; never the
+    folder the notebooks are read from (the copies would overwrite them)."""
+    folder = (checks.path(out, "--out") if out is not None
+              else Path("build") / "notebooks" / profile).resolve()
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--out {str(folder)!r} is not a folder")
+    if any(path.parent.resolve() == folder for path in notebooks):
+        raise ValueError(f"--out {str(folder)!r} is the folder the notebooks are read from: "
+                         "their executed copies would overwrite them; give another folder")
+    return folder
 
 
 def main(argv: list[str] | None = None) -> int:

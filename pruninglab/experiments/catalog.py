@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..core import checks
 from . import gimp, runs, tom
 
 __all__ = ["COLUMNS", "stage_count", "table"]
@@ -85,8 +86,10 @@ def table(store: str | os.PathLike | None = None) -> pd.DataFrame:
 
     Raises:
         FileNotFoundError: ``store`` is given and is not a folder.
+        NotADirectoryError: ``$PRUNINGLAB_RUNS`` (the default store) names a file.
+        ValueError: ``store`` is empty or cannot be a path.
     """
-    root = runs.default_root() if store is None else Path(store)
+    root = runs.default_root() if store is None else checks.path(store, "store")
     if store is not None and not root.is_dir():
         raise FileNotFoundError(f"store {str(store)!r} is not a folder")
     rows = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ from . import forwarding
 
 __all__ = ["GIMPConfig", "loop", "level", "schedule_trace", "finetune", "weight_rewinding",
            "stable_weight_rewinding", "lr_rewinding", "sgimp", "one_shot"]
+
+
+MAX_LEVELS = 1_000  # pruning levels one run may take: a mistyped K (0.9999999) is refused
 
 
 @dataclass(frozen=True)
@@ -56,14 +60,21 @@ class GIMPConfig:
                                               0.5, 1.0, high_open=True))
         fix("target_density", checks.real(self.target_density, "target_density", 0.0, 1.0,
                                           low_open=True, high_open=True))
+        levels = math.ceil(math.log(self.target_density) / math.log(self.density_multiplier))
+        if not self.one_shot and levels > MAX_LEVELS:  # each level is a training
+            raise ValueError(f"K={self.density_multiplier!r} reaches target_density="
+                             f"{self.target_density!r} in {levels:,} levels; at most "
+                             f"{MAX_LEVELS:,} are allowed (Section 3.4's K=0.7 reaches 0.001 "
+                             "in 20): lower K or raise the target")
         checks.one_of(self.scope, "scope", SCOPES)
         exclude = (self.exclude,) if isinstance(self.exclude, str) else tuple(self.exclude)
         if any(not isinstance(p, str) for p in exclude):
-            raise ValueError(f"exclude must be layer names or patterns (strings), got {exclude!r}")
+            raise ValueError(f"exclude must be layer names or patterns (strings), got "
+                             f"{checks.shown(exclude)}")
         fix("exclude", exclude)
-        if not isinstance(self.carry_optimizer, bool):
-            raise ValueError(f"carry_optimizer must be True or False, got "
-                             f"{self.carry_optimizer!r}")
+        for name in ("one_shot", "carry_optimizer"):
+            checks.boolean(getattr(self, name), name)
+        checks.label(self.method, "method")
         if self.rewind_fraction is not None:
             x = checks.real(self.rewind_fraction, "rewind_fraction", 0.0, 1.0)
             if round(x * self.train_steps) != self.rewind_steps:

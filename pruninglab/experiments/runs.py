@@ -47,13 +47,15 @@ from typing import Any
 import pandas as pd
 import torch
 
+from ..core import checks
+
 try:
     import fcntl
 except ImportError:  # Windows: RunDir.lock does not lock
     fcntl = None
 
-__all__ = ["default_root", "config_hash", "cpu_state", "atomic_write", "RunDir", "load",
-           "iter_runs", "CorruptRecordWarning", "CHECKPOINT_FORMAT", "STALE_AFTER_S"]
+__all__ = ["default_root", "check_store", "config_hash", "cpu_state", "atomic_write", "RunDir",
+           "load", "iter_runs", "CorruptRecordWarning", "CHECKPOINT_FORMAT", "STALE_AFTER_S"]
 
 CHECKPOINT_FORMAT = "pruninglab-checkpoint/1"
 
@@ -74,7 +76,8 @@ def default_root() -> Path:
 
     Raises:
         ValueError: ``PRUNINGLAB_RUNS`` is set but empty (it would silently mean the
-            working directory).
+            working directory) or cannot be a path.
+        NotADirectoryError: it names a file.
     """
     value = os.environ.get("PRUNINGLAB_RUNS")
     if value is None:
@@ -82,15 +85,19 @@ def default_root() -> Path:
     if not value.strip():
         raise ValueError("PRUNINGLAB_RUNS is set but empty; set it to the run-store folder "
                          "(e.g. PRUNINGLAB_RUNS=$PWD/runs) or unset it to use ./runs")
-    return Path(value)
+    return check_store(checks.path(value, "PRUNINGLAB_RUNS (the run-store folder; unset it "
+                                          "to use ./runs)"), "PRUNINGLAB_RUNS")
+
+
+def check_store(root: Path, name: str = "store") -> Path:
+    """``root`` unless it is a file (a store is a folder, made when the first run is)."""
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(f"{name} {str(root)!r} is a file, not a run-store folder")
+    return root
 
 
 def _root(root: str | os.PathLike | None) -> Path:
-    if root is None:
-        return default_root()
-    if isinstance(root, str) and not root.strip():
-        raise ValueError("store must be a folder path or None (the default store), got ''")
-    return Path(root)
+    return default_root() if root is None else check_store(checks.path(root, "store"))
 
 
 def _canonical(obj: Any) -> str:

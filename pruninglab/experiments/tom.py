@@ -72,6 +72,7 @@ class TOMConfig:
             object.__setattr__(self, name, value)
 
         fix("train_steps", checks.integer(self.train_steps, "train_steps", minimum=1))
+        checks.label(self.method, "method")
         fix("target_density", checks.real(self.target_density, "target_density", 0.0, 1.0,
                                           low_open=True, high_open=True))
         fix("pretrain_fraction", checks.real(self.pretrain_fraction, "pretrain_fraction",

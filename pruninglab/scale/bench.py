@@ -51,6 +51,7 @@ import os
 import pathlib
 import platform
 import queue
+import re
 import statistics
 import subprocess
 import sys
@@ -121,6 +122,14 @@ positive_int = _argument("an integer >= 1", int, lambda v: checks.integer(v, "",
 non_negative_int = _argument("an integer >= 0", int, lambda v: checks.integer(v, "", minimum=0))
 density = _argument("a number in (0, 1]", float,
                     lambda v: checks.real(v, "", 0.0, 1.0, low_open=True))
+
+
+def device_name(text: str) -> str:
+    """An argparse type: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d{1,3})?", text):
+        raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda or cuda:N, got "
+                                         f"{checks.shown(text)}")
+    return text
 
 
 def _check_models(names: list[str]) -> None:
@@ -294,7 +303,7 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cores", type=positive_int, default=1,
                         help="cores per pipeline: torch threads for ours; for torchvision's "
                         "DataLoader the main process if 1, else that many worker processes")
-    parser.add_argument("--device", default="cpu",
+    parser.add_argument("--device", type=device_name, default="cpu",
                         help="where our batches are made (cpu, or cuda: then per core is "
                         "not meaningful and the torchvision baseline still runs on the CPU)")
 
@@ -463,7 +472,7 @@ _TRAIN_SIZES = {  # option: (default, with --quick)
 
 
 def _train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--device", type=device_name, default="auto", help="auto, cpu or cuda")
     parser.add_argument("--models", default="resnet20",
                         help="comma-separated pruninglab model names, e.g. resnet20,wrn-16-8,vgg19")
     parser.add_argument("--plain", default="resnet20",
@@ -583,7 +592,7 @@ def _sparse_arguments(parser: argparse.ArgumentParser) -> None:
                         help="timed forward passes per round")
     parser.add_argument("--warmup", type=non_negative_int, default=2)
     parser.add_argument("--index-dtype", choices=("int32", "int64"), default="int32")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--device", type=device_name, default="cpu", help="cpu or cuda")
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch threads (default: pruninglab.core.threads.plan(): "
                         "$PRUNINGLAB_THREADS, else the usable CPUs)")
@@ -1018,7 +1027,7 @@ def _one_round(n: int, spec: dict) -> dict:
 
 
 def _concurrent_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--device", type=device_name, default="auto", help="auto, cpu or cuda")
     parser.add_argument("--model", default="resnet20", help="a pruninglab model name")
     parser.add_argument("--counts", type=_thread_counts, default=[1, 2, 4, 8],
                         help="comma-separated numbers of trainings at once (default 1,2,4,8)")
@@ -1088,7 +1097,9 @@ def add_sections(sub: argparse._SubParsersAction) -> None:
     """A sub-command per section, and ``all``, in ``sub`` (of ``pruninglab bench`` and of
     :func:`main`); :func:`run_sections` runs what was parsed."""
     for name, (add_arguments, fn) in SECTIONS.items():
-        add_arguments(sub.add_parser(name, help=(fn.__doc__ or "").split("\n")[0]))
+        parser = sub.add_parser(name, help=(fn.__doc__ or "").split("\n")[0])
+        add_arguments(parser)
+        parser.set_defaults(bench_parser=parser)
     sub.add_parser("all", help="every section with its defaults")
 
 
@@ -1105,7 +1116,16 @@ def run_sections(args: argparse.Namespace) -> int:
             section_args = args
         plan = threads.configure(getattr(section_args, "threads", None))
         print(machine(plan))
-        table = fn(section_args)
+        try:
+            table = fn(section_args)
+        except ValueError as err:  # an option's value the section's checks refuse (a model
+            # name, a density), found once the section reads it: a usage error
+            if args.section == "all":
+                raise
+            args.bench_parser.error(str(err))
+        except FileNotFoundError as err:  # a data set or a folder that is not here
+            print(f"pruninglab bench {name}: {err}", file=sys.stderr)
+            return 1
         with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 120):
             print(table.to_string())
         print()

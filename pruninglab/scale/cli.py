@@ -10,6 +10,7 @@ is wrong, and exits with status 2; work that fails (a notebook, a download) exit
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     fetch_p.add_argument("name", choices=data.names())
     fetch_p.add_argument("--root", default=None, help="where downloads go (default "
                          "$PRUNINGLAB_DATA or ~/.cache/pruninglab)")
+    fetch_p.set_defaults(fetch_parser=fetch_p)
 
     bench_p = sub.add_parser("bench", help="the benchmarks (ratios against a baseline)")
     bench.add_sections(bench_p.add_subparsers(dest="section", required=True))
@@ -76,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _fetch(args: argparse.Namespace) -> int:
     try:
         source = data.fetch(args.name, root=args.root)
+    except ValueError as err:  # --root or PRUNINGLAB_DATA empty, or not a path
+        args.fetch_parser.error(str(err))
     except OSError as err:  # FileNotFoundError: not here, and the download failed
         print(f"pruninglab data fetch: {err}", file=sys.stderr)
         return 1
@@ -94,7 +98,7 @@ def _readable_bytes(n: int) -> str:
 def _runs_ls(args: argparse.Namespace) -> int:
     try:
         frame = catalog.table(args.store)
-    except (FileNotFoundError, ValueError) as err:  # ValueError: PRUNINGLAB_RUNS set empty
+    except (FileNotFoundError, NotADirectoryError, ValueError) as err:  # an empty path, a file
         args.runs_parser.error(str(err))
     except OSError as err:  # e.g. a store this user may not read
         print(f"{args.runs_parser.prog}: {err}", file=sys.stderr)
@@ -118,6 +122,15 @@ def _runs_ls(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``pruninglab`` with ``argv`` (default: the command line); the exit status."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # the reader stopped reading (``pruninglab ... | head``): quietly
+        # end, as a shell tool does; the rest of the output has nowhere to go
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.area == "notebooks":
         return notebooks.command(args)

@@ -20,6 +20,7 @@ same path on every node: a shared file system.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import multiprocessing
@@ -28,6 +29,7 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -59,8 +61,11 @@ def _notebook_output(item: Item, out: Path) -> Path:
 
 
 def _finished_marker(item: Item, store: Path) -> dict:
+    # the kernel ran with PRUNINGLAB_PROFILE set to the item's profile (run_item), so the
+    # profile the notebook really ran is the one in its parameters
     return {"notebook": Path(item.task["notebook"]).name,
-            "parameters": item.task["parameters"], "store": str(store)}
+            "parameters": item.task["parameters"], "store": str(store),
+            "ran_profile": item.task["parameters"]["PROFILE"]}
 
 
 def _notebook_finished(item: Item, sweep: Sweep) -> bool:
@@ -121,18 +126,38 @@ def run_item(item: Item, store: str | os.PathLike, out: str | os.PathLike) -> di
     """
     if item.sort == "run":
         return _train(item, Path(store))
-    os.environ["PRUNINGLAB_RUNS"] = str(store)
-    os.environ[threads.ENV] = str(item.task["threads"])
-    os.environ.setdefault(exercises.FILL_VARIABLE, "1")
     folder = Path(out) / item.task["folder"]
     (folder / FINISHED).unlink(missing_ok=True)  # until this run has ended well
-    [(name, _, error)] = notebooks.execute([Path(item.task["notebook"])], folder,
-                                          item.task["parameters"], progress=False)
+    # What the kernel reads from its environment; its profile too, as a PRUNINGLAB_PROFILE
+    # left in a worker's environment would win over the PROFILE parameter
+    # (pruninglab.experiments.profiles.resolve).
+    kernel = {"PRUNINGLAB_RUNS": str(store), threads.ENV: str(item.task["threads"]),
+              "PRUNINGLAB_PROFILE": item.task["parameters"]["PROFILE"],
+              exercises.FILL_VARIABLE: os.environ.get(exercises.FILL_VARIABLE, "1")}
+    with _environment(kernel):
+        [(name, _, error)] = notebooks.execute([Path(item.task["notebook"])], folder,
+                                              item.task["parameters"], progress=False)
     if error:
         raise RuntimeError(f"{name} failed: {error} (executed copy: {folder / name})")
     runs.atomic_write(folder / FINISHED, json.dumps(
         _finished_marker(item, Path(store)), indent=1).encode())
     return {"output": str(folder / name)}
+
+
+@contextlib.contextmanager
+def _environment(variables: dict[str, str]) -> Iterator[None]:
+    """Set ``variables`` in this process's environment (which a kernel started now
+    inherits), and put back what was there afterwards."""
+    before = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _train(item: Item, store: Path) -> dict:
@@ -498,6 +523,8 @@ def command(args: argparse.Namespace) -> int:
     """``pruninglab sweep``: a bad file is a usage error (status 2); a failed item, or Ray
     missing, status 1; an interrupted sweep 130."""
     parser: argparse.ArgumentParser = args.sweep_parser
+    if args.cpus is not None and args.cpus < 1:
+        parser.error(f"--cpus must be an integer >= 1, got {args.cpus}")
     if args.processes is not None:
         if args.processes < 1:
             parser.error(f"--processes must be an integer >= 1, got {args.processes}")

@@ -42,6 +42,7 @@ file, the table and the key. The same run twice (sGIMP(0 %) is LR rewinding) is 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import inspect
 import itertools
 import json
@@ -54,7 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core import checks
-from ..course import notebooks
+from ..course import notebooks, parameters
 from ..experiments import gimp, gimp_runs, profiles, runs, tom, tom_runs
 from ..experiments.config import Setup
 
@@ -71,6 +72,13 @@ PRESETS: dict[str, Callable[..., gimp.GIMPConfig]] = {
 EXPERIMENTS = ("gimp", "tom")
 
 RESOURCE_KEYS = {"cpus", "gpus", "retries"}
+# Options that take a list as one value (a grid over them is a list of lists).
+LIST_OPTIONS = {"exclude"}
+# Bounds that keep a mistyped file from hanging `sweep --dry-run`: a sweep's items are
+# built and checked whole before anything runs (the thesis's batch recipe has 270).
+MAX_ITEMS = 10_000
+MAX_CPUS = 1_024     # CPUs one item reserves: more than one node has
+MAX_RETRIES = 100
 SWEEP_KEYS = RESOURCE_KEYS | {"store", "out"}
 RUN_KEYS = RESOURCE_KEYS | {"experiment", "preset", "profile", "model", "dataset", "seeds",
                             "train_steps", "target_density", "options", "device", "after"}
@@ -134,12 +142,20 @@ def resolve_file(name: str | os.PathLike) -> Path:
 
     Raises:
         FileNotFoundError: neither exists; the message lists the packaged ones.
+        SweepFileError: ``name`` is a packaged sweep's name and a file here too (write
+            ``./thesis`` for the file), or it cannot be a path.
     """
-    path = Path(name)
+    path = checks.path(name, "sweep file")
+    text = str(name)
+    ours = PACKAGED / f"{text}.toml"
     if path.is_file():
+        if text in packaged():  # a bare name such as "thesis", also a file here
+            raise SweepFileError(f"{text!r} is both a file here ({path.resolve()}) and one of "
+                                 f"pruninglab's sweeps; write ./{text} for the file, or run "
+                                 "from another folder for pruninglab's")
         return path
-    if (PACKAGED / f"{path.name}.toml").is_file() and path.name == str(name):
-        return PACKAGED / f"{path.name}.toml"
+    if text in packaged():
+        return ours
     raise FileNotFoundError(f"sweep file {str(name)!r} not found (no such file, and not one of "
                             f"pruninglab's sweeps: {', '.join(packaged())})")
 
@@ -151,28 +167,50 @@ def _fail(file: Path, where: str, message: str) -> SweepFileError:
 def _check_keys(table: dict, allowed: set[str], file: Path, where: str) -> None:
     for key in table:
         if key not in allowed:
-            raise _fail(file, where, f"unknown key {key!r}; allowed: {', '.join(sorted(allowed))}")
+            raise _fail(file, where, f"unknown key {checks.shown(key)}; allowed: "
+                                     f"{', '.join(sorted(allowed))}")
 
 
-def _grid(table: dict, keys: list[str], file: Path, where: str) -> Iterator[dict]:
-    """Every combination of ``table``'s values for ``keys``: a list is an axis, any other
-    value one point. An empty list raises."""
+def _axes(table: dict, keys: list[str], file: Path, where: str,
+          lists: frozenset[str] | set[str] = frozenset()) -> list[list]:
+    """The values of each of ``table``'s ``keys``: a list is an axis of the grid, any other
+    value one point. A key in ``lists`` takes a list as one value, so its axis is a list of
+    lists (``exclude = [["fc1", "fc2"], ["fc3"]]``: two runs). An empty axis raises."""
     axes = []
     for key in keys:
         value = table[key]
         if isinstance(value, list) and not value:
             raise _fail(file, where, f"{key} = [] is an empty grid; give at least one value")
-        axes.append(value if isinstance(value, list) else [value])
+        if key in lists and isinstance(value, list):
+            nested = [isinstance(v, list) for v in value]
+            if any(nested) and not all(nested):
+                raise _fail(file, where, f"{key} takes a list as one value: write one list, "
+                                         f"or a list of lists for a grid, got "
+                                         f"{checks.shown(value)}")
+            axes.append(value if all(nested) else [value])
+        else:
+            axes.append(value if isinstance(value, list) else [value])
+    return axes
+
+
+def _grid(axes: list[list], keys: list[str]) -> Iterator[dict]:
+    """Every combination of the values of ``axes``, as ``{key: value}``."""
     for values in itertools.product(*axes):
         yield dict(zip(keys, values))
+
+
+def _check_size(count: int, file: Path, where: str) -> None:
+    if count > MAX_ITEMS:
+        raise _fail(file, where, f"the grid makes {count:,} items; a sweep file may make at "
+                                 f"most {MAX_ITEMS:,} (split it into several files)")
 
 
 def _resources(table: dict, defaults: dict, file: Path, where: str) -> dict:
     merged = {**defaults, **{k: table[k] for k in RESOURCE_KEYS if k in table}}
     try:
-        cpus = checks.real(merged["cpus"], "cpus", 0.0, low_open=True)
+        cpus = checks.real(merged["cpus"], "cpus", 0.0, MAX_CPUS, low_open=True)
         gpus = checks.real(merged["gpus"], "gpus (the share of one GPU)", 0.0, 1.0)
-        retries = checks.integer(merged["retries"], "retries", minimum=0)
+        retries = checks.integer(merged["retries"], "retries", minimum=0, maximum=MAX_RETRIES)
     except ValueError as err:
         raise _fail(file, where, str(err)) from None
     return {"cpus": cpus, "gpus": gpus, "retries": retries}
@@ -199,15 +237,22 @@ def _run_items(table: dict, defaults: dict, group: int, file: Path,
         raise _fail(file, where, "options must be a table, e.g. options = { K = 0.8 }")
     seeds = table.get("seeds")
     if seeds is not None and not (isinstance(seeds, list) and seeds):
-        raise _fail(file, where, f"seeds must be a list of at least one seed, got {seeds!r}")
+        raise _fail(file, where, f"seeds must be a list of at least one seed, got "
+                                 f"{checks.shown(seeds)}")
     device = _device(table.get("device"), resources["gpus"], "device", file, where)
     axes = [k for k in ("experiment", "preset", "profile", "model", "dataset", "train_steps",
                         "target_density") if k in table]
     items = []
+    point_axes = _axes(table, axes, file, where)
+    option_axes = _axes(options, list(options), file, f"{where}, options", LIST_OPTIONS)
+    profiles_named = [_profile(p, file, where) for p in point_axes[axes.index("profile")]]
+    most_seeds = len(seeds) if seeds else max(len(p.seeds) for p in profiles_named)
+    _check_size(math.prod(map(len, point_axes + option_axes)) * most_seeds, file, where)
     shown = [k for k in ("train_steps", "target_density") if isinstance(table.get(k), list)]
-    shown += [k for k, v in options.items() if isinstance(v, list) and k != "rewind_fraction"]
-    for point in _grid(table, axes, file, where):
-        for option_point in _grid(options, list(options), file, f"{where}, options"):
+    shown += [k for k, v in options.items() if isinstance(v, list) and k != "rewind_fraction"
+              and (k not in LIST_OPTIONS or all(isinstance(x, list) for x in v))]
+    for point in _grid(point_axes, axes):
+        for option_point in _grid(option_axes, list(options)):
             for seed in seeds or _profile(point["profile"], file, where).seeds:
                 task = _run_item(point, option_point, seed, device, file, where)
                 task["threads"] = _threads(resources["cpus"])
@@ -221,7 +266,7 @@ def _profile(name: object, file: Path, where: str) -> profiles.Profile:
     try:
         return profiles.get(name)
     except (ValueError, TypeError):  # TypeError: a table, which cannot be a profile's name
-        raise _fail(file, where, f"profile {name!r} is unknown; known profiles: "
+        raise _fail(file, where, f"profile {checks.shown(name)} is unknown; known profiles: "
                                  f"{', '.join(profiles.PROFILES)}") from None
 
 
@@ -231,7 +276,7 @@ def _device(device: object, gpus: float, key: str, file: Path, where: str) -> st
     if device is None:
         return "cuda" if gpus > 0 else "cpu"
     if device not in ("auto", "cpu", "cuda"):
-        raise _fail(file, where, f"{key} {device!r} is not auto, cpu or cuda")
+        raise _fail(file, where, f"{key} {checks.shown(device)} is not auto, cpu or cuda")
     if device == "cuda" and gpus == 0:
         raise _fail(file, where, f"{key} 'cuda' needs gpus > 0: Ray hides the GPUs from a "
                                  "task that reserves none")
@@ -243,7 +288,7 @@ def _run_item(point: dict, options: dict, seed: object, device: str, file: Path,
     """The task of one run: its setup and config, checked by building them."""
     experiment = point["experiment"]
     if not isinstance(experiment, str) or experiment not in EXPERIMENTS:
-        raise _fail(file, where, f"experiment {experiment!r} is not one of "
+        raise _fail(file, where, f"experiment {checks.shown(experiment)} is not one of "
                                  f"{', '.join(EXPERIMENTS)}")
     if experiment == "gimp" and "preset" not in point:
         raise _fail(file, where, f"preset is missing; one of {', '.join(PRESETS)}")
@@ -253,7 +298,8 @@ def _run_item(point: dict, options: dict, seed: object, device: str, file: Path,
     profile = _profile(point["profile"], file, where)
     for key in ("model", "dataset"):
         if key in point and not isinstance(point[key], str):
-            raise _fail(file, where, f"{key} must be a name (a string), got {point[key]!r}")
+            raise _fail(file, where, f"{key} must be a name (a string), got "
+                                     f"{checks.shown(point[key])}")
     try:
         setup = profile.setup(model=point.get("model"), dataset=point.get("dataset"),
                               seed=seed, train_steps=point.get("train_steps"))
@@ -261,7 +307,8 @@ def _run_item(point: dict, options: dict, seed: object, device: str, file: Path,
         if experiment == "gimp":
             preset = point["preset"]
             if not isinstance(preset, str) or preset not in PRESETS:
-                raise ValueError(f"preset {preset!r} is not one of {', '.join(PRESETS)}")
+                raise ValueError(f"preset {checks.shown(preset)} is not one of "
+                                 f"{', '.join(PRESETS)}")
             build = PRESETS[preset]
             accepted = set(inspect.signature(build).parameters) - {"train_steps",
                                                                   "target_density", "kw"}
@@ -285,15 +332,16 @@ def _run_item(point: dict, options: dict, seed: object, device: str, file: Path,
 
 def _path(value: object, key: str, file: Path, where: str) -> Path:
     """``value``, a path relative to the sweep file's folder (``~`` expanded)."""
-    if not isinstance(value, str) or not value:
-        raise _fail(file, where, f"{key} must be a path (a string), got {value!r}")
-    return (file.parent / Path(value).expanduser()).resolve()
+    try:
+        return (file.parent / checks.path(value, key)).resolve()
+    except ValueError as err:
+        raise _fail(file, where, str(err)) from None
 
 
 def _check_options(options: dict, accepted: set[str], what: str) -> None:
     for key in options:
         if key not in accepted:
-            raise ValueError(f"options: unknown key {key!r} for {what}; allowed: "
+            raise ValueError(f"options: unknown key {checks.shown(key)} for {what}; allowed: "
                              f"{', '.join(sorted(accepted))}")
 
 
@@ -304,17 +352,22 @@ def _notebook_items(table: dict, defaults: dict, group: int, file: Path,
     ids = table.get("ids")
     if not (isinstance(ids, list) and ids and all(isinstance(i, str) for i in ids)):
         raise _fail(file, where, f"ids must be a list of notebook numbers such as "
-                                 f"[\"05\"], got {ids!r}")
+                                 f"[\"05\"], got {checks.shown(ids)}")
     profile = table.get("profile", "quick")
     if isinstance(profile, list):
         raise _fail(file, where, "profile: a [[notebooks]] table takes one profile; write a "
                                  "table per profile")
     profile = _profile(profile, file, where).name
-    parameters = table.get("parameters", {})
-    if not isinstance(parameters, dict):
+    environment = os.environ.get("PRUNINGLAB_PROFILE") or None
+    if environment is not None and environment != profile:
+        raise _fail(file, where, f"profile {profile!r}, but PRUNINGLAB_PROFILE="
+                                 f"{checks.shown(environment)} is set in the environment and "
+                                 "every notebook would run that instead; unset it")
+    given = table.get("parameters", {})
+    if not isinstance(given, dict):
         raise _fail(file, where, "parameters must be a table, e.g. parameters = { SEED = 1 }")
     for fixed in ("PROFILE", "INTERACTIVE"):
-        if fixed in parameters:
+        if fixed in given:
             raise _fail(file, where, f"parameters: {fixed} is set by the sweep (give "
                                      "profile = ... instead)" if fixed == "PROFILE" else
                         f"parameters: {fixed} is set by the sweep (False: headless)")
@@ -329,27 +382,31 @@ def _notebook_items(table: dict, defaults: dict, group: int, file: Path,
     for notebook_id in ids:
         found = [p for p in every if p.name.startswith(notebook_id)]
         if len(found) != 1:
-            raise _fail(file, where, f"ids: {notebook_id!r} matches {len(found)} notebooks; "
+            raise _fail(file, where, f"ids: {checks.shown(notebook_id)} matches {len(found)} "
+                                     "notebooks; "
                                      f"the notebooks are {', '.join(p.name[:2] for p in every)}")
         path = found[0].resolve()
         try:
-            declared = notebooks.parameters(path)
-        except (ValueError, SyntaxError) as err:
-            raise _fail(file, where, f"ids: {notebook_id!r}: {err}") from None
-        for key in parameters:
-            if key not in declared:
-                raise _fail(file, where, f"parameters: {path.name} has no parameter {key!r}; "
-                                         f"its parameters: {', '.join(declared)}")
-        for point in _grid(parameters, list(parameters), file, f"{where}, parameters"):
-            for key, value in point.items():
-                if not isinstance(value, str | int | float | bool):
-                    raise _fail(file, where, f"parameters: {key} = {value!r} is not a string, "
-                                             "number or boolean")
+            declared = parameters.declared(path)
+        except ValueError as err:
+            raise _fail(file, where, f"ids: {checks.shown(notebook_id)}: {err}") from None
+        axes = _axes(given, list(given), file, f"{where}, parameters", parameters.LIST_VALUED)
+        _check_size(math.prod(map(len, axes)) * len(ids), file, where)
+        for point in _grid(axes, list(given)):
+            try:
+                point = {key: parameters.check(path.name, key, value, declared)
+                         for key, value in point.items()}
+            except ValueError as err:
+                raise _fail(file, where, f"parameters: {err}") from None
             device = _device(point.get("DEVICE"), resources["gpus"], "parameters: DEVICE",
                              file, where)
             values = {**point, "DEVICE": device, "PROFILE": profile, "INTERACTIVE": False}
             name = " ".join([path.name[:2], profile] + [f"{k}={v}" for k, v in point.items()])
-            slug = re.sub(r"[^A-Za-z0-9=.+-]+", "_", name.replace(" ", "-"))
+            slug = re.sub(r"[^A-Za-z0-9=.+-]+", "_",
+                          name.replace(", ", ",").replace(" ", "-"))
+            if len(slug) > 100:  # a folder name stays short: cut, and told apart by a hash
+                digest = hashlib.sha256(slug.encode()).hexdigest()[:12]
+                slug, name = f"{slug[:80]}-{digest}", f"{name[:80]}... {digest}"
             task = {"notebook": str(path), "parameters": values, "folder": slug,
                     "threads": _threads(resources["cpus"])}
             items.append(Item(name, "notebook", task, group=group, **resources))
@@ -378,6 +435,8 @@ def load(file: str | os.PathLike, store: str | os.PathLike | None = None,
         document = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise _fail(path, "TOML", str(err)) from None
+    except RecursionError:
+        raise _fail(path, "TOML", "nested too deeply to read") from None
     _check_keys(document, {"sweep", "runs", "notebooks"}, path, "top level")
     head = document.get("sweep", {})
     if not isinstance(head, dict):
@@ -409,7 +468,7 @@ def load(file: str | os.PathLike, store: str | os.PathLike | None = None,
         where = f"[[{sort}]] #{counters[sort]}"
         after = table.get("after", False)
         if not isinstance(after, bool):
-            raise _fail(path, where, f"after must be true or false, got {after!r}")
+            raise _fail(path, where, f"after must be true or false, got {checks.shown(after)}")
         if after and items:
             group += 1
         make = _run_items if sort == "runs" else _notebook_items
@@ -427,14 +486,21 @@ def load(file: str | os.PathLike, store: str | os.PathLike | None = None,
             if key not in seen:
                 seen.add(key)
                 items.append(item)
+        _check_size(len(items), path, where)
     if not items:
         raise _fail(path, "top level", "no items: add [[runs]] or [[notebooks]] tables")
-    store = Path(store).expanduser() if store is not None else (
-        _path(head["store"], "store", path, "[sweep]") if "store" in head
-        else runs.default_root())
-    out = Path(out).expanduser() if out is not None else (
-        _path(head["out"], "out", path, "[sweep]") if "out" in head
-        else Path("build") / "sweep")
+    try:
+        store = (checks.path(store, "store") if store is not None
+                 else _path(head["store"], "store", path, "[sweep]") if "store" in head
+                 else runs.default_root())
+        out = (checks.path(out, "out") if out is not None
+               else _path(head["out"], "out", path, "[sweep]") if "out" in head
+               else Path("build") / "sweep")
+        runs.check_store(store)
+    except NotADirectoryError as err:
+        raise _fail(path, "store", str(err)) from None
+    if out.exists() and not out.is_dir():
+        raise _fail(path, "out", f"{str(out)!r} is a file, not a folder")
     return Sweep(path, tuple(items), store.resolve(), out.resolve())
 
 
