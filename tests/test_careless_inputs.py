@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 NOTEBOOK = '[[notebooks]]\nids = ["05"]\nprofile = "smoke"\n'
 RUN = '[[runs]]\npreset = "finetune"\nprofile = "smoke"\nseeds = [0]\n'
@@ -93,6 +94,8 @@ def test_a_sweep_checks_notebook_parameter_values_with_the_librarys_rules(tmp_pa
     (["-p", "MODEL", "vgg"], "00_index.ipynb: MODEL must be a model name"),
     (["-p", "INTERACTIVE", "None"], "INTERACTIVE cannot be None"),
     (["--timeout", "-3"], "--timeout must be a number of seconds >= 1, got -3"),
+    pytest.param(["-p", "DEVICE", "cuda"], "-p DEVICE cuda: CUDA is not available",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="has CUDA")),
 ])
 def test_notebooks_run_checks_each_parameter_against_the_parameters_cell(argv, message,
                                                                          capsys):
@@ -130,6 +133,8 @@ def test_a_list_valued_option_is_one_run_and_a_list_of_lists_is_a_grid(tmp_path)
     assert list(one.task["config"]["exclude"]) == ["fc1", "fc2"]
     both = sweep.load(write(tmp_path, RUN + 'options = { exclude = [["fc1"], ["fc2", "fc3"]] }\n'))
     assert [list(i.task["config"]["exclude"]) for i in both.items] == [["fc1"], ["fc2", "fc3"]]
+    [none] = sweep.load(write(tmp_path, RUN + "options = { exclude = [] }\n")).items
+    assert list(none.task["config"]["exclude"]) == []  # one value: exclude nothing
     with pytest.raises(sweep.SweepFileError, match=r"exclude must be layer names or patterns "
                                                    r"\(strings\), got \(1,\)"):
         sweep.load(write(tmp_path, RUN + "options = { exclude = [1] }\n"))
@@ -222,8 +227,11 @@ def test_a_huge_grid_is_refused_before_its_items_are_built(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     ("x = " + "[" * 5000 + "]" * 5000 + "\n", "TOML: nested too deeply to read"),
-    (NOTEBOOK + "cpus = inf\n", "cpus must be a number in (0, 1024], got inf"),
+    (NOTEBOOK + "cpus = inf\n", "cpus must be a number in [0.01, 1024], got inf"),
     (NOTEBOOK + "retries = 1000000000\n", "retries must be an integer in [0, 100]"),
+    (NOTEBOOK + "cpus = 1e-300\n", "cpus must be a number in [0.01, 1024], got 1e-300"),
+    (NOTEBOOK + "gpus = 1e-300\n", "must be 0 or in [0.01, 1], got 1e-300"),
+    (RUN + "train_steps = 1e300\n", "train_steps must be an integer >= 1, got 1e+300"),
     ('[sweep]\nstore = "~nouser/x"\n' + NOTEBOOK, "store '~nouser/x' starts with ~, but no"),
     ('[sweep]\nstore = "a\\u0000b"\n' + NOTEBOOK, "holds a NUL byte, which no path can hold"),
     (RUN + 'model = "' + "m" * 1_000_000 + '"\n', "... (1,000,002 characters)"),

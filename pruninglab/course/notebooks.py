@@ -398,6 +398,10 @@ def _checked_parameters(notebooks: list[Path], given: dict[str, str],
                              f"theirs: {', '.join(known)}")
         for path in having:
             values[name] = parameters.check(path.name, name, value, declared[path])
+    device = values.get("DEVICE", "auto")
+    if device.startswith("cuda") and not torch.cuda.is_available():  # kernels run here
+        raise ValueError(f"-p DEVICE {device}: CUDA is not available on this machine, where "
+                         "the notebooks would run; give auto or cpu")
     return values
 
 

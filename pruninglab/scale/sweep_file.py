@@ -78,6 +78,7 @@ LIST_OPTIONS = {"exclude"}
 # built and checked whole before anything runs (the thesis's batch recipe has 270).
 MAX_ITEMS = 10_000
 MAX_CPUS = 1_024     # CPUs one item reserves: more than one node has
+MIN_SHARE = 0.01     # the smallest share of a CPU or GPU an item reserves (Ray counts 1e-4)
 MAX_RETRIES = 100
 SWEEP_KEYS = RESOURCE_KEYS | {"store", "out"}
 RUN_KEYS = RESOURCE_KEYS | {"experiment", "preset", "profile", "model", "dataset", "seeds",
@@ -179,9 +180,11 @@ def _axes(table: dict, keys: list[str], file: Path, where: str,
     axes = []
     for key in keys:
         value = table[key]
-        if isinstance(value, list) and not value:
+        if isinstance(value, list) and not value and key not in lists:
             raise _fail(file, where, f"{key} = [] is an empty grid; give at least one value")
-        if key in lists and isinstance(value, list):
+        if key in lists and value == []:  # one value: the empty list (exclude nothing)
+            axes.append([value])
+        elif key in lists and isinstance(value, list):
             nested = [isinstance(v, list) for v in value]
             if any(nested) and not all(nested):
                 raise _fail(file, where, f"{key} takes a list as one value: write one list, "
@@ -208,8 +211,11 @@ def _check_size(count: int, file: Path, where: str) -> None:
 def _resources(table: dict, defaults: dict, file: Path, where: str) -> dict:
     merged = {**defaults, **{k: table[k] for k in RESOURCE_KEYS if k in table}}
     try:
-        cpus = checks.real(merged["cpus"], "cpus", 0.0, MAX_CPUS, low_open=True)
+        cpus = checks.real(merged["cpus"], "cpus", MIN_SHARE, MAX_CPUS)
         gpus = checks.real(merged["gpus"], "gpus (the share of one GPU)", 0.0, 1.0)
+        if 0 < gpus < MIN_SHARE:
+            raise ValueError(f"gpus (the share of one GPU) must be 0 or in [{MIN_SHARE}, 1], "
+                             f"got {gpus!r}")
         retries = checks.integer(merged["retries"], "retries", minimum=0, maximum=MAX_RETRIES)
     except ValueError as err:
         raise _fail(file, where, str(err)) from None
@@ -296,6 +302,11 @@ def _run_item(point: dict, options: dict, seed: object, device: str, file: Path,
         raise _fail(file, where, "preset is GIMP's; a TOM run takes TOMConfig's keywords in "
                                  "options")
     profile = _profile(point["profile"], file, where)
+    if "train_steps" in point:
+        try:
+            checks.integer(point["train_steps"], "train_steps", minimum=1)
+        except ValueError as err:
+            raise _fail(file, where, str(err)) from None
     for key in ("model", "dataset"):
         if key in point and not isinstance(point[key], str):
             raise _fail(file, where, f"{key} must be a name (a string), got "
