@@ -39,7 +39,8 @@ def usage_error(argv: list[str], capsys) -> str:
 @pytest.fixture(autouse=True)
 def quiet_environment(monkeypatch, tmp_path):
     """No profile, store or data folder from the shell: each test sets what it is about."""
-    for name in ("PRUNINGLAB_PROFILE", "PRUNINGLAB_RUNS", "PRUNINGLAB_DATA"):
+    for name in ("PRUNINGLAB_PROFILE", "PRUNINGLAB_RUNS", "PRUNINGLAB_DATA",
+                 "PRUNINGLAB_FILL_EXERCISES"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
 
@@ -100,6 +101,15 @@ def test_a_sweep_checks_notebook_parameter_values_with_the_librarys_rules(tmp_pa
 def test_notebooks_run_checks_each_parameter_against_the_parameters_cell(argv, message,
                                                                          capsys):
     assert message in usage_error(["notebooks", "run", "00", *argv], capsys)
+
+
+def test_a_bad_fill_exercises_variable_is_refused_before_any_kernel_starts(tmp_path,
+                                                                           monkeypatch, capsys):
+    monkeypatch.setenv("PRUNINGLAB_FILL_EXERCISES", "yes")
+    message = "PRUNINGLAB_FILL_EXERCISES must be 0 or 1, got 'yes'"
+    assert message in usage_error(["notebooks", "run", "00"], capsys)
+    with pytest.raises(sweep.SweepFileError, match=message):
+        sweep.load(write(tmp_path, NOTEBOOK))
 
 
 def test_a_list_valued_parameter_is_one_value_and_a_list_of_lists_is_a_grid(tmp_path):

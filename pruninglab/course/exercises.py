@@ -44,8 +44,8 @@ import torch
 from . import exercises_basics, exercises_pruning
 from .exercise_checks import Exercise, Mistake, difference, judge, one_line
 
-__all__ = ["FILL_VARIABLE", "Exercise", "Mistake", "check", "describe", "difference", "names",
-           "solution"]
+__all__ = ["FILL_VARIABLE", "Exercise", "Mistake", "check", "describe", "difference",
+           "fill_requested", "names", "solution"]
 
 FILL_VARIABLE = "PRUNINGLAB_FILL_EXERCISES"
 
@@ -63,7 +63,7 @@ def check(id: str, answer: object) -> bool:
     """
     try:
         exercise = _get(id)
-        fill = _fill_requested()
+        fill = fill_requested()
     except ValueError as err:
         print(f"✗ {err}")
         return False
@@ -86,7 +86,9 @@ def check(id: str, answer: object) -> bool:
     return bool(verdict)
 
 
-def _fill_requested() -> bool:
+def fill_requested() -> bool:
+    """Whether ``$PRUNINGLAB_FILL_EXERCISES`` is ``1`` (``0`` or unset: no); else
+    ``ValueError``."""
     value = os.environ.get(FILL_VARIABLE, "0").strip()
     if value not in ("0", "1", ""):
         raise ValueError(f"{FILL_VARIABLE} must be 0 or 1, got {value!r}")

@@ -335,6 +335,7 @@ def command(args: argparse.Namespace) -> int:
     else:
         os.environ.setdefault(exercises.FILL_VARIABLE, "1")
     try:
+        exercises.fill_requested()  # a bad value would fail every kernel at its first check
         plan = threads.configure()  # sets OMP_NUM_THREADS etc. for the kernels started below
     except ValueError as err:
         parser.error(str(err))

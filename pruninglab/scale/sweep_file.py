@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core import checks
-from ..course import notebooks, parameters
+from ..course import exercises, notebooks, parameters
 from ..experiments import gimp, gimp_runs, profiles, runs, tom, tom_runs
 from ..experiments.config import Setup
 
@@ -374,6 +374,10 @@ def _notebook_items(table: dict, defaults: dict, group: int, file: Path,
         raise _fail(file, where, f"profile {profile!r}, but PRUNINGLAB_PROFILE="
                                  f"{checks.shown(environment)} is set in the environment and "
                                  "every notebook would run that instead; unset it")
+    try:
+        exercises.fill_requested()  # a bad value would fail every notebook's first check
+    except ValueError as err:
+        raise _fail(file, where, str(err)) from None
     given = table.get("parameters", {})
     if not isinstance(given, dict):
         raise _fail(file, where, "parameters must be a table, e.g. parameters = { SEED = 1 }")
