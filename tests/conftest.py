@@ -1,20 +1,35 @@
 """Fixtures shared by the unit tests: the embedded data sets (loaded once per session; tests
 must not modify them), a factory for tiny in-memory data sets, and a small course site
-(shared with the browser test)."""
+(shared with the browser test); and helpers tests import (``convnet``, ``usage_error``)."""
 
 from __future__ import annotations
 
+from pruninglab import cli, threads
 from pruninglab import data as data_module
-from pruninglab import threads
 from pruninglab.core.pruning import prune
 
 import errno
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
+
+
+def usage_error(argv: list[str], capsys, main: Callable[[list[str]], int] = cli.main) -> str:
+    """Run ``main(argv)`` (default: the ``pruninglab`` command), expect a usage error (exit
+    status 2, the usage, one line naming what is wrong, no traceback), and return that line."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert lines[0].startswith("usage: pruninglab")
+    assert lines[-1].startswith("pruninglab") and ": error: " in lines[-1]
+    return lines[-1]
 
 
 def pytest_configure(config) -> None:

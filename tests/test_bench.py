@@ -12,6 +12,7 @@ import sys
 
 import pytest
 import torch
+from conftest import usage_error
 
 TINY = ["--input-size", "4", "--batch-size", "8", "--rounds", "2", "--steps", "1", "--warmup", "1"]
 
@@ -70,23 +71,15 @@ def test_train_section_times_the_fast_path_and_the_plain_loop_on_cpu(capsys):
         assert column in out
 
 
-def usage_error(argv: list[str], capsys) -> str:
-    """The last line ``bench.main(argv)`` writes to stderr, checking it exits with status 2
-    (a usage error, not a traceback)."""
-    with pytest.raises(SystemExit) as caught:
-        bench.main(argv)
-    assert caught.value.code == 2
-    return capsys.readouterr().err.strip().splitlines()[-1]
-
-
 def test_train_section_refuses_compile_on_cpu(capsys):
     assert "--compile needs --device cuda" in usage_error(
-        ["train", "--device", "cpu", "--compile", "--quick"], capsys)
+        ["train", "--device", "cpu", "--compile", "--quick"], capsys, bench.main)
 
 
 def test_train_section_refuses_a_plain_model_that_is_not_timed(capsys):
     assert "--plain" in usage_error(
-        ["train", "--device", "cpu", "--models", "resnet8", "--plain", "resnet20"], capsys)
+        ["train", "--device", "cpu", "--models", "resnet8", "--plain", "resnet20"], capsys,
+        bench.main)
 
 
 def test_sparse_section_prints_dense_and_csr_latency_and_bytes(capsys):
@@ -190,9 +183,9 @@ def test_concurrent_section_runs_one_and_two_trainings_as_processes_and_compares
 
 def test_concurrent_section_says_when_a_training_process_fails(capsys):
     assert "unknown model 'resnet7'" in usage_error(
-        ["concurrent", "--device", "cpu", "--model", "resnet7"], capsys)
+        ["concurrent", "--device", "cpu", "--model", "resnet7"], capsys, bench.main)
     assert "--counts must include 1" in usage_error(
-        ["concurrent", "--device", "cpu", "--counts", "2,4"], capsys)
+        ["concurrent", "--device", "cpu", "--counts", "2,4"], capsys, bench.main)
     spec = {"model": "resnet8", "device": "cpu", "steps": 1, "warmup": 0, "batch_size": 64,
             "train_size": 8, "threads": 1}  # a batch larger than the training set fails
     with pytest.raises(RuntimeError, match="failed before it was ready"):

@@ -6,7 +6,7 @@ No kernel starts here: every case is refused before one would."""
 
 from __future__ import annotations
 
-from pruninglab import checks, cli, gimp, sweep, sweep_file
+from pruninglab import checks, gimp, sweep, sweep_file
 from pruninglab.course import notebooks, parameters
 
 import subprocess
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import usage_error
 
 NOTEBOOK = '[[notebooks]]\nids = ["05"]\nprofile = "smoke"\n'
 RUN = '[[runs]]\npreset = "finetune"\nprofile = "smoke"\nseeds = [0]\n'
@@ -24,16 +25,6 @@ def write(tmp_path: Path, text: str, name: str = "sweep.toml") -> Path:
     path = tmp_path / name
     path.write_text(text)
     return path
-
-
-def usage_error(argv: list[str], capsys) -> str:
-    """The one line ``pruninglab argv`` says on stderr, checking it exits with status 2."""
-    with pytest.raises(SystemExit) as caught:
-        cli.main(argv)
-    assert caught.value.code == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    return err.strip().splitlines()[-1]
 
 
 @pytest.fixture(autouse=True)

@@ -14,21 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import usage_error
 
 RESULTS = Path(runs.__file__).parent / "results" / "quick"
-
-
-def usage_error(argv: list[str], capsys) -> str:
-    """Run ``pruninglab argv``, expect exit status 2, and return the error line."""
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert lines[0].startswith("usage: pruninglab")
-    assert lines[-1].startswith("pruninglab") and ": error: " in lines[-1]
-    return lines[-1]
 
 
 @pytest.mark.parametrize("argv, says", [
