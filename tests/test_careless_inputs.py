@@ -302,3 +302,11 @@ def test_a_sweep_file_that_cannot_be_read_says_so(tmp_path):
 ])
 def test_a_bench_option_the_section_refuses_is_a_usage_error(argv, message, capsys):
     assert message in usage_error(argv, capsys)
+
+
+def test_a_long_parameter_value_makes_a_short_folder_name_told_apart_by_a_hash(tmp_path):
+    text = NOTEBOOK + f"parameters = {{ SEEDS = [{list(range(100))}, {list(range(101))}] }}\n"
+    items = sweep.load(write(tmp_path, text)).items
+    folders = [item.task["folder"] for item in items]
+    assert len(set(folders)) == 2 and all(len(folder) <= 100 for folder in folders)
+    assert all(len(item.name) < 120 for item in items)

@@ -75,7 +75,7 @@ RESOURCE_KEYS = {"cpus", "gpus", "retries"}
 # Options that take a list as one value (a grid over them is a list of lists).
 LIST_OPTIONS = {"exclude"}
 # Bounds that keep a mistyped file from hanging `sweep --dry-run`: a sweep's items are
-# built and checked whole before anything runs (the thesis's batch recipe has 270).
+# built and checked whole before anything runs (the packaged sweeps have 10 and 29).
 MAX_ITEMS = 10_000
 MAX_CPUS = 1_024     # CPUs one item reserves: more than one node has
 MIN_SHARE = 0.01     # the smallest share of a CPU or GPU an item reserves (Ray counts 1e-4)
@@ -148,7 +148,6 @@ def resolve_file(name: str | os.PathLike) -> Path:
     """
     path = checks.path(name, "sweep file")
     text = str(name)
-    ours = PACKAGED / f"{text}.toml"
     if path.is_file():
         if text in packaged():  # a bare name such as "thesis", also a file here
             raise SweepFileError(f"{text!r} is both a file here ({path.resolve()}) and one of "
@@ -156,7 +155,7 @@ def resolve_file(name: str | os.PathLike) -> Path:
                                  "from another folder for pruninglab's")
         return path
     if text in packaged():
-        return ours
+        return PACKAGED / f"{text}.toml"
     raise FileNotFoundError(f"sweep file {str(name)!r} not found (no such file, and not one of "
                             f"pruninglab's sweeps: {', '.join(packaged())})")
 
@@ -256,7 +255,7 @@ def _run_items(table: dict, defaults: dict, group: int, file: Path,
     _check_size(math.prod(map(len, point_axes + option_axes)) * most_seeds, file, where)
     shown = [k for k in ("train_steps", "target_density") if isinstance(table.get(k), list)]
     shown += [k for k, v in options.items() if isinstance(v, list) and k != "rewind_fraction"
-              and (k not in LIST_OPTIONS or all(isinstance(x, list) for x in v))]
+              and (k not in LIST_OPTIONS or (v and all(isinstance(x, list) for x in v)))]
     for point in _grid(point_axes, axes):
         for option_point in _grid(option_axes, list(options)):
             for seed in seeds or _profile(point["profile"], file, where).seeds:
