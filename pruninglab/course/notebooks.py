@@ -375,9 +375,7 @@ def _checked_parameters(notebooks: list[Path], given: dict[str, str],
                          "give one")
     asked = profile if profile is not None else values.get("PROFILE")
     env = os.environ.get("PRUNINGLAB_PROFILE") or None
-    if env is not None and env not in profiles.PROFILES:
-        raise ValueError(f"PRUNINGLAB_PROFILE={checks.shown(env)} is not a profile; known "
-                         f"profiles: {', '.join(profiles.PROFILES)} (or unset it)")
+    profiles.resolve("quick")  # raises where PRUNINGLAB_PROFILE names no profile
     if env is not None and asked is not None and asked != env:
         raise ValueError(f"PRUNINGLAB_PROFILE={env} is set in the environment and every "
                          f"notebook would run that profile, not {asked!r} as asked; unset "

@@ -47,12 +47,6 @@ def _model(value: object, name: str) -> object:
     return value.lower()  # "MLP" is "mlp": one name, one run-store folder
 
 
-def _boolean(value: object, name: str) -> object:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {checks.shown(value)}")
-    return value
-
-
 def _count(value: object, name: str) -> object:
     return checks.integer(value, name, minimum=1)
 
@@ -96,8 +90,8 @@ RULES: dict[str, Rule] = {
     "MODELS": _optional(_list_of(_model)),
     "INIT": _one_of(lambda: list(models.INITS)),
     "SEEDS": _optional(_list_of(seeding.check_seed)),
-    "INTERACTIVE": _boolean, "DOWNLOAD": _boolean, "FASHION": _boolean, "MIXED": _boolean,
-    "PACKAGED": _boolean,
+    **dict.fromkeys(["INTERACTIVE", "DOWNLOAD", "FASHION", "MIXED", "PACKAGED"],
+                    checks.boolean),
     **dict.fromkeys(["HIDDEN", "XOR_STEPS", "BN_STEPS", "BATCH_SIZE", "SNIP_BATCHES",
                      "TRAIN_STEPS", "EVAL_SIZE", "FASHION_TRAIN_SIZE"], _optional(_count)),
     "IMAGE_INDEX": lambda value, name: checks.integer(value, name, minimum=0),
