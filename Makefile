@@ -85,7 +85,7 @@ bench: $(STAMP)
 
 ## ruff on the package, the tests and the notebooks (no formatter: see README, "Style").
 lint: $(STAMP)
-	$(VENV)/bin/ruff check pruninglab tests notebooks
+	$(VENV)/bin/ruff check pruninglab tests notebooks tools
 
 clean:
 	rm -rf build .pytest_cache

@@ -188,7 +188,7 @@ def test_runs_ls_tells_finished_from_interrupted_runs(store, capsys):
     assert table.loc["gimp", "stages"] == catalog.stage_count("gimp", gimp_config) > 2
     assert table.loc["gimp", "status"] == "interrupted"
     assert (table.loc["tom", "done"], table.loc["tom", "stages"]) == (2, 3)
-    assert table.loc["tom", "status"] == "interrupted (a damaged record)"
+    assert table.loc["tom", "status"] == "interrupted (record 2: it is truncated or is not JSON)"
     assert table.loc["at_init", "status"] == "finished"
     assert table.loc["sweep", "status"] == "unknown" and pd.isna(table.loc["sweep", "stages"])
     assert table.loc["gimp", "method"] == gimp_config["method"]["method"]

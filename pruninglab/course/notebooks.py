@@ -182,7 +182,10 @@ def copy(dest: str | os.PathLike, force: bool = False) -> list[tuple[Path, str]]
 
     Raises:
         FileExistsError: ``dest`` is a file, or (without ``force``) it holds edited copies;
-            the message names them.
+            the message names them; or a notebook's name in ``dest`` is taken by something
+            that is not a file (a folder, a FIFO).
+        OSError: (``ELOOP``) a notebook's name in ``dest`` is a symbolic link: nothing is
+            written through a link (with ``force`` neither), and nothing is copied.
         FileNotFoundError: this installation has no notebooks.
         OSError: ``dest`` cannot be made or written.
         ValueError: ``dest`` is empty (it would mean the current folder) or cannot be a path.
@@ -194,6 +197,11 @@ def copy(dest: str | os.PathLike, force: bool = False) -> list[tuple[Path, str]]
     if not sources:
         raise FileNotFoundError(f"no notebooks in {packaged_folder()}: this installation of "
                                 "pruninglab is incomplete; reinstall it")
+    for source in sources:  # nothing is written through a link, nor read from a FIFO
+        target = checks.not_a_link(dest / source.name, "the notebook")
+        if target.exists() and not target.is_file():
+            raise FileExistsError(f"{target} is not a file (a folder, a FIFO?); nothing was "
+                                  "copied. Move it away, or copy into another folder")
     edited = [dest / s.name for s in sources
               if (dest / s.name).exists() and not filecmp.cmp(s, dest / s.name, shallow=False)]
     if edited and not force:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 import warnings
 from pathlib import Path
 
@@ -56,11 +57,14 @@ def _method(kind: str, config: dict) -> str:
 
 
 def _size(folder: Path) -> int:
+    """Bytes of the regular files in ``folder`` and below, links not followed."""
     total = 0
-    for path in folder.rglob("*"):
-        # a run that is writing renames its temporary files as we go
-        with contextlib.suppress(OSError):
-            total += path.stat().st_size if path.is_file() else 0
+    for parent, _, names in os.walk(folder):  # os.walk follows no link to a folder
+        for name in names:
+            # a run that is writing renames its temporary files as we go
+            with contextlib.suppress(OSError):
+                info = os.lstat(os.path.join(parent, name))
+                total += info.st_size if stat.S_ISREG(info.st_mode) else 0
     return total
 
 
@@ -81,8 +85,11 @@ def table(store: str | os.PathLike | None = None) -> pd.DataFrame:
         model, data set and seed; ``done`` records of ``stages`` (``<NA>`` when unknown);
         ``status`` ``"finished"``, ``"interrupted"`` (it stopped before its last stage; the
         next run of the same config resumes it; a GIMP run that a shuffle experiment needed
-        only up to its ticket shows so too) or ``"unknown"`` (a kind this version does not
-        know, or a run folder without a readable ``config.json``); ``bytes`` on disk.
+        only up to its ticket shows so too; a record that cannot be trusted is named with
+        the reason), ``"unknown"`` (a kind this version does not know, or a run folder
+        without a readable ``config.json``) or ``"refused"`` (a run folder that is a
+        symbolic link: the store does not follow it); ``bytes`` on disk (links not
+        followed; ``<NA>`` for a refused folder).
 
     Raises:
         FileNotFoundError: ``store`` is given and is not a folder.
@@ -94,7 +101,10 @@ def table(store: str | os.PathLike | None = None) -> pd.DataFrame:
         raise FileNotFoundError(f"store {str(store)!r} is not a folder")
     rows = []
     readable = set()
-    for run in runs.iter_runs(root):
+    with warnings.catch_warnings():  # a run folder that is a link: its own row, below
+        warnings.simplefilter("ignore", runs.RunStoreWarning)
+        found = list(runs.iter_runs(root))
+    for run in found:
         readable.add(run.path.name)
         config = run.config
         kind = str(config.get("kind", _kind_from_name(run.path.name)))
@@ -105,16 +115,22 @@ def table(store: str | os.PathLike | None = None) -> pd.DataFrame:
         total = stage_count(kind, config)
         status = ("unknown" if total is None else "finished" if done >= total
                   else "interrupted")
-        if any(issubclass(w.category, runs.CorruptRecordWarning) for w in caught):
-            status += " (a damaged record)"
+        distrusted = [w.message for w in caught if isinstance(w.message, runs.CorruptRecordWarning)]
+        if distrusted:
+            status += f" (record {done}: {distrusted[0].reason})"
         rows.append({"run": run.path.name, "kind": kind, "method": _method(kind, config),
                      "model": setup.get("model"), "dataset": setup.get("dataset"),
                      "seed": setup.get("seed"), "done": done, "stages": total,
                      "status": status, "bytes": _size(run.path)})
-    if root.is_dir():  # run folders whose config.json is missing or damaged
+    if root.is_dir():  # run folders whose config.json is missing or damaged; links
         for path in sorted(root.iterdir()):
             kind = _kind_from_name(path.name)
-            if kind and path.is_dir() and path.name not in readable:
+            if kind and path.is_symlink():
+                rows.append({"run": path.name, "kind": kind, "method": None, "model": None,
+                             "dataset": None, "seed": None, "done": None, "stages": None,
+                             "status": f"refused (a symbolic link to {os.readlink(path)})",
+                             "bytes": None})
+            elif kind and path.is_dir() and path.name not in readable:
                 rows.append({"run": path.name, "kind": kind, "method": None,
                              "model": None, "dataset": None, "seed": None, "done": None,
                              "stages": None, "status": "unknown (no readable config.json)",

@@ -18,6 +18,13 @@ Nothing in a store is trusted that cannot be checked:
   bytes and is loaded with ``weights_only=True`` (no pickled code runs), then compared with
   the structure the caller expects (keys, shapes, dtypes). Whatever fails is reported
   (:class:`CorruptRecordWarning`) and recomputed, never used;
+* a record and a checkpoint name their run (the config's hash) and their stage, under the
+  checksum: one copied from another run's folder, or renamed to another stage, is not used;
+* a number that cannot occur is not used: a checkpoint's weights are finite, and so is every
+  number of a record but those :data:`NON_FINITE` allows (a diverged training's loss);
+* the store does not follow links it did not make: a run folder, a record, a checkpoint or a
+  ``.lock`` that is a symbolic link is refused, naming the link, and so is anything that is
+  not a regular file (a FIFO named ``config.json`` would block a read for ever);
 * files whose names are not the store's own (``record_backup.json``, a folder) are ignored;
 * files are created with the permissions the umask allows (a store shared by a group
   stays readable to it); a full disk is reported with the file that could not be written.
@@ -32,12 +39,14 @@ import errno
 import hashlib
 import io
 import json
+import math
 import os
 import platform
 import re
 import secrets
 import shutil
 import socket
+import stat
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -55,9 +64,25 @@ except ImportError:  # Windows: RunDir.lock does not lock
     fcntl = None
 
 __all__ = ["default_root", "check_store", "config_hash", "cpu_state", "atomic_write", "RunDir",
-           "load", "iter_runs", "CorruptRecordWarning", "CHECKPOINT_FORMAT", "STALE_AFTER_S"]
+           "load", "iter_runs", "CorruptRecordWarning", "RunStoreWarning", "CHECKPOINT_FORMAT",
+           "STALE_AFTER_S", "NON_FINITE", "MAX_JSON_BYTES"]
 
-CHECKPOINT_FORMAT = "pruninglab-checkpoint/1"
+# /2: a checkpoint names its run and stage under its checksum (/1 did not: those are recomputed).
+CHECKPOINT_FORMAT = "pruninglab-checkpoint/2"
+
+# The numbers of a record that may be NaN or infinite, by the last part of their key; every
+# other number must be finite. A training that diverged has an infinite or NaN loss; a running
+# mean over no training steps is NaN; a mask that keeps nothing compresses infinitely.
+NON_FINITE = {"loss": "nan or inf", "loss_running": "nan or inf", "_running": "nan",
+              "compression": "inf"}
+
+# A record is a few kB (a TOM phase with its history, the largest, 12 kB; a config smaller);
+# a store's JSON file larger than this is not one of its own, and is not read into memory.
+MAX_JSON_BYTES = 16 * 2**20
+
+# Opening flags that make a symbolic link or a FIFO an error instead of a door (POSIX only).
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 # A temporary file of another machine (a store on a shared disk) is only removed when it
 # is older than this; on this machine, as soon as the process that wrote it has ended.
@@ -68,7 +93,19 @@ _CHECKPOINT = re.compile(r"checkpoint_(\d{3,})\.pt")
 
 
 class CorruptRecordWarning(UserWarning):
-    """A stored record or checkpoint could not be trusted and will be recomputed."""
+    """A stored record or checkpoint could not be trusted and will be recomputed; the
+    attribute ``reason`` says why, in a few words (``"it cannot be read (Permission
+    denied)"``, ``"it belongs to another run ..."``)."""
+
+    reason: str = ""
+
+
+class RunStoreWarning(UserWarning):
+    """Something in a run store was passed over: a run folder that is a symbolic link."""
+
+
+class _Untrusted(Exception):
+    """A store's file that is there but cannot be read as one of its own (the reason)."""
 
 
 def default_root() -> Path:
@@ -186,11 +223,88 @@ def _write_json(path: Path, obj: Any) -> None:
     atomic_write(path, json.dumps(obj, indent=1).encode())
 
 
-def _read_json(path: Path) -> Any:
+def _link_target(path: Path) -> str:
+    with contextlib.suppress(OSError):
+        return os.readlink(path)
+    return "?"
+
+
+def _read_own(path: Path, limit: int | None = MAX_JSON_BYTES) -> bytes:
+    """The bytes of the store's file ``path``: never through a symbolic link, never from
+    what is not a regular file (a FIFO would block), never more than ``limit`` bytes.
+
+    Raises:
+        FileNotFoundError: there is nothing at ``path``.
+        IsADirectoryError: it is a folder (not the store's own file: passed over).
+        _Untrusted: there is something, but not a file the store can read; says why.
+    """
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK)
+    except FileNotFoundError:
+        if path.is_symlink():  # a link to nothing: O_NOFOLLOW is missing on this system
+            raise _Untrusted(f"it is a symbolic link (to {_link_target(path)})") from None
+        raise
+    except OSError as err:
+        if path.is_symlink():
+            raise _Untrusted(f"it is a symbolic link (to {_link_target(path)})") from None
+        raise _Untrusted(f"it cannot be read ({err.strerror})") from None
+    info = os.fstat(fd)
+    if stat.S_ISDIR(info.st_mode):  # not the store's own: a folder is passed over
+        os.close(fd)
+        raise IsADirectoryError(errno.EISDIR, "a folder", str(path))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(info.st_mode):
+            raise _Untrusted("it is not a regular file")
+        if path.is_symlink():  # where O_NOFOLLOW does not exist
+            raise _Untrusted(f"it is a symbolic link (to {_link_target(path)})")
+        if limit is not None and info.st_size > limit:
+            raise _Untrusted(f"it is {info.st_size:,} bytes, more than the store's files can be "
+                             f"({limit:,})")
+        try:
+            return f.read()
+        except OSError as err:  # EISDIR, EIO
+            raise _Untrusted(f"it cannot be read ({err.strerror})") from None
+
+
+def _read_json(path: Path) -> Any:
+    """``path``'s JSON, or ``None`` if it is missing or is not a readable JSON file."""
+    try:
+        return json.loads(_read_own(path))
+    except (FileNotFoundError, IsADirectoryError, _Untrusted, ValueError, UnicodeDecodeError):
         return None
+
+
+def _non_finite(value: Any, where: str = "record", name: str = "") -> str | None:
+    """Where ``value`` (a record) holds a NaN or infinite number that :data:`NON_FINITE`
+    does not allow, as ``"record['test_accuracy'] = nan"``; ``None`` if nowhere."""
+    if isinstance(value, dict):
+        items = [(f"{where}[{key!r}]", str(key), item) for key, item in value.items()]
+    elif isinstance(value, list):
+        items = [(f"{where}[{i}]", name, item) for i, item in enumerate(value)]
+    elif isinstance(value, float) and not math.isfinite(value):
+        kind = "nan" if math.isnan(value) else "inf"
+        allowed = any(name.endswith(suffix) and kind in kinds
+                      for suffix, kinds in NON_FINITE.items())
+        return None if allowed else f"{where} = {value!r}"
+    else:
+        return None
+    for at, key, item in items:
+        if (found := _non_finite(item, at, key)) is not None:
+            return found
+    return None
+
+
+def _non_finite_tensor(state: Any, where: str = "checkpoint") -> str | None:
+    """Where ``state`` holds a floating-point tensor with a NaN or infinite entry."""
+    if isinstance(state, torch.Tensor):
+        bad = state.is_floating_point() and not bool(torch.isfinite(state).all())
+        return where if bad else None
+    items = (state.items() if isinstance(state, dict) else enumerate(state)
+             if isinstance(state, list | tuple) else ())
+    for key, item in items:
+        if (found := _non_finite_tensor(item, f"{where}[{key!r}]")) is not None:
+            return found
+    return None
 
 
 def _environment() -> dict:
@@ -279,6 +393,7 @@ class RunDir:
     def __init__(self, path: Path, config: dict) -> None:
         self.path = Path(path)
         self.config = config
+        self.hash = config_hash(config)  # what its records and checkpoints must name
 
     @staticmethod
     def path_for(kind: str, config: dict, root: str | os.PathLike | None = None) -> Path:
@@ -288,10 +403,27 @@ class RunDir:
     @classmethod
     def open(cls, kind: str, config: dict, root: str | os.PathLike | None = None) -> RunDir:
         """The folder for ``config`` under ``root`` (created if new); temporary files left
-        by killed writes are removed."""
+        by killed writes are removed.
+
+        Raises:
+            OSError: the run folder or its ``config.json`` is a symbolic link (``ELOOP``),
+                or ``config.json`` is not a regular file the store can read.
+            NotADirectoryError: a file has the run folder's name.
+            PermissionError: a new run cannot be made in ``root``.
+            ValueError: the folder holds another config with the same hash.
+        """
         path = cls.path_for(kind, config, root)
         run = cls(path, config)
-        stored = _read_json(path / "config.json")
+        run.check_folder()
+        try:
+            stored = json.loads(_read_own(checks.not_a_link(path / "config.json", "the file")))
+        except (FileNotFoundError, IsADirectoryError):
+            stored = None
+        except _Untrusted as err:
+            raise OSError(errno.EINVAL, f"{path / 'config.json'}: {err}; a run store reads only "
+                          "its own files there. Move it away") from None
+        except (ValueError, UnicodeDecodeError):
+            stored = None  # damaged: written again from the config, which is known
         if stored is None:
             try:
                 _write_json(path / "config.json", config)
@@ -308,6 +440,14 @@ class RunDir:
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r}, records={len(self.records())})"
+
+    def check_folder(self) -> None:
+        """Raise ``OSError`` if the run folder is a symbolic link, ``NotADirectoryError`` if
+        it is a file (a missing folder is fine: it is made at the first write)."""
+        checks.not_a_link(self.path, "the run folder")
+        if self.path.exists() and not self.path.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, f"{self.path} is a file where the run's "
+                                     "folder must be; move it away")
 
     def remove_stale_temporaries(self) -> list[Path]:
         """Delete the temporary files of writes that can never finish (their process has
@@ -326,6 +466,7 @@ class RunDir:
     def check_writable(self) -> None:
         """Raise ``PermissionError`` naming the folder if a file cannot be created in it
         (checked before any training, so that no work is lost at the first save)."""
+        self.check_folder()
         probe = _temporary(self.path / "write-probe")
         try:
             os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
@@ -347,26 +488,48 @@ class RunDir:
         return self.path / f"record_{index:03d}.json"
 
     def write_record(self, index: int, record: dict) -> None:
-        """Store ``record`` as number ``index``, with a checksum of its content."""
-        body = {"index": index, "record": record}
+        """Store ``record`` as number ``index`` of this run, with a checksum of its content,
+        the run's config hash and ``index``.
+
+        Raises:
+            ValueError: ``record`` holds a NaN or infinite number that :data:`NON_FINITE`
+                does not allow (it would be refused when read: a bug in the experiment).
+        """
+        if (found := _non_finite(record)) is not None:
+            raise ValueError(f"record {index} of {self.path.name} holds {found}, which no "
+                             f"finished stage can give (only {sorted(NON_FINITE)} may be NaN or "
+                             "infinite); it was not stored")
+        body = {"config_hash": self.hash, "index": index, "record": record}
         body["sha256"] = hashlib.sha256(_canonical(body).encode()).hexdigest()
         _write_json(self._record_path(index), body)
 
     def read_record(self, index: int) -> dict | None:
-        """Record ``index``, or ``None`` if missing or corrupt (a corrupt one warns)."""
+        """Record ``index``, or ``None`` if it is missing or cannot be trusted (which warns:
+        it cannot be read, is damaged, is another run's or another stage's, or holds a
+        number that cannot occur)."""
         path = self._record_path(index)
-        if not path.is_file():
+        try:
+            body = json.loads(_read_own(path))
+        except (FileNotFoundError, IsADirectoryError):
             return None
-        body = _read_json(path)
-        ok = isinstance(body, dict) and body.get("index") == index and \
-            isinstance(body.get("record"), dict)
-        if ok:
-            claimed = body.pop("sha256", None)
-            ok = claimed == hashlib.sha256(_canonical(body).encode()).hexdigest()
-        if not ok:
-            warnings.warn(f"{path} is truncated or corrupt; it will be recomputed",
-                          CorruptRecordWarning, stacklevel=2)
-            return None
+        except _Untrusted as err:
+            return _distrust(path, str(err))
+        except (ValueError, UnicodeDecodeError):
+            return _distrust(path, "it is truncated or is not JSON")
+        if not isinstance(body, dict) or not isinstance(body.get("record"), dict):
+            return _distrust(path, "it is not a pruninglab record")
+        if "config_hash" not in body:
+            return _distrust(path, "it names no run (an older pruninglab wrote it)")
+        if body["config_hash"] != self.hash or body.get("index") != index:
+            return _distrust(path, f"it belongs to another run or stage (run "
+                             f"{checks.shown(body['config_hash'], 20)}, stage "
+                             f"{checks.shown(body.get('index'), 20)}; this is run {self.hash}, "
+                             f"stage {index}): copied from another run's folder?")
+        claimed = body.pop("sha256", None)
+        if claimed != hashlib.sha256(_canonical(body).encode()).hexdigest():
+            return _distrust(path, "its content does not match its checksum")
+        if (found := _non_finite(body["record"])) is not None:
+            return _distrust(path, f"it holds {found}, which no finished stage can give")
         return body["record"]
 
     def records(self, warn: bool = True) -> list[dict]:
@@ -387,7 +550,7 @@ class RunDir:
         store's own are left alone."""
         for path in self.path.iterdir():
             record, checkpoint = _RECORD.fullmatch(path.name), _CHECKPOINT.fullmatch(path.name)
-            if not path.is_file():
+            if not (path.is_file() or path.is_symlink()):  # a link itself goes, not its target
                 continue
             if (record and int(record[1]) >= index) or (checkpoint and int(checkpoint[1]) > index):
                 path.unlink()
@@ -398,37 +561,54 @@ class RunDir:
 
     def save_checkpoint(self, index: int, state: dict) -> None:
         """Store ``state`` (tensors, numbers, strings, and dicts or lists of them) atomically,
-        with a SHA-256 of its content."""
+        with a SHA-256 of its content, the run's config hash and ``index``."""
         buffer = io.BytesIO()
-        torch.save({"format": CHECKPOINT_FORMAT, "sha256": _digest(state), "state": state},
-                   buffer)
+        tie = {"config_hash": self.hash, "index": index}
+        torch.save({"format": CHECKPOINT_FORMAT, **tie, "sha256": _digest({**tie, "state": state}),
+                    "state": state}, buffer)
         atomic_write(self._checkpoint_path(index), buffer.getvalue())
 
     def load_checkpoint(self, index: int, expected: dict | None = None,
                         map_location: str | torch.device = "cpu") -> dict | None:
         """Checkpoint ``index``, or ``None`` if it is missing or cannot be trusted (which
-        warns): it must load with ``weights_only=True``, match its checksum and, if
-        ``expected`` is given, have its structure (the same keys, tensors of the same
-        shapes and dtypes, numbers where numbers are)."""
+        warns): it must be a regular file (not a link), load with ``weights_only=True``,
+        name this run and ``index``, match its checksum, hold finite floating-point tensors
+        only and, if ``expected`` is given, have its structure (the same keys, tensors of the
+        same shapes and dtypes, numbers where numbers are)."""
         path = self._checkpoint_path(index)
-        if not path.is_file():
-            return None
         try:
-            body = torch.load(path, map_location=map_location, weights_only=True)
+            raw = _read_own(path, limit=None)
+        except (FileNotFoundError, IsADirectoryError):
+            return None
+        except _Untrusted as err:
+            return _distrust(path, str(err))
+        try:
+            body = torch.load(io.BytesIO(raw), map_location=map_location, weights_only=True)
         except Exception as err:  # a truncated zip, a pickle that is not plain data, ...
             return _distrust(path, f"it cannot be loaded ({type(err).__name__})")
+        if isinstance(body, dict) and str(body.get("format", "")).startswith(
+                "pruninglab-checkpoint/") and body.get("format") != CHECKPOINT_FORMAT:
+            return _distrust(path, f"an older pruninglab wrote it ({body['format']})")
         if not isinstance(body, dict) or body.get("format") != CHECKPOINT_FORMAT \
                 or not isinstance(body.get("state"), dict):
             return _distrust(path, "it is not a pruninglab checkpoint")
-        state = body["state"]
+        state, tie = body["state"], {"config_hash": body.get("config_hash"),
+                                     "index": body.get("index")}
+        if tie != {"config_hash": self.hash, "index": index}:
+            return _distrust(path, f"it belongs to another run or stage (run "
+                             f"{checks.shown(tie['config_hash'], 20)}, stage "
+                             f"{checks.shown(tie['index'], 20)}; this is run {self.hash}, "
+                             f"stage {index}): copied from another run's folder?")
         try:
-            digest = _digest(state)
+            digest = _digest({**tie, "state": state})
         except TypeError as err:
             return _distrust(path, str(err))
         if body.get("sha256") != digest:
             return _distrust(path, "its content does not match its checksum")
         if expected is not None and (found := _mismatch(expected, state)) is not None:
             return _distrust(path, f"it holds the wrong thing: {found}")
+        if (found := _non_finite_tensor(state)) is not None:
+            return _distrust(path, f"{found} holds NaN or infinite values")
         return state
 
     # computing ----------------------------------------------------------------------
@@ -450,7 +630,13 @@ class RunDir:
         if fcntl is None:
             yield
             return
-        with open(self.path / ".lock", "a+b") as handle:
+        self.check_folder()
+        lock_file = checks.not_a_link(self.path / ".lock", "the lock file")
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _NONBLOCK, 0o666)
+        with os.fdopen(fd, "r+b") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(errno.EINVAL, f"the lock file {lock_file} is not a regular file; "
+                              "move it away")
             try:
                 fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as err:
@@ -475,7 +661,9 @@ class RunDir:
 
 
 def _distrust(path: Path, reason: str) -> None:
-    warnings.warn(f"{path}: {reason}; it will be recomputed", CorruptRecordWarning, stacklevel=3)
+    warning = CorruptRecordWarning(f"{path}: {reason}; it will be recomputed")
+    warning.reason = reason
+    warnings.warn(warning, stacklevel=3)
     return None
 
 
@@ -491,7 +679,14 @@ def iter_runs(root: str | os.PathLike | None = None, kind: str | None = None) ->
     if not root.is_dir():
         return
     for path in sorted(root.iterdir()):
-        if not path.is_dir() or (kind is not None and not path.name.startswith(kind + "-")):
+        if kind is not None and not path.name.startswith(kind + "-"):
+            continue
+        if path.is_symlink():
+            warnings.warn(f"{path} is a symbolic link (to {_link_target(path)}); the run store "
+                          "does not follow links it did not make, so it was passed over",
+                          RunStoreWarning, stacklevel=2)
+            continue
+        if not path.is_dir():
             continue
         config = _read_json(path / "config.json")
         if isinstance(config, dict):

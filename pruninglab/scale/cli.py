@@ -95,6 +95,16 @@ def _readable_bytes(n: int) -> str:
     raise AssertionError("unreachable")
 
 
+def _printable(text: str) -> str:
+    """``text`` with what cannot be written as UTF-8 shown as escapes: a folder name that
+    is not UTF-8 (its bytes come back as lone surrogates) as ``\\xff``."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that no byte gave (a config's JSON)
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
 def _runs_ls(args: argparse.Namespace) -> int:
     try:
         frame = catalog.table(args.store)
@@ -103,6 +113,8 @@ def _runs_ls(args: argparse.Namespace) -> int:
     except OSError as err:  # e.g. a store this user may not read
         print(f"{args.runs_parser.prog}: {err}", file=sys.stderr)
         return 1
+    for column in ("run", "kind", "method", "model", "dataset", "status"):
+        frame[column] = [_printable(v) if isinstance(v, str) else v for v in frame[column]]
     if args.json:
         print(frame.to_json(orient="records", indent=1))
         return 0
@@ -112,7 +124,8 @@ def _runs_ls(args: argparse.Namespace) -> int:
         return 0
     shown = frame.assign(
         done=[f"{d}/{'?' if pd.isna(s) else s}" for d, s in zip(frame["done"], frame["stages"])],
-        size=[_readable_bytes(int(b)) for b in frame["bytes"]]).drop(columns=["stages", "bytes"])
+        size=["-" if pd.isna(b) else _readable_bytes(int(b)) for b in frame["bytes"]],
+    ).drop(columns=["stages", "bytes"])
     print(shown.to_string(index=False))
     counts = frame["status"].str.split(" ").str[0].value_counts()
     print(f"{len(frame)} runs: " + ", ".join(f"{n} {status}" for status, n in counts.items())
