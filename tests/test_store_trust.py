@@ -239,6 +239,16 @@ def test_a_record_that_is_a_link_is_not_read_and_its_target_not_overwritten(tmp_
     assert not (run.path / "record_000.json").is_symlink()  # replaced by the store's own
 
 
+def test_a_checkpoint_that_is_a_link_is_not_loaded(tmp_path):
+    experiment = toy([], stages=3)
+    runner.run(experiment, tmp_path / "other", progress=False)
+    outside = folder(experiment, tmp_path / "other").path / "checkpoint_001.pt"
+    run = runs.RunDir.open(experiment.kind, experiment.config, tmp_path)
+    (run.path / "checkpoint_001.pt").symlink_to(outside)  # the right run's, but not here
+    with pytest.warns(runs.CorruptRecordWarning, match="symbolic link"):
+        assert run.load_checkpoint(1) is None
+
+
 def test_a_config_json_that_is_a_link_is_refused(tmp_path):
     experiment = toy([])
     path = folder(experiment, tmp_path).path
@@ -290,6 +300,15 @@ def test_notebooks_copy_refuses_a_link_in_dest_and_writes_nothing(force, tmp_pat
         notebooks.copy(dest, force=force)
     assert outside.read_text() == "someone's notebook"
     assert [p.name for p in dest.iterdir()] == [first]
+
+
+def test_notebooks_copy_through_a_link_is_one_line_from_the_command(tmp_path, capsys):
+    first = sorted(notebooks.packaged_folder().glob("*.ipynb"))[0].name
+    (tmp_path / first).symlink_to(tmp_path / "missing.ipynb")
+    assert cli.main(["notebooks", "copy", str(tmp_path), "--force"]) == 1
+    err = capsys.readouterr().err
+    assert "is a symbolic link" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "missing.ipynb").exists()
 
 
 def test_notebooks_copy_refuses_a_fifo_named_like_a_notebook_without_blocking(tmp_path):

@@ -255,7 +255,7 @@ def _read_own(path: Path, limit: int | None = MAX_JSON_BYTES) -> bytes:
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(info.st_mode):
             raise _Untrusted("it is not a regular file")
-        if path.is_symlink():  # where O_NOFOLLOW does not exist
+        if not _NOFOLLOW and path.is_symlink():  # where O_NOFOLLOW does not exist
             raise _Untrusted(f"it is a symbolic link (to {_link_target(path)})")
         if limit is not None and info.st_size > limit:
             raise _Untrusted(f"it is {info.st_size:,} bytes, more than the store's files can be "
@@ -656,7 +656,9 @@ class RunDir:
                 fcntl.lockf(handle, fcntl.LOCK_UN)
 
     def delete(self) -> None:
-        """Remove the whole run folder."""
+        """Remove the whole run folder (``OSError`` if it is a symbolic link: neither it nor
+        what it points to is removed)."""
+        checks.not_a_link(self.path, "the run folder")
         shutil.rmtree(self.path, ignore_errors=True)
 
 
