@@ -175,6 +175,14 @@ def test_a_hand_edit_to_nan_with_a_recomputed_checksum_names_the_number(tmp_path
         assert run.read_record(0) is None
 
 
+def test_a_record_file_larger_than_any_record_is_not_read(tmp_path):
+    run = runs.RunDir.open("x", {"a": 1}, tmp_path)
+    with open(run.path / "record_000.json", "wb") as f:
+        f.truncate(runs.MAX_JSON_BYTES + 1)  # sparse: GBs would be as cheap to make
+    with pytest.warns(runs.CorruptRecordWarning, match="more than the store's files can be"):
+        assert run.read_record(0) is None
+
+
 def test_a_diverged_loss_and_an_empty_running_mean_are_stored_as_they_are(tmp_path):
     run = runs.RunDir.open("x", {"a": 1}, tmp_path)
     record = {"test_loss": float("inf"), "train_loss": float("nan"), "test_accuracy": 0.1,

@@ -229,9 +229,9 @@ def _link_target(path: Path) -> str:
     return "?"
 
 
-def _read_own(path: Path, limit: int | None = MAX_JSON_BYTES) -> bytes:
-    """The bytes of the store's file ``path``: never through a symbolic link, never from
-    what is not a regular file (a FIFO would block), never more than ``limit`` bytes.
+def _open_own(path: Path, limit: int | None = MAX_JSON_BYTES) -> io.BufferedReader:
+    """The store's file ``path``, open for reading: never through a symbolic link, never
+    what is not a regular file (a FIFO would block), never one over ``limit`` bytes.
 
     Raises:
         FileNotFoundError: there is nothing at ``path``.
@@ -249,20 +249,26 @@ def _read_own(path: Path, limit: int | None = MAX_JSON_BYTES) -> bytes:
             raise _Untrusted(f"it is a symbolic link (to {_link_target(path)})") from None
         raise _Untrusted(f"it cannot be read ({err.strerror})") from None
     info = os.fstat(fd)
-    if stat.S_ISDIR(info.st_mode):  # not the store's own: a folder is passed over
+    problem = None if stat.S_ISREG(info.st_mode) else "it is not a regular file"
+    if stat.S_ISDIR(info.st_mode):
         os.close(fd)
         raise IsADirectoryError(errno.EISDIR, "a folder", str(path))
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(info.st_mode):
-            raise _Untrusted("it is not a regular file")
-        if not _NOFOLLOW and path.is_symlink():  # where O_NOFOLLOW does not exist
-            raise _Untrusted(f"it is a symbolic link (to {_link_target(path)})")
-        if limit is not None and info.st_size > limit:
-            raise _Untrusted(f"it is {info.st_size:,} bytes, more than the store's files can be "
-                             f"({limit:,})")
+    if problem is None and not _NOFOLLOW and path.is_symlink():  # where O_NOFOLLOW is missing
+        problem = f"it is a symbolic link (to {_link_target(path)})"
+    if problem is None and limit is not None and info.st_size > limit:
+        problem = f"it is {info.st_size:,} bytes, more than the store's files can be ({limit:,})"
+    if problem is not None:
+        os.close(fd)
+        raise _Untrusted(problem)
+    return os.fdopen(fd, "rb")
+
+
+def _read_own(path: Path, limit: int | None = MAX_JSON_BYTES) -> bytes:
+    """The bytes of the store's file ``path`` (:func:`_open_own` says which files)."""
+    with _open_own(path, limit) as f:
         try:
             return f.read()
-        except OSError as err:  # EISDIR, EIO
+        except OSError as err:  # EIO
             raise _Untrusted(f"it cannot be read ({err.strerror})") from None
 
 
@@ -577,13 +583,14 @@ class RunDir:
         same shapes and dtypes, numbers where numbers are)."""
         path = self._checkpoint_path(index)
         try:
-            raw = _read_own(path, limit=None)
+            file = _open_own(path, limit=None)
         except (FileNotFoundError, IsADirectoryError):
             return None
         except _Untrusted as err:
             return _distrust(path, str(err))
         try:
-            body = torch.load(io.BytesIO(raw), map_location=map_location, weights_only=True)
+            with file:
+                body = torch.load(file, map_location=map_location, weights_only=True)
         except Exception as err:  # a truncated zip, a pickle that is not plain data, ...
             return _distrust(path, f"it cannot be loaded ({type(err).__name__})")
         if isinstance(body, dict) and str(body.get("format", "")).startswith(
