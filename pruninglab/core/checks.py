@@ -18,7 +18,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["integer", "real", "one_of", "boolean", "label", "path", "not_a_link", "shown"]
+__all__ = ["integer", "real", "one_of", "boolean", "label", "path", "a_link", "not_a_link",
+           "shown"]
 
 
 def integer(value: object, name: str, minimum: int | None = None,
@@ -101,17 +102,22 @@ def path(value: object, name: str) -> Path:
                          "folder is known here; write the folder in full") from None
 
 
+def a_link(path: Path) -> str:
+    """``"a symbolic link to TARGET"``: how messages name the link ``path``."""
+    try:
+        target = os.readlink(path)
+    except OSError:  # removed meanwhile
+        target = "?"
+    return f"a symbolic link to {target}"
+
+
 def not_a_link(path: Path, what: str) -> Path:
     """``path`` unless it is a symbolic link; else ``OSError`` (``ELOOP``) naming it and its
     target. The run store and ``notebooks copy`` read and write only through paths they made
     themselves: a link left in their folders (by hand, or by someone else) could send a write
     anywhere."""
     if path.is_symlink():
-        try:
-            target = os.readlink(path)
-        except OSError:
-            target = "?"
-        raise OSError(errno.ELOOP, f"{what} {path} is a symbolic link (to {target}); pruninglab "
+        raise OSError(errno.ELOOP, f"{what} {path} is {a_link(path)}; pruninglab "
                       "does not follow links it did not make, so nothing was read or written "
                       "through it. Replace it by a copy of what it points to, or remove it")
     return path

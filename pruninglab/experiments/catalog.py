@@ -128,7 +128,7 @@ def table(store: str | os.PathLike | None = None) -> pd.DataFrame:
             if kind and path.is_symlink():
                 rows.append({"run": path.name, "kind": kind, "method": None, "model": None,
                              "dataset": None, "seed": None, "done": None, "stages": None,
-                             "status": f"refused (a symbolic link to {os.readlink(path)})",
+                             "status": f"refused ({checks.a_link(path)})",
                              "bytes": None})
             elif kind and path.is_dir() and path.name not in readable:
                 rows.append({"run": path.name, "kind": kind, "method": None,

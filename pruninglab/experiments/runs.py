@@ -223,12 +223,6 @@ def _write_json(path: Path, obj: Any) -> None:
     atomic_write(path, json.dumps(obj, indent=1).encode())
 
 
-def _link_target(path: Path) -> str:
-    with contextlib.suppress(OSError):
-        return os.readlink(path)
-    return "?"
-
-
 def _open_own(path: Path, limit: int | None = MAX_JSON_BYTES) -> io.BufferedReader:
     """The store's file ``path``, open for reading: never through a symbolic link, never
     what is not a regular file (a FIFO would block), never one over ``limit`` bytes.
@@ -238,23 +232,19 @@ def _open_own(path: Path, limit: int | None = MAX_JSON_BYTES) -> io.BufferedRead
         IsADirectoryError: it is a folder (not the store's own file: passed over).
         _Untrusted: there is something, but not a file the store can read; says why.
     """
-    try:
+    if path.is_symlink():
+        raise _Untrusted(f"it is {checks.a_link(path)}")
+    try:  # O_NOFOLLOW: a link made since the line above is refused too (ELOOP)
         fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK)
     except FileNotFoundError:
-        if path.is_symlink():  # a link to nothing: O_NOFOLLOW is missing on this system
-            raise _Untrusted(f"it is a symbolic link (to {_link_target(path)})") from None
         raise
     except OSError as err:
-        if path.is_symlink():
-            raise _Untrusted(f"it is a symbolic link (to {_link_target(path)})") from None
         raise _Untrusted(f"it cannot be read ({err.strerror})") from None
     info = os.fstat(fd)
-    problem = None if stat.S_ISREG(info.st_mode) else "it is not a regular file"
     if stat.S_ISDIR(info.st_mode):
         os.close(fd)
         raise IsADirectoryError(errno.EISDIR, "a folder", str(path))
-    if problem is None and not _NOFOLLOW and path.is_symlink():  # where O_NOFOLLOW is missing
-        problem = f"it is a symbolic link (to {_link_target(path)})"
+    problem = None if stat.S_ISREG(info.st_mode) else "it is not a regular file"
     if problem is None and limit is not None and info.st_size > limit:
         problem = f"it is {info.st_size:,} bytes, more than the store's files can be ({limit:,})"
     if problem is not None:
@@ -489,6 +479,15 @@ class RunDir:
         if not (self.path / "environment.json").is_file():
             _write_json(self.path / "environment.json", _environment())
 
+    def _elsewhere(self, run: object, stage: object, index: int) -> str | None:
+        """Why a record or checkpoint that names ``run`` and ``stage`` is not stage ``index``
+        of this run; ``None`` when it is."""
+        if run == self.hash and stage == index:
+            return None
+        return (f"it belongs to another run or stage (run {checks.shown(run, 20)}, stage "
+                f"{checks.shown(stage, 20)}; this is run {self.hash}, stage {index}): copied "
+                "from another run's folder?")
+
     # records ------------------------------------------------------------------------
     def _record_path(self, index: int) -> Path:
         return self.path / f"record_{index:03d}.json"
@@ -526,11 +525,8 @@ class RunDir:
             return _distrust(path, "it is not a pruninglab record")
         if "config_hash" not in body:
             return _distrust(path, "it names no run (an older pruninglab wrote it)")
-        if body["config_hash"] != self.hash or body.get("index") != index:
-            return _distrust(path, f"it belongs to another run or stage (run "
-                             f"{checks.shown(body['config_hash'], 20)}, stage "
-                             f"{checks.shown(body.get('index'), 20)}; this is run {self.hash}, "
-                             f"stage {index}): copied from another run's folder?")
+        if (other := self._elsewhere(body["config_hash"], body.get("index"), index)) is not None:
+            return _distrust(path, other)
         claimed = body.pop("sha256", None)
         if claimed != hashlib.sha256(_canonical(body).encode()).hexdigest():
             return _distrust(path, "its content does not match its checksum")
@@ -601,11 +597,8 @@ class RunDir:
             return _distrust(path, "it is not a pruninglab checkpoint")
         state, tie = body["state"], {"config_hash": body.get("config_hash"),
                                      "index": body.get("index")}
-        if tie != {"config_hash": self.hash, "index": index}:
-            return _distrust(path, f"it belongs to another run or stage (run "
-                             f"{checks.shown(tie['config_hash'], 20)}, stage "
-                             f"{checks.shown(tie['index'], 20)}; this is run {self.hash}, "
-                             f"stage {index}): copied from another run's folder?")
+        if (other := self._elsewhere(tie["config_hash"], tie["index"], index)) is not None:
+            return _distrust(path, other)
         try:
             digest = _digest({**tie, "state": state})
         except TypeError as err:
@@ -691,8 +684,8 @@ def iter_runs(root: str | os.PathLike | None = None, kind: str | None = None) ->
         if kind is not None and not path.name.startswith(kind + "-"):
             continue
         if path.is_symlink():
-            warnings.warn(f"{path} is a symbolic link (to {_link_target(path)}); the run store "
-                          "does not follow links it did not make, so it was passed over",
+            warnings.warn(f"{path} is {checks.a_link(path)}; the run store does not follow "
+                          "links it did not make, so it was passed over",
                           RunStoreWarning, stacklevel=2)
             continue
         if not path.is_dir():
