@@ -47,7 +47,8 @@ book: $(STAMP)
 ## (one test file per worker at a time, so module fixtures are made once; nbval needs
 ## --dist loadscope: one notebook's cells stay in order on one worker; each
 ## worker's kernel takes one thread, so that the workers fill the CPUs between them; the
-## exercises' checks run their references in place of the stubs: PRUNINGLAB_FILL_EXERCISES).
+## exercises' checks run their references in place of the stubs: PRUNINGLAB_FILL_EXERCISES;
+## a claim that a notebook's own run contradicts, unexplained, fails: PRUNINGLAB_CLAIMS).
 test: unit notebooks-test
 
 unit: $(STAMP)
@@ -55,7 +56,7 @@ unit: $(STAMP)
 
 notebooks-test: $(STAMP)
 	PRUNINGLAB_PROFILE=smoke PRUNINGLAB_RUNS=$$(mktemp -d) MPLBACKEND=Agg PRUNINGLAB_THREADS=1 \
-	PRUNINGLAB_FILL_EXERCISES=1 \
+	PRUNINGLAB_FILL_EXERCISES=1 PRUNINGLAB_CLAIMS=strict \
 	$(PY) -m pytest -c tests/nbval.ini --rootdir=. -n $(JOBS) --dist loadscope --nbval-lax \
 	    --current-env --nbval-sanitize-with tests/sanitize.cfg notebooks
 

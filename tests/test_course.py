@@ -66,6 +66,8 @@ def test_each_exercise_is_a_task_a_stub_with_its_check_and_a_folded_solution(pat
         assert stub.cell_type == "code" and not tags(stub) and not folded(stub)
         found = CHECK.findall(stub.source)
         assert len(found) == 1, stub.source
+        # the check prints its line; a trailing ";" keeps Jupyter from echoing Out: True
+        assert stub.source.rstrip().endswith(f"{found[0][1]});"), stub.source
         ids.append(found[0][0])
         assert task.source.startswith(f"### Exercise {found[0][0]} · ")
         assert solution.cell_type == "code" and tags(solution) == ["solution"]
