@@ -7,6 +7,7 @@ import pruninglab as pl
 from pruninglab import exercises
 
 import math
+import re
 
 import pytest
 import torch
@@ -400,3 +401,349 @@ def test_a_check_leaves_torchs_global_generator_as_it_was(capsys, monkeypatch):
     torch.manual_seed(0)
     run_check(capsys, "10.1", None)
     assert torch.equal(torch.rand(3), expected)
+
+
+# Enough inputs, edge cases among them (issue 50).
+
+
+def _cases(id: str) -> tuple[dict, ...]:
+    return exercises._get(id).cases
+
+
+FUNCTION_IDS = [i for i in IDS if _cases(i) is not None]
+VALUE_IDS = [i for i in IDS if _cases(i) is None]
+
+
+def _count(density: float, n: int) -> int:
+    return round(density * n)
+
+
+def _ties_away_from_the_cut(weights: list[torch.Tensor], density: float) -> bool:
+    """Tied magnitudes, but not at the cut: the k-th and (k+1)-th largest |w| differ."""
+    magnitudes = torch.cat([w.abs().flatten() for w in weights]).sort(descending=True).values
+    k = _count(density, magnitudes.numel())
+    tied = magnitudes.unique().numel() < magnitudes.numel()
+    return tied and 0 < k < magnitudes.numel() and bool(magnitudes[k - 1] > magnitudes[k])
+
+
+def _odd(*numbers: int) -> bool:
+    return all(n % 2 == 1 for n in numbers)
+
+
+def _any_constant_channel(x: torch.Tensor) -> bool:
+    return bool((x.var(dim=(0, 2, 3), unbiased=False) == 0).any())
+
+
+def _exact_power(base: float, value: float) -> bool:
+    return any(base ** n == value for n in range(1, 40))
+
+
+# For each function exercise, the edge cases its inputs allow, each a predicate that some
+# input must satisfy.
+EDGES: dict[str, dict[str, object]] = {
+    "01.1": {"an odd N": lambda c: _odd(c["w"].numel()),
+             "one input": lambda c: c["w"].numel() == 1, "no bias": lambda c: c["b"] == 0,
+             "every output 0": lambda c: bool((c["y"] @ c["w"] + c["b"] <= 0).all())},
+    "01.2": {"one input": lambda c: c["n_in"] == 1, "one output": lambda c: c["n_out"] == 1,
+             "odd sizes": lambda c: _odd(c["n_in"], c["n_out"])},
+    "01.3": {"one layer": lambda c: len(c["widths"]) == 2,
+             "widths of 1": lambda c: set(c["widths"]) == {1},
+             "odd widths": lambda c: _odd(*c["widths"])},
+    "02.1": {"one position": lambda c: c["size"] + 2 * c["padding"] == c["kernel"],
+             "a 1×1 window": lambda c: c["kernel"] == 1,
+             "a stride longer than the input": lambda c: c["stride"] > c["size"],
+             "an odd size": lambda c: _odd(c["size"])},
+    "02.2": {"a 1×1 kernel": lambda c: c["kernel"] == 1,
+             "one channel in and out": lambda c: c["c_in"] == c["c_out"] == 1,
+             "a bias": lambda c: c["bias"], "no bias": lambda c: not c["bias"]},
+    "03.1": {"momentum 0": lambda c: c["momentum"] == 0,
+             "momentum 1": lambda c: c["momentum"] == 1,
+             "new equals old": lambda c: torch.equal(c["old"], c["new"]),
+             "an odd size": lambda c: _odd(c["old"].numel())},
+    "03.3": {"one image": lambda c: c["x"].shape[0] == 1,
+             "1×1 images": lambda c: c["x"].shape[2:] == (1, 1),
+             "an odd size": lambda c: _odd(*c["x"].shape),
+             "a constant channel (variance 0)": lambda c: _any_constant_channel(c["x"])},
+    "03.4": {"a running variance of 0": lambda c: bool((c["running_var"] == 0).any()),
+             "γ = 1 and β = 0": lambda c: bool((c["gamma"] == 1).all() and
+                                               (c["beta"] == 0).all()),
+             "one image": lambda c: c["x"].shape[0] == 1,
+             "an odd size": lambda c: _odd(*c["x"].shape)},
+    "04.1": {"an odd N": lambda c: _odd(c["weight"].numel()),
+             "density 1": lambda c: c["density"] == 1.0,
+             "round(d·N) = 0": lambda c: _count(c["density"], c["weight"].numel()) == 0,
+             "ties away from the cut": lambda c: _ties_away_from_the_cut([c["weight"]],
+                                                                         c["density"]),
+             "N = 106, d = 0.23": lambda c: (c["weight"].numel(), c["density"]) == (106, 0.23)},
+    "04.2": {"nothing kept": lambda c: not any(m.any() for m in c["masks"]),
+             "everything kept": lambda c: all(m.all() for m in c["masks"]),
+             "one mask": lambda c: len(c["masks"]) == 1,
+             "an odd size": lambda c: _odd(sum(m.numel() for m in c["masks"]))},
+    "04.3": {"an odd N": lambda c: _odd(sum(w.numel() for w in c["weights"])),
+             "density 1": lambda c: c["density"] == 1.0,
+             "round(d·N) = 0": lambda c: _count(c["density"],
+                                                sum(w.numel() for w in c["weights"])) == 0,
+             "ties away from the cut": lambda c: _ties_away_from_the_cut(c["weights"],
+                                                                         c["density"]),
+             "one layer": lambda c: len(c["weights"]) == 1,
+             "N = 106, d = 0.23": lambda c: (sum(w.numel() for w in c["weights"]),
+                                             c["density"]) == (106, 0.23)},
+    "05.1": {"one level after the dense one": lambda c: c["target"] >= c["K"],
+             "K**n exactly the target": lambda c: _exact_power(c["K"], c["target"])},
+    "05.2": {"one level": lambda c: c["levels"] == 1,
+             "no rewind": lambda c: c["rewind_steps_lr"] == 0,
+             "a rewind past the start": lambda c: c["rewind_steps_lr"] > c["T"],
+             "an odd T": lambda c: _odd(c["T"]), "one step": lambda c: c["T"] == 1},
+    "06.1": {"0 %": lambda c: c["percent"] == 0, "100 %": lambda c: c["percent"] == 100,
+             "an odd T": lambda c: _odd(c["T"]), "one step": lambda c: c["T"] == 1},
+    "06.2": {"on a boundary": lambda c: c["schedule"].steps - c["rewind_steps_lr"]
+             in c["schedule"].boundaries,
+             "a step before a boundary": lambda c: c["schedule"].steps - c["rewind_steps_lr"]
+             + 1 in c["schedule"].boundaries,
+             "a rewind past the start": lambda c: c["rewind_steps_lr"] > c["schedule"].steps,
+             "no rewind": lambda c: c["rewind_steps_lr"] == 0,
+             "an odd T": lambda c: _odd(c["schedule"].steps)},
+    "07.1": {"a zero gradient": lambda c: not c["grad_c"].any(),
+             "lr 0": lambda c: c["lr"] == 0,
+             "no clip bites": lambda c: bool((c["grad_c"].abs() < c["clip"]).all()),
+             "a gradient exactly at the clip": lambda c: bool((c["grad_c"].abs()
+                                                               == c["clip"]).any()),
+             "one logit": lambda c: c["logits"].numel() == 1,
+             "logits outside the logit clip": lambda c: bool((c["logits"].abs()
+                                                              > c["logit_clip"]).any())},
+    "07.2": {"one layer": lambda c: len(c["logits"]) == 1,
+             "logits all 0": lambda c: not any(b.any() for b in c["logits"]),
+             "density about 1": lambda c: all(bool((b > 20).all()) for b in c["logits"]),
+             "density about 0": lambda c: all(bool((b < -20).all()) for b in c["logits"])},
+    "08.1": {"fans of 1": lambda c: c["fan_in"] == c["fan_out"] == 1,
+             "odd fans": lambda c: _odd(c["fan_in"], c["fan_out"])},
+    "08.2": {"nothing kept": lambda c: not c["mask"].any(),
+             "everything kept": lambda c: bool(c["mask"].all()),
+             "one row": lambda c: c["image_shape"][0] == 1,
+             "one column": lambda c: c["image_shape"][1] == 1,
+             "one hidden neuron": lambda c: c["mask"].shape[0] == 1},
+    "08.3": {"nothing kept": lambda c: not c["mask"].any(),
+             "everything kept": lambda c: bool(c["mask"].all()),
+             "one kept": lambda c: int(c["mask"].sum()) == 1,
+             "the identity order": lambda c: len(c["order"]) > 1 and torch.equal(
+                 c["order"], torch.arange(len(c["order"])))},
+    "09.1": {"no step": lambda c: c["steps"] == 0,
+             "new equals old": lambda c: c["new"] == c["old"],
+             "an odd number of steps": lambda c: _odd(c["steps"])},
+    "09.2": {"nothing to forget (no step)": lambda c: c["fraction"] == 1,
+             "μⁿ exactly the fraction": lambda c: _exact_power(c["mu"], c["fraction"])},
+    "10.1": {"nothing kept": lambda c: not c["mask"].any(),
+             "everything kept": lambda c: bool(c["mask"].all()),
+             "one output position": lambda c: c["size"] + 2 * c["padding"]
+             == c["mask"].shape[-1],
+             "a 1×1 window": lambda c: c["mask"].shape[-1] == 1,
+             "an odd size": lambda c: _odd(c["size"])},
+    "10.2": {"nothing kept": lambda c: not c["mask"].any(),
+             "everything kept": lambda c: bool(c["mask"].all()),
+             "one row": lambda c: c["mask"].shape[0] == 1,
+             "one column": lambda c: c["mask"].shape[1] == 1},
+    "10.3": {"one row": lambda c: c["rows"] == 1, "one column": lambda c: c["cols"] == 1,
+             "odd sizes": lambda c: _odd(c["rows"], c["cols"])},
+}
+
+
+def test_every_function_exercise_names_its_edge_cases():
+    assert set(EDGES) == set(FUNCTION_IDS)
+
+
+@pytest.mark.parametrize("id", FUNCTION_IDS)
+def test_every_function_exercise_is_tried_on_thirty_inputs_with_its_edge_cases(id):
+    cases = _cases(id)
+    assert len(cases) >= 30
+    missing = [edge for edge, holds in EDGES[id].items() if not any(holds(c) for c in cases)]
+    assert not missing
+
+
+def _keep_largest(scores: torch.Tensor, k: int, last_of_ties_first: bool) -> torch.Tensor:
+    """The k largest scores, ties broken by the lowest index or by the highest."""
+    flat = scores.flatten()
+    if last_of_ties_first:
+        order = flat.flip(0).sort(descending=True, stable=True).indices
+        order = flat.numel() - 1 - order
+    else:
+        order = flat.sort(descending=True, stable=True).indices
+    keep = torch.zeros(flat.numel(), dtype=torch.bool)
+    keep[order[:k]] = True
+    return keep.view_as(scores)
+
+
+@pytest.mark.parametrize("last_of_ties_first", [False, True])
+def test_ties_away_from_the_cut_pass_however_an_answer_breaks_them(capsys, last_of_ties_first):
+    def mask(weight, density):
+        return _keep_largest(weight.abs(), round(density * weight.numel()), last_of_ties_first)
+
+    def masks(weights, density):
+        flat = torch.cat([w.flatten() for w in weights])
+        keep = mask(flat, density)
+        return [k.view_as(w) for k, w in zip(keep.split([w.numel() for w in weights]), weights)]
+
+    assert run_check(capsys, "04.1", mask)[0] is True
+    assert run_check(capsys, "04.3", masks)[0] is True
+
+
+# A quantile threshold keeps the wrong number of weights.
+
+
+def _quantile_mask(weight, density, strict):
+    threshold = torch.quantile(weight.abs().flatten(), 1 - density)
+    return weight.abs() > threshold if strict else weight.abs() >= threshold
+
+
+def _quantile_masks(weights, density, strict):
+    threshold = torch.quantile(torch.cat([w.abs().flatten() for w in weights]), 1 - density)
+    return [w.abs() > threshold if strict else w.abs() >= threshold for w in weights]
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=[">=", ">"])
+@pytest.mark.parametrize("id, answer", [("04.1", _quantile_mask), ("04.3", _quantile_masks)])
+def test_a_quantile_threshold_fails_with_a_hint_about_the_kept_count(capsys, id, answer,
+                                                                     strict):
+    result, out = run_check(capsys, id, lambda **kw: answer(**kw, strict=strict))
+    assert result is False
+    assert re.search(r"keeps (\d+) of (\d+) entries, expected (\d+)", out)
+    assert "Looks like: a quantile threshold." in out
+    assert "torch.quantile interpolates" in out and "round(density·N)" in out
+
+
+def test_a_quantile_threshold_keeps_25_of_106_weights_at_density_0_23(capsys):
+    result, out = run_check(capsys, "04.1", lambda weight, density:
+                            _quantile_mask(weight, density, strict=False))
+    assert "density=0.23): keeps 25 of 106 entries, expected 24" in out
+
+
+# A value exercise's hint never gives the value away.
+
+
+def _renderings(value: object) -> set[str]:
+    shown = {str(value), repr(value)}
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        shown |= {f"{value:{spec}}" for spec in (".6g", ".4g", "g", ".3g", ".2g", ",")}
+    return shown
+
+
+def _unlike(value: float, candidates: list[float]) -> float:
+    """The first candidate whose every rendering shares none of ``value``'s."""
+    for candidate in candidates:
+        if not any(r in c for r in _renderings(value) for c in _renderings(candidate)):
+            return candidate
+    raise AssertionError(f"no candidate unlike {value!r}")
+
+
+@pytest.mark.parametrize("id", VALUE_IDS)
+def test_no_hint_of_a_value_exercise_contains_the_expected_value(capsys, id):
+    exercise = exercises._get(id)
+    value = exercise.reference
+    larger = _unlike(value, [value * 7.3 + 1.7, value * 13.9 + 2.9, abs(value) * 31 + 5.3])
+    smaller = _unlike(value, [value / 7.3 - 1.7, value * 0.137 - 2.9, -abs(value) * 31 - 5.3])
+    wrong = [larger, smaller, torch.tensor(larger), "a word", [value], True,
+             *(m.answer for m in exercise.mistakes)]
+    for answer in wrong:
+        result, out = run_check(capsys, id, answer)
+        assert result is False
+        leaked = [r for r in _renderings(value) if r in out]
+        assert not leaked, f"{answer!r}: {out}"
+    for mistake in exercise.mistakes:
+        assert not any(r in mistake.name + mistake.hint for r in _renderings(value))
+
+
+def test_a_wrong_value_hint_says_only_which_way_it_is_off(capsys):
+    value = exercises.solution("03.2")
+    result, out = run_check(capsys, "03.2", value * 10)
+    assert result is False and "is not right: it is too large" in out
+    result, out = run_check(capsys, "03.2", value / 10)
+    assert result is False and "is not right: it is too small" in out
+    result, out = run_check(capsys, "03.2", "0.003")
+    assert result is False and "should be a number (a float), got a str" in out
+
+
+# Renamed parameters
+
+
+@pytest.mark.parametrize("id", FUNCTION_IDS)
+def test_renamed_parameters_are_told_to_keep_the_stubs_names(capsys, id):
+    def renamed(a, b=None):
+        return a
+
+    result, out = run_check(capsys, id, renamed)
+    expected = exercises._get(id).signature.split("(")[1].rstrip(")")
+    assert result is False
+    assert f"keep the stub's parameter names ({expected}): your function takes (a, b)" in out
+
+
+def test_the_renamed_parameters_hint_shows_pythons_markers(capsys):
+    _, out = run_check(capsys, "01.2", lambda n_in, n_out, /: n_in * n_out)
+    assert "your function takes (n_in, n_out, /)" in out
+    _, out = run_check(capsys, "01.2", lambda n_in, *args, n_output: n_in)
+    assert "your function takes (n_in, *args, n_output)" in out
+
+
+def test_a_TypeError_inside_a_well_named_answer_is_reported_as_raised(capsys):
+    def well_named(n_in: int, n_out: int) -> int:
+        return "n_in" + n_in  # a TypeError of its own
+
+    result, out = run_check(capsys, "01.2", well_named)
+    assert result is False
+    assert "raised TypeError" in out and "keep the stub's" not in out
+
+
+def test_extra_parameters_with_defaults_and_kwargs_are_accepted(capsys):
+    assert exercises.check("01.2", lambda n_in, n_out, bias=True: (n_in + bias) * n_out)
+    assert exercises.check("01.2", lambda **kw: (kw["n_in"] + 1) * kw["n_out"])
+
+
+# Named mistakes
+
+
+def test_instance_norm_is_named_in_03_3(capsys):
+    def instance_norm(x, eps):
+        mean = x.mean(dim=(2, 3), keepdim=True)
+        return (x - mean) / torch.sqrt(x.var(dim=(2, 3), unbiased=False, keepdim=True) + eps)
+
+    result, out = run_check(capsys, "03.3", instance_norm)
+    assert result is False
+    assert "Looks like: instance norm (per image and channel)." in out
+    assert "shared across the batch: dim=(0, 2, 3)" in out
+
+
+def _sigmoid_slope(b):
+    return torch.sigmoid(b) * (1 - torch.sigmoid(b))
+
+
+@pytest.mark.parametrize("where, step", [
+    ("before", lambda grad_c, logits, lr, clip: lr * (grad_c * _sigmoid_slope(logits))
+     .clamp(-clip, clip)),
+    ("after", lambda grad_c, logits, lr, clip: lr * grad_c.clamp(-clip, clip)
+     * _sigmoid_slope(logits)),
+])
+def test_the_sigmoids_derivative_is_named_before_and_after_the_clip_in_07_1(capsys, where,
+                                                                            step):
+    def answer(logits, grad_c, lr, clip, logit_clip):
+        return (logits - step(grad_c, logits, lr, clip)).clamp(-logit_clip, logit_clip)
+
+    result, out = run_check(capsys, "07.1", answer)
+    assert result is False
+    assert f"Looks like: through the sigmoid's derivative σ'(b), {where} the clip." in out
+    assert "no σ'(b) factor" in out and "b − lr·clip(dL/dc)" in out
+
+
+# One line, a bool
+
+
+@pytest.mark.parametrize("id", IDS)
+def test_check_prints_exactly_one_line_and_returns_a_bool(capsys, id):
+    answers = [exercises.solution(id), None, PLANTED[id][0], lambda wrong_name: 0, "a word"]
+    for answer in answers:
+        result, out = run_check(capsys, id, answer)
+        assert isinstance(result, bool)
+        assert out.count("\n") == 1 and out.endswith("\n")
+
+
+def test_a_check_leaves_torchs_thread_count_as_it_was(capsys):
+    threads = torch.get_num_threads()
+    run_check(capsys, "09.2", exercises.solution("09.2"))
+    assert torch.get_num_threads() == threads

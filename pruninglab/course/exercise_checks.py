@@ -2,23 +2,33 @@
 with the reference's, and how a known mistake is recognised (:mod:`pruninglab.course.exercises` is
 the public side: ``check``, ``names``, ``describe``, ``solution``).
 
-:func:`judge` calls the answer and the reference on the same inputs, drawn with fixed seeds
-(:func:`generator_for`), so a hint is the same every time it is shown; :func:`difference`
-describes the first difference between two results; a :class:`Mistake` is a plausible wrong
-answer whose hint is added when the answer behaves like it.
+:func:`judge` calls the answer and the reference on the same inputs (at least
+:data:`CASES` of them), drawn with fixed seeds (:func:`generator_for`, :func:`draw_int`,
+:func:`draw_float`), so a hint is the same every time it is shown; :func:`difference`
+describes the first difference between two results, :func:`value_difference` that of a
+value exercise without showing the expected value; a :class:`Mistake` is a plausible wrong
+answer whose hint is added when the answer behaves like it. An answer whose parameters
+cannot take the inputs by the stub's names is told so before it is called.
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import numbers
 from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Exercise", "Mistake", "difference", "generator_for", "integers_for", "judge",
-           "not_half_way", "one_line"]
+__all__ = ["CASES", "Exercise", "Mistake", "difference", "draw_float", "draw_int",
+           "generator_for", "integers_for", "judge", "not_half_way", "one_line",
+           "value_difference"]
+
+CASES = 30
+"""Every function exercise is tried on at least this many inputs: its readable, hand-picked
+ones first (a hint quotes the first input an answer fails on), its edge cases, then drawn
+ones with fixed seeds."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +58,8 @@ class Exercise:
         task: the task in one sentence.
         reference: the library's answer: a function, or the value itself when ``cases`` is
             ``None``.
-        cases: keyword arguments of the inputs the answer is tried on (``None`` for a value).
+        cases: keyword arguments of the inputs the answer is tried on (``None`` for a value),
+            at least :data:`CASES` of them, the readable hand-picked ones first.
         mistakes: known wrong answers, recognised in the hint.
         tolerance: relative tolerance for floating-point results (integers, counts and
             masks must match exactly).
@@ -147,6 +158,31 @@ def difference(expected: object, got: object, tolerance: float = 1e-5) -> str | 
     return f"expected {expected:.6g}, got {got:.6g}"
 
 
+def value_difference(expected: object, got: object, tolerance: float = 1e-5) -> str | None:
+    """:func:`difference` for a value exercise, whose expected value *is* the answer: a
+    description to follow the value's name that never shows the expected value (in no
+    formatting), only the type problem or, for a number, the direction: ``"should be an int,
+    got a str"``, ``"= 0.03 is not right: it is too large"``; ``None`` if ``got`` agrees."""
+    if difference(expected, got, tolerance) is None:
+        return None
+    number = got.item() if isinstance(got, torch.Tensor) and got.dim() == 0 else got
+    if isinstance(expected, bool) or not isinstance(expected, numbers.Real):
+        if type(got) is not type(expected):
+            return f"should be a {type(expected).__name__}, got {_kind(got)}"
+        return "is not right"
+    if isinstance(expected, numbers.Integral) and (
+            isinstance(number, bool) or not isinstance(number, numbers.Integral)):
+        return f"should be an int, got {_kind(got)}"
+    if isinstance(number, bool) or not isinstance(number, numbers.Real):
+        return f"should be a number (a float), got {_kind(got)}"
+    # the student's own number, as they wrote it (repr: never rounded, so that it cannot
+    # read like another number), and only the direction of the error
+    shown = repr(number) if len(repr(number)) <= 40 else repr(float(number))
+    if math.isnan(number):
+        return f"= {shown} is not a number (nan)"
+    return f"= {shown} is not right: it is too {'large' if number > expected else 'small'}"
+
+
 def _show(value: object) -> str:
     if isinstance(value, torch.Tensor):
         if value.numel() <= 4:
@@ -191,14 +227,18 @@ def judge(exercise: Exercise, answer: object) -> tuple[bool | None, str]:
             except Exception:  # whatever else it does, a function is not a value
                 pass
             return False, f"{name} should be a value, not a function"
-        problem = difference(exercise.reference, answer, exercise.tolerance)
+        problem = value_difference(exercise.reference, answer, exercise.tolerance)
         if problem is None:
             return True, f"passed: {name} = {answer!r}."
-        return False, _with_mistake(exercise, problem, None, [answer])
+        # never difference's "expected ...": here the expected value is the answer itself
+        return False, _with_mistake(exercise, f"{name} {problem}", None, [answer])
     if _is_stub_value(answer):
         return None, f"write {exercise.signature}, then run this cell again."
     if not callable(answer):
         return False, f"{name} should be a function {exercise.signature}, got {_kind(answer)}"
+    renamed = _renamed_parameters(exercise, answer)
+    if renamed:
+        return False, renamed
     outputs = []  # the answer's result on every input, or the exception it raised
     for case in exercise.cases:
         try:
@@ -219,6 +259,47 @@ def judge(exercise: Exercise, answer: object) -> tuple[bool | None, str]:
             return False, _with_mistake(exercise, f"{_call_text(name, case)}: {problem}",
                                         case, outputs)
     return True, f"passed: {name} agrees with the reference on {len(exercise.cases)} inputs."
+
+
+def _renamed_parameters(exercise: Exercise, answer: object) -> str | None:
+    """The hint for an answer that cannot take the inputs by the stub's parameter names
+    (renamed, missing, an extra one without a default, positional-only), found from its
+    signature before any call, so that a ``TypeError`` raised *inside* a well-named answer
+    is never taken for a rename; ``None`` if it takes them (``**kwargs`` does) or if its
+    signature cannot be read (then calling it tells)."""
+    try:
+        signature = inspect.signature(answer)
+    except (TypeError, ValueError):  # some builtins and C functions have none
+        return None
+    for keys in {tuple(case) for case in exercise.cases}:
+        try:
+            signature.bind(**dict.fromkeys(keys))
+        except TypeError:
+            break
+    else:
+        return None
+    wanted = exercise.signature.partition("(")[2].rstrip(")") or ", ".join(exercise.cases[0])
+    return (f"keep the stub's parameter names ({wanted}): your function takes "
+            f"({_parameters_text(signature)}); the check passes the inputs by name")
+
+
+def _parameters_text(signature: inspect.Signature) -> str:
+    """The parameter names of ``signature`` with Python's markers (``*args``, ``**kwargs``,
+    ``/``, ``*``), without annotations and defaults."""
+    kinds = inspect.Parameter
+    out, previous = [], None
+    for p in signature.parameters.values():
+        if previous == kinds.POSITIONAL_ONLY and p.kind != kinds.POSITIONAL_ONLY:
+            out.append("/")
+        if p.kind == kinds.KEYWORD_ONLY and previous not in (kinds.KEYWORD_ONLY,
+                                                              kinds.VAR_POSITIONAL):
+            out.append("*")
+        prefix = {kinds.VAR_POSITIONAL: "*", kinds.VAR_KEYWORD: "**"}.get(p.kind, "")
+        out.append(prefix + p.name)
+        previous = p.kind
+    if previous == kinds.POSITIONAL_ONLY:
+        out.append("/")
+    return ", ".join(out)
 
 
 def _with_mistake(exercise: Exercise, problem: str, case: dict | None,
@@ -267,6 +348,16 @@ def generator_for(id: str) -> torch.Generator:
 
 def integers_for(id: str, count: int, low: int, high: int) -> list[int]:
     return torch.randint(low, high + 1, (count,), generator=generator_for(id)).tolist()
+
+
+def draw_int(generator: torch.Generator, low: int, high: int) -> int:
+    """An integer in ``[low, high]`` from ``generator``."""
+    return int(torch.randint(low, high + 1, (), generator=generator))
+
+
+def draw_float(generator: torch.Generator, low: float, high: float) -> float:
+    """A float in ``[low, high)`` from ``generator``."""
+    return low + (high - low) * float(torch.rand((), generator=generator, dtype=torch.float64))
 
 
 def not_half_way(density: float, n: int) -> float:

@@ -16,7 +16,11 @@ fixed seeds, so a hint is the same every time it is shown) and prints one line:
 * or a hint that names what is wrong: the first input on which the answer differs, what
   was expected and what came back (the count, the shape, the dtype, the value), and, when
   the answer behaves like a known mistake (the other momentum convention, rounding down,
-  the wrong axis, ...), the mistake by name.
+  the wrong axis, ...), the mistake by name. A function is tried on at least 30 inputs,
+  edge cases among them; one whose parameters are not the stub's (renamed, say) is told to
+  keep the stub's names. For a value exercise the hint never shows the expected value (it
+  *is* the answer): it says only whether the value is too large or too small, or of the
+  wrong type.
 
 It returns ``True`` or ``False`` and never raises, so a notebook's Run All goes on. Each
 exercise stands alone: later cells never call a student's answer.
@@ -37,7 +41,9 @@ recognised is :mod:`pruninglab.course.exercise_checks`.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import torch
 
@@ -70,7 +76,7 @@ def check(id: str, answer: object) -> bool:
     try:
         # references build layers, which draw from torch's global generator: fork it, so
         # that running a check never changes what the notebook's later cells draw
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), _one_thread():
             verdict, message = judge(exercise, answer)
             if verdict is None and fill:
                 verdict, message = judge(exercise, exercise.reference)
@@ -84,6 +90,20 @@ def check(id: str, answer: object) -> bool:
     mark = "✓" if verdict else ("○" if verdict is None else "✗")
     print(f"{mark} {exercise.id} {message}")
     return bool(verdict)
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """torch on one thread while a check runs, as it was afterwards: the inputs are tiny,
+    and waking sleeping OpenMP threads for each of a reference's small operations (09's
+    references step a BatchNorm layer hundreds of times) makes a check several times
+    slower on a machine with several cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def fill_requested() -> bool:

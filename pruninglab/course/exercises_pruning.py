@@ -13,7 +13,15 @@ from torch import nn
 from ..core import efficiency, masking, models, optim, schedules
 from ..experiments import gimp, shuffle, tom
 from . import basics
-from .exercise_checks import Exercise, Mistake, generator_for, integers_for
+from .exercise_checks import (
+    CASES,
+    Exercise,
+    Mistake,
+    draw_float,
+    draw_int,
+    generator_for,
+    integers_for,
+)
 
 __all__ = ["exercises"]
 
@@ -48,15 +56,44 @@ def _exercises_05() -> list[Exercise]:
     def above(d, K, target):
         return d > target * (1 + 1e-9)
 
+    g = generator_for("05.1")
+    level_cases = [{"K": 0.7, "target": 0.1}, {"K": 0.7, "target": 0.04},
+                   {"K": 0.8, "target": 0.3}, {"K": 0.5, "target": 0.125},
+                   {"K": 0.9, "target": 0.5}, {"K": 0.6, "target": 0.05},
+                   # edges: a target at or above K (one level after the dense one); K**n
+                   # equal to the target (exactly, in floats: powers of 1/2 and of 3/4);
+                   # many levels
+                   {"K": 0.6, "target": 0.8}, {"K": 0.9, "target": 0.9},
+                   {"K": 0.5, "target": 0.25}, {"K": 0.75, "target": 0.5625},
+                   {"K": 0.5, "target": 0.001}]
+    while len(level_cases) < CASES:
+        K, target = round(draw_float(g, 0.5, 0.95), 2), round(draw_float(g, 0.005, 0.95), 3)
+        levels = math.log(target) / math.log(K)
+        # K**n within float error of the target: whether that level is clamped would hang
+        # on the last bit (the reference allows 1e-9); the exact ties are chosen above
+        if abs(levels - round(levels)) > 1e-6:
+            level_cases.append({"K": K, "target": target})
+    g = generator_for("05.2")
+    start_cases = [{"T": 400, "rewind_steps_lr": 0, "levels": 4},
+                   {"T": 400, "rewind_steps_lr": 400, "levels": 4},
+                   {"T": 72_000, "rewind_steps_lr": 70_000, "levels": 3},
+                   {"T": 100, "rewind_steps_lr": 30, "levels": 5},
+                   {"T": 100, "rewind_steps_lr": 150, "levels": 3},
+                   # edges: one level (only the start, 0), one step per level, an odd T
+                   {"T": 400, "rewind_steps_lr": 100, "levels": 1},
+                   {"T": 1, "rewind_steps_lr": 0, "levels": 4},
+                   {"T": 333, "rewind_steps_lr": 111, "levels": 4}]
+    for _ in range(CASES - len(start_cases)):
+        T = draw_int(g, 1, 1000)
+        rewind = (0, T, draw_int(g, 0, 3 * T // 2))[draw_int(g, 0, 2)]
+        start_cases.append({"T": T, "rewind_steps_lr": rewind, "levels": draw_int(g, 1, 6)})
     return [
         Exercise(
             "05.1", "level_densities(K, target)",
             "the density of every level of iterative pruning: 1 (the dense network), then "
             "each level keeps K of the previous density, the last level clamped to `target`.",
             reference=_level_densities,
-            cases=({"K": 0.7, "target": 0.1}, {"K": 0.7, "target": 0.04},
-                   {"K": 0.8, "target": 0.3}, {"K": 0.5, "target": 0.125},
-                   {"K": 0.9, "target": 0.5}, {"K": 0.6, "target": 0.05}),
+            cases=tuple(level_cases),
             mistakes=(
                 Mistake("not clamped to the target", "The last level would go below the "
                         "target: keep max(density·K, target) there.",
@@ -79,11 +116,7 @@ def _exercises_05() -> list[Exercise]:
             "starts, when every level trains T steps and the position then moves back by "
             "`rewind_steps_lr` from where the level ended (never below 0).",
             reference=_schedule_starts,
-            cases=({"T": 400, "rewind_steps_lr": 0, "levels": 4},
-                   {"T": 400, "rewind_steps_lr": 400, "levels": 4},
-                   {"T": 72_000, "rewind_steps_lr": 70_000, "levels": 3},
-                   {"T": 100, "rewind_steps_lr": 30, "levels": 5},
-                   {"T": 100, "rewind_steps_lr": 150, "levels": 3}),
+            cases=tuple(start_cases),
             mistakes=(
                 Mistake("rewound *to* rewind_steps_lr instead of *by* it", "The position "
                         "moves back by rewind_steps_lr from the end of the level: "
@@ -117,6 +150,43 @@ def _first_learning_rate(schedule: schedules.Schedule, rewind_steps_lr: int) -> 
 
 def _exercises_06() -> list[Exercise]:
     resnet, vgg = schedules.resnet(), schedules.vgg()
+    g = generator_for("06.1")
+    rewind_cases = [{"T": 400, "percent": 75}, {"T": 72_000, "percent": 25},
+                    {"T": 333, "percent": 75}, {"T": 1000, "percent": 98},
+                    {"T": 400, "percent": 0}, {"T": 400, "percent": 100},
+                    {"T": 90, "percent": 33},
+                    # edges: one step per cycle, rewound by all or by less than half a step
+                    {"T": 1, "percent": 100}, {"T": 1, "percent": 30}, {"T": 7, "percent": 60}]
+    while len(rewind_cases) < CASES:
+        T, percent = draw_int(g, 1, 2000), draw_int(g, 0, 100)
+        # not a rewind of exactly half a step more than a whole number: there round()
+        # rounds to even, and "to the nearest step" does not say which way
+        if percent * T % 100 != 50:
+            rewind_cases.append({"T": T, "percent": percent})
+    g = generator_for("06.2")
+    rate_cases = [
+        # first a rewind that lands on a boundary, where one step off changes the rate
+        {"schedule": resnet, "rewind_steps_lr": 36_000},
+        {"schedule": resnet, "rewind_steps_lr": 72_000},
+        {"schedule": resnet, "rewind_steps_lr": 0},
+        {"schedule": resnet, "rewind_steps_lr": 54_000},
+        {"schedule": resnet, "rewind_steps_lr": 18_000},
+        {"schedule": vgg, "rewind_steps_lr": 48_000},
+        {"schedule": vgg, "rewind_steps_lr": 70_000},
+        # edges: a rewind past the start (position 0), short and odd schedules, one step
+        # before and on a boundary
+        {"schedule": resnet, "rewind_steps_lr": 100_000},
+        {"schedule": schedules.resnet(400), "rewind_steps_lr": 100},
+        {"schedule": schedules.resnet(333), "rewind_steps_lr": 84},
+        {"schedule": schedules.wrn(), "rewind_steps_lr": 16_001}]
+    while len(rate_cases) < CASES:
+        schedule = (schedules.resnet, schedules.vgg, schedules.wrn)[draw_int(g, 0, 2)](
+            draw_int(g, 10, 1000))
+        T = schedule.steps
+        boundary = schedule.boundaries[draw_int(g, 0, len(schedule.boundaries) - 1)]
+        rewind = (T - boundary + draw_int(g, -1, 1), draw_int(g, 0, 5 * T // 4))[
+            draw_int(g, 0, 1)]  # near a boundary, or anywhere
+        rate_cases.append({"schedule": schedule, "rewind_steps_lr": max(0, rewind)})
     return [
         Exercise(
             "06.1", "rewind_point(T, percent)",
@@ -124,10 +194,7 @@ def _exercises_06() -> list[Exercise]:
             "step): the step of the T-step cycle that just ended whose weights the next "
             "level starts from.",
             reference=_rewind_point,
-            cases=({"T": 400, "percent": 75}, {"T": 72_000, "percent": 25},
-                   {"T": 333, "percent": 75}, {"T": 1000, "percent": 98},
-                   {"T": 400, "percent": 0}, {"T": 400, "percent": 100},
-                   {"T": 90, "percent": 33}),
+            cases=tuple(rewind_cases),
             mistakes=(
                 Mistake("rewound *to* X % instead of *by* X %", "sGIMP(75 %) goes back 75 % "
                         "of the cycle: to the state after the first 25 %, step T − 0.75·T.",
@@ -145,14 +212,7 @@ def _exercises_06() -> list[Exercise]:
             "schedule.steps steps, when the schedule position moves back by rewind_steps_lr "
             "(sGIMP uses rewind_steps_lr = T for every X; fine-tuning 0).",
             reference=_first_learning_rate,
-            # first a rewind that lands on a boundary, where one step off changes the rate
-            cases=({"schedule": resnet, "rewind_steps_lr": 36_000},
-                   {"schedule": resnet, "rewind_steps_lr": 72_000},
-                   {"schedule": resnet, "rewind_steps_lr": 0},
-                   {"schedule": resnet, "rewind_steps_lr": 54_000},
-                   {"schedule": resnet, "rewind_steps_lr": 18_000},
-                   {"schedule": vgg, "rewind_steps_lr": 48_000},
-                   {"schedule": vgg, "rewind_steps_lr": 70_000}),
+            cases=tuple(rate_cases),
             mistakes=(
                 Mistake("read the schedule *at* rewind_steps_lr", "The position moves back "
                         "*by* rewind_steps_lr from where the level ended, T: read the "
@@ -195,15 +255,53 @@ def _exercises_07() -> list[Exercise]:
         grad_c.view(-1)[:2] = torch.tensor([-0.5, 0.5])  # pushes both past the logit clip
         step_cases.append({"logits": logits, "grad_c": grad_c, "lr": lr, "clip": clip,
                            "logit_clip": logit_clip})
+    # edges: a gradient no clip bites on, a zero gradient, a zero learning rate (only the
+    # logit clip acts, also on logits that start outside it), gradients exactly at ±clip,
+    # one logit, odd shapes
+    step_cases += [
+        {"logits": 2 * torch.randn(3, 5, generator=g), "grad_c": 0.05 * torch.randn(
+            3, 5, generator=g), "lr": 1.0, "clip": 1.0, "logit_clip": 15.0},
+        {"logits": 4 * torch.randn(7, generator=g), "grad_c": torch.zeros(7), "lr": 1.0,
+         "clip": 0.1, "logit_clip": 3.0},
+        {"logits": 4 * torch.randn(3, 3, generator=g), "grad_c": torch.randn(3, 3, generator=g),
+         "lr": 0.0, "clip": 0.1, "logit_clip": 5.0},
+        {"logits": torch.randn(2, 3, generator=g), "grad_c": torch.tensor(
+            [[0.1, -0.1, 0.2], [-0.3, 0.1, 0.05]]), "lr": 1.0, "clip": 0.1, "logit_clip": 15.0},
+        {"logits": torch.tensor([0.5]), "grad_c": torch.tensor([0.4]), "lr": 2.0, "clip": 0.1,
+         "logit_clip": 15.0}]
+    for _ in range(CASES - len(step_cases)):
+        shape = tuple(draw_int(g, 1, 5) for _ in range(draw_int(g, 1, 3)))
+        clip = (0.01, 0.05, 0.1, 0.2, 0.5)[draw_int(g, 0, 4)]
+        # steps lr·clip of at most 0.5: float32 answers that take the step in another
+        # order then agree within the tolerance, even where b − step is near 0
+        step_cases.append({
+            "logits": draw_float(g, 0.5, 6.0) * torch.randn(shape, generator=g),
+            "grad_c": draw_float(g, 0.01, 1.0) * torch.randn(shape, generator=g),
+            "lr": min(0.5 / clip, (0.1, 0.5, 1.0, 2.0, 5.0)[draw_int(g, 0, 4)]), "clip": clip,
+            "logit_clip": (1.0, 3.0, 5.0, 15.0)[draw_int(g, 0, 3)]})
     g = generator_for("07.2")
     density_cases = []
     for shapes, means in ((((300, 20), (10, 20)), (-3.0, 2.0)),
                           (((50, 8), (8, 8), (8, 2)), (-1.0, 0.5, 4.0))):
         density_cases.append({"logits": [mean + 2 * torch.randn(shape, generator=g)
                                          for shape, mean in zip(shapes, means)]})
+    # edges: one layer; logits all 0 (every weight a coin toss); logits so large or so
+    # small that every weight is kept or pruned (density 1 and about 0); odd sizes
+    density_cases += [{"logits": [torch.randn(7, 9, generator=g)]},
+                      {"logits": [torch.zeros(5, 5), torch.zeros(3)]},
+                      {"logits": [torch.full((4, 3), 40.0), torch.full((5,), 30.0)]},
+                      {"logits": [torch.full((4, 3), -40.0), torch.full((5,), -30.0)]}]
+    while len(density_cases) < CASES:
+        density_cases.append({"logits": [
+            draw_float(g, -4.0, 4.0) + draw_float(g, 0.5, 3.0) * torch.randn(
+                tuple(draw_int(g, 1, 12) for _ in range(draw_int(g, 1, 2))), generator=g)
+            for _ in range(draw_int(g, 1, 4))]})
 
     def sgd(logits, step, logit_clip):
         return (logits - step).clamp(-logit_clip, logit_clip)
+
+    def sigmoid_slope(logits):  # σ'(b) = σ(b)·(1 − σ(b))
+        return torch.sigmoid(logits) * (1 - torch.sigmoid(logits))
 
     return [
         Exercise(
@@ -231,11 +329,17 @@ def _exercises_07() -> list[Exercise]:
                         "multiply by lr.",
                         lambda logits, grad_c, lr, clip, logit_clip:
                         sgd(logits, (lr * grad_c).clamp(-clip, clip), logit_clip)),
-                Mistake("through the sigmoid's derivative", "The straight-through estimator "
-                        "hands dL/dc to b *unchanged*: no σ'(b) factor.",
+                Mistake("through the sigmoid's derivative σ'(b), before the clip", "The "
+                        "straight-through estimator hands dL/dc to b *unchanged*: no σ'(b) "
+                        "factor; the clip goes on dL/dc itself: b − lr·clip(dL/dc).",
                         lambda logits, grad_c, lr, clip, logit_clip:
-                        sgd(logits, lr * (grad_c * torch.sigmoid(logits)
-                                          * (1 - torch.sigmoid(logits))).clamp(-clip, clip),
+                        sgd(logits, lr * (grad_c * sigmoid_slope(logits)).clamp(-clip, clip),
+                            logit_clip)),
+                Mistake("through the sigmoid's derivative σ'(b), after the clip", "The "
+                        "straight-through estimator hands the clipped dL/dc to b *unchanged*: "
+                        "no σ'(b) factor after the clip either: b − lr·clip(dL/dc).",
+                        lambda logits, grad_c, lr, clip, logit_clip:
+                        sgd(logits, lr * grad_c.clamp(-clip, clip) * sigmoid_slope(logits),
                             logit_clip)),
             )),
         Exercise(
@@ -282,6 +386,7 @@ def _exercises_08() -> list[Exercise]:
                                          (30, (8, 8), 0.1)):
         mask = torch.rand(hidden, image_shape[0] * image_shape[1], generator=g) < density
         pixel_cases.append({"mask": mask, "image_shape": image_shape})
+    g2 = g  # 08.2's draws go on below
     g = generator_for("08.3")
     shuffle_cases = []
     for shape, density in (((6, 5), 0.5), ((10, 8), 0.2), ((4, 3, 3), 0.6)):
@@ -289,6 +394,41 @@ def _exercises_08() -> list[Exercise]:
         weight = torch.randn(shape, generator=g) * mask  # a ticket: pruned weights are 0
         order = torch.randperm(int(mask.sum()), generator=g)
         shuffle_cases.append({"weight": weight, "mask": mask, "order": order})
+    # edges: nothing kept (an empty order), everything kept, one weight kept, the identity
+    # order, odd sizes
+    nothing = torch.zeros(3, 5, dtype=torch.bool)
+    everything = torch.ones(3, 3, dtype=torch.bool)
+    one = torch.zeros(5, 7, dtype=torch.bool)
+    one[2, 3] = True
+    some = torch.rand(5, 3, generator=g) < 0.5
+    for mask, order in ((nothing, torch.zeros(0, dtype=torch.long)),
+                        (everything, torch.randperm(9, generator=g)),
+                        (one, torch.zeros(1, dtype=torch.long)),
+                        (some, torch.arange(int(some.sum())))):
+        shuffle_cases.append({"weight": torch.randn(mask.shape, generator=g) * mask,
+                              "mask": mask, "order": order})
+    while len(shuffle_cases) < CASES:
+        shape = tuple(draw_int(g, 1, 6) for _ in range(draw_int(g, 1, 3)))
+        mask = torch.rand(shape, generator=g) < draw_float(g, 0.0, 1.0)
+        shuffle_cases.append({"weight": torch.randn(shape, generator=g) * mask, "mask": mask,
+                              "order": torch.randperm(int(mask.sum()), generator=g)})
+    # edges: nothing kept, everything kept, an image of one row and one of one column, one
+    # hidden neuron, odd sizes
+    for hidden, image_shape, share in ((5, (3, 3), 0.0), (4, (2, 5), 1.0), (6, (1, 7), 0.5),
+                                       (6, (5, 1), 0.5), (1, (3, 5), 0.5)):
+        mask = torch.rand(hidden, image_shape[0] * image_shape[1], generator=g2) < share
+        pixel_cases.append({"mask": mask, "image_shape": image_shape})
+    while len(pixel_cases) < CASES:
+        image_shape = (draw_int(g2, 1, 8), draw_int(g2, 1, 8))
+        mask = (torch.rand(draw_int(g2, 1, 20), image_shape[0] * image_shape[1], generator=g2)
+                < draw_float(g2, 0.0, 1.0))
+        pixel_cases.append({"mask": mask, "image_shape": image_shape})
+    g = generator_for("08.19")  # not integers_for's seeds: other draws
+    glorot_cases = [{"fan_in": 784, "fan_out": 400}, {"fan_in": 400, "fan_out": 10},
+                    *({"fan_in": a, "fan_out": b} for a, b in sizes),
+                    {"fan_in": 1, "fan_out": 1}, {"fan_in": 3, "fan_out": 1}]  # edges
+    glorot_cases += [{"fan_in": draw_int(g, 1, 5000), "fan_out": draw_int(g, 1, 5000)}
+                     for _ in range(CASES - len(glorot_cases))]
 
     def inverse(weight, mask, order):
         out = weight.clone()
@@ -302,8 +442,7 @@ def _exercises_08() -> list[Exercise]:
             "the bound a of Keras's default initializer for a dense layer, Glorot-uniform: "
             "weights drawn uniformly from [−a, a] with a = √(6 / (fan_in + fan_out)).",
             reference=_glorot_bound,
-            cases=({"fan_in": 784, "fan_out": 400}, {"fan_in": 400, "fan_out": 10},
-                   *({"fan_in": a, "fan_out": b} for a, b in sizes)),
+            cases=tuple(glorot_cases),
             mistakes=(
                 Mistake("PyTorch's default bound", "PyTorch's Linear draws from ±1/√fan_in; "
                         "Glorot-uniform uses both fans: √(6 / (fan_in + fan_out)).",
@@ -392,6 +531,39 @@ def _exercises_09() -> list[Exercise]:
     def log_steps(mu, fraction):
         return math.ceil(math.log(fraction) / math.log(mu))
 
+    g = generator_for("09.1")
+    mean_cases = [{"old": 2.0, "new": 0.5, "mu": 0.99, "steps": 100},
+                  {"old": 1.0, "new": 0.0, "mu": 0.997, "steps": 400},
+                  {"old": 0.0, "new": 1.0, "mu": 0.9, "steps": 10},
+                  {"old": -1.0, "new": 3.0, "mu": 0.997, "steps": 333},
+                  {"old": 0.3, "new": -0.2, "mu": 0.99, "steps": 1},
+                  {"old": 1.5, "new": 0.0, "mu": 0.99, "steps": 0},
+                  # edges: batches whose mean is the running mean already (it stays), an
+                  # odd number of steps with μ = 1/2 (exact in floats)
+                  {"old": 0.7, "new": 0.7, "mu": 0.9, "steps": 25},
+                  {"old": 4.0, "new": 1.0, "mu": 0.5, "steps": 3}]
+    while len(mean_cases) < CASES:  # at most 30 steps: the reference runs a BN layer
+        mean_cases.append({"old": round(draw_float(g, -3.0, 3.0), 2),
+                           "new": round(draw_float(g, -3.0, 3.0), 2),
+                           "mu": (0.5, 0.9, 0.95, 0.99, 0.997,
+                                  round(draw_float(g, 0.5, 0.999), 3))[draw_int(g, 0, 5)],
+                           "steps": draw_int(g, 0, 30)})
+    g = generator_for("09.2")
+    forget_cases = [{"mu": 0.99, "fraction": 0.5}, {"mu": 0.997, "fraction": 0.5},
+                    {"mu": 0.99, "fraction": 0.01}, {"mu": 0.997, "fraction": 0.01},
+                    {"mu": 0.9, "fraction": 0.1}, {"mu": 0.997, "fraction": math.exp(-1)},
+                    # edges: nothing to forget (fraction 1: no step), μⁿ exactly the
+                    # fraction (powers of 1/2 are exact in floats), one step
+                    {"mu": 0.9, "fraction": 1.0}, {"mu": 0.5, "fraction": 0.25},
+                    {"mu": 0.5, "fraction": 0.6}]
+    while len(forget_cases) < CASES:  # at most ~200 steps: the reference runs a BN layer
+        mu, fraction = round(draw_float(g, 0.5, 0.98), 3), round(draw_float(g, 0.02, 0.95), 3)
+        steps = math.log(fraction) / math.log(mu)
+        # μⁿ within float error of the fraction: whether n steps suffice would hang on the
+        # last bit of the BN layer's arithmetic; the exact ties are chosen above
+        if abs(steps - round(steps)) > 1e-6:
+            forget_cases.append({"mu": mu, "fraction": fraction})
+
     return [
         Exercise(
             "09.1", "running_mean_after(old, new, mu, steps)",
@@ -399,12 +571,7 @@ def _exercises_09() -> list[Exercise]:
             "that starts at old, after `steps` training steps whose batch mean is always "
             "new.",
             reference=_running_mean_after,
-            cases=({"old": 2.0, "new": 0.5, "mu": 0.99, "steps": 100},
-                   {"old": 1.0, "new": 0.0, "mu": 0.997, "steps": 400},
-                   {"old": 0.0, "new": 1.0, "mu": 0.9, "steps": 10},
-                   {"old": -1.0, "new": 3.0, "mu": 0.997, "steps": 333},
-                   {"old": 0.3, "new": -0.2, "mu": 0.99, "steps": 1},
-                   {"old": 1.5, "new": 0.0, "mu": 0.99, "steps": 0}),
+            cases=tuple(mean_cases),
             mistakes=(
                 Mistake("PyTorch's convention", "In the thesis's (TensorFlow's) convention μ "
                         "weighs the *old* value: μ̂ ← μ·μ̂ + (1 − μ)·μ_B.",
@@ -425,9 +592,7 @@ def _exercises_09() -> list[Exercise]:
             "the fewest steps n after which a running average with TensorFlow momentum μ keeps"
             " at most `fraction` of its old value: the smallest n with μⁿ ≤ fraction.",
             reference=_steps_to_forget,
-            cases=({"mu": 0.99, "fraction": 0.5}, {"mu": 0.997, "fraction": 0.5},
-                   {"mu": 0.99, "fraction": 0.01}, {"mu": 0.997, "fraction": 0.01},
-                   {"mu": 0.9, "fraction": 0.1}, {"mu": 0.997, "fraction": math.exp(-1)}),
+            cases=tuple(forget_cases),
             mistakes=(
                 Mistake("the time constant 1/(1 − μ)", "1/(1 − μ) is how long the memory "
                         "lasts to 1/e; for another fraction solve μⁿ ≤ fraction: "
@@ -485,13 +650,59 @@ def _exercises_10() -> list[Exercise]:
             ((16, 8, 1), 7, 1, 0, 0.1)):
         conv_cases.append({"mask": torch.rand(c_out, c_in, k, k, generator=g) < density,
                            "size": size, "stride": stride, "padding": padding})
-    g = generator_for("10.2")
+    g2 = generator_for("10.2")
     csr_cases = []
     for (rows, cols), density, value_bytes, index_bytes in (
             ((20, 30), 0.1, 4, 4), ((400, 784), 0.05, 4, 8), ((10, 10), 0.5, 2, 4),
             ((16, 9), 0.3, 8, 8)):
-        csr_cases.append({"mask": torch.rand(rows, cols, generator=g) < density,
+        csr_cases.append({"mask": torch.rand(rows, cols, generator=g2) < density,
                           "value_bytes": value_bytes, "index_bytes": index_bytes})
+
+    # edges: nothing kept, everything kept, a window that fills the padded input (one
+    # output position), a 1×1 window, odd sizes
+    for (c_out, c_in, k), size, stride, padding, share in (
+            ((3, 2, 3), 7, 1, 1, 0.0), ((2, 3, 3), 5, 2, 1, 1.0), ((4, 3, 5), 3, 1, 1, 0.5),
+            ((5, 3, 1), 9, 3, 0, 0.5)):
+        conv_cases.append({"mask": torch.rand(c_out, c_in, k, k, generator=g) < share,
+                           "size": size, "stride": stride, "padding": padding})
+    while len(conv_cases) < CASES:
+        k, padding = draw_int(g, 1, 5), draw_int(g, 0, 2)
+        size = draw_int(g, max(1, k - 2 * padding), 16)  # the window fits
+        share = (0.0, 1.0, draw_float(g, 0.0, 1.0), draw_float(g, 0.0, 1.0))[draw_int(g, 0, 3)]
+        conv_cases.append({"mask": torch.rand(draw_int(g, 1, 6), draw_int(g, 1, 4), k, k,
+                                              generator=g) < share,
+                           "size": size, "stride": draw_int(g, 1, 3), "padding": padding})
+    # edges: nothing kept (only the row pointers), everything kept, one row, one column
+    for (rows, cols), share, value_bytes, index_bytes in (
+            ((5, 7), 0.0, 4, 4), ((3, 9), 1.0, 4, 8), ((1, 25), 0.4, 4, 4),
+            ((11, 1), 0.5, 2, 4)):
+        csr_cases.append({"mask": torch.rand(rows, cols, generator=g2) < share,
+                          "value_bytes": value_bytes, "index_bytes": index_bytes})
+    while len(csr_cases) < CASES:
+        share = (0.0, 1.0, draw_float(g2, 0.0, 1.0), draw_float(g2, 0.0, 1.0))[
+            draw_int(g2, 0, 3)]
+        csr_cases.append({"mask": torch.rand(draw_int(g2, 1, 30), draw_int(g2, 1, 30),
+                                             generator=g2) < share,
+                          "value_bytes": (2, 4, 8)[draw_int(g2, 0, 2)],
+                          "index_bytes": (4, 8)[draw_int(g2, 0, 1)]})
+    g = generator_for("10.3")
+    even_cases = [{"rows": 400, "cols": 784, "value_bytes": 4, "index_bytes": 4},
+                  {"rows": 400, "cols": 784, "value_bytes": 4, "index_bytes": 8},
+                  {"rows": 10, "cols": 10, "value_bytes": 4, "index_bytes": 4},
+                  {"rows": 64, "cols": 9, "value_bytes": 2, "index_bytes": 4},
+                  {"rows": 3, "cols": 100, "value_bytes": 8, "index_bytes": 8},
+                  # edges: one row, one column, odd sizes
+                  {"rows": 1, "cols": 50, "value_bytes": 4, "index_bytes": 4},
+                  {"rows": 7, "cols": 1, "value_bytes": 8, "index_bytes": 4},
+                  {"rows": 9, "cols": 13, "value_bytes": 2, "index_bytes": 8}]
+    while len(even_cases) < CASES:
+        case = {"rows": draw_int(g, 1, 300), "cols": draw_int(g, 1, 300),
+                "value_bytes": (2, 4, 8)[draw_int(g, 0, 2)],
+                "index_bytes": (4, 8)[draw_int(g, 0, 1)]}
+        # only where CSR can pay off: a tiny weight whose row pointers alone cost more than
+        # the dense copy has a negative "break-even density", which no mask has
+        if _break_even_density(**case) > 0:
+            even_cases.append(case)
 
     def positions(mask, size, stride, padding):
         return basics.conv_output_size(size, mask.shape[-1], stride, padding) ** 2
@@ -556,11 +767,7 @@ def _exercises_10() -> list[Exercise]:
             "the density at which the CSR copy of a (rows, cols) weight takes exactly as "
             "many bytes as the dense one (below it CSR is smaller); use your csr_bytes count.",
             reference=_break_even_density,
-            cases=({"rows": 400, "cols": 784, "value_bytes": 4, "index_bytes": 4},
-                   {"rows": 400, "cols": 784, "value_bytes": 4, "index_bytes": 8},
-                   {"rows": 10, "cols": 10, "value_bytes": 4, "index_bytes": 4},
-                   {"rows": 64, "cols": 9, "value_bytes": 2, "index_bytes": 4},
-                   {"rows": 3, "cols": 100, "value_bytes": 8, "index_bytes": 8}),
+            cases=tuple(even_cases),
             mistakes=(
                 Mistake("forgot the row pointers", "value/(value + index) is the limit for a "
                         "large matrix; the rows + 1 pointers cost bytes too, so the break-even"
