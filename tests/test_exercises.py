@@ -747,3 +747,51 @@ def test_a_check_leaves_torchs_thread_count_as_it_was(capsys):
     threads = torch.get_num_threads()
     run_check(capsys, "09.2", exercises.solution("09.2"))
     assert torch.get_num_threads() == threads
+
+
+def _bn_train_by_torch(x, eps):
+    return torch.nn.functional.batch_norm(x, None, None, training=True, eps=eps)
+
+
+def _bn_train_by_var_mean(x, eps):
+    variance, mean = torch.var_mean(x, dim=(0, 2, 3), unbiased=False, keepdim=True)
+    return (x - mean) * torch.rsqrt(variance + eps)
+
+
+def _bn_train_in_float64(x, eps):
+    wide = x.double()
+    mean = wide.mean(dim=(0, 2, 3), keepdim=True)
+    variance = wide.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+    return ((wide - mean) / torch.sqrt(variance + eps)).float()
+
+
+def _bn_train_channel_by_channel(x, eps):
+    channels = x.transpose(0, 1).reshape(x.shape[1], -1)
+    mean, variance = channels.mean(1), channels.var(1, unbiased=False)
+    return (x - mean.view(1, -1, 1, 1)) / torch.sqrt(variance.view(1, -1, 1, 1) + eps)
+
+
+@pytest.mark.parametrize("answer", [_bn_train_by_torch, _bn_train_by_var_mean,
+                                    _bn_train_in_float64, _bn_train_channel_by_channel])
+def test_every_correct_way_to_write_batch_norm_in_training_mode_passes(capsys, answer):
+    passed, out = run_check(capsys, "03.3", answer)
+    assert passed, out
+
+
+def _bn_eval_by_torch(x, running_mean, running_var, gamma, beta, eps):
+    return torch.nn.functional.batch_norm(x, running_mean, running_var, gamma, beta,
+                                          training=False, eps=eps)
+
+
+def _bn_eval_by_rsqrt(x, running_mean, running_var, gamma, beta, eps):
+    def per_channel(t):
+        return t.view(1, -1, 1, 1)
+
+    scale = per_channel(gamma) * torch.rsqrt(per_channel(running_var) + eps)
+    return (x - per_channel(running_mean)) * scale + per_channel(beta)
+
+
+@pytest.mark.parametrize("answer", [_bn_eval_by_torch, _bn_eval_by_rsqrt])
+def test_every_correct_way_to_write_batch_norm_in_evaluation_mode_passes(capsys, answer):
+    passed, out = run_check(capsys, "03.4", answer)
+    assert passed, out

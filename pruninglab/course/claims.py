@@ -80,10 +80,11 @@ def check(claim: str, holds: bool | None, *, evidence: str = "",
             it does not hold. A claim that does not hold without one raises
             :class:`UnexplainedContradiction` when ``$PRUNINGLAB_CLAIMS=strict``.
     """
+    strictly = strict()  # read first: a misspelt value is an error at once, not on a failure
     text = line(claim, holds, evidence=evidence, why_not=why_not)
     holds = None if holds is None else bool(holds)
     print(text)
-    if holds is False and not why_not and strict():
+    if holds is False and not why_not and strictly:
         raise UnexplainedContradiction(
             f"{text}\nThe notebook's own run contradicts this claim and the notebook does not"
             " explain it: fix the sentence, or pass why_not=... saying when it fails.")

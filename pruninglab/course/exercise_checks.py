@@ -63,6 +63,10 @@ class Exercise:
         mistakes: known wrong answers, recognised in the hint.
         tolerance: relative tolerance for floating-point results (integers, counts and
             masks must match exactly).
+        absolute: absolute tolerance for floating-point tensors, on the scale of the
+            result: a standardized output near 0 computed another correct way (in another
+            order, in float64) differs from the reference by float32 rounding, about 1e-6,
+            which no relative tolerance forgives.
     """
 
     id: str
@@ -72,6 +76,7 @@ class Exercise:
     cases: tuple[dict, ...] | None
     mistakes: tuple[Mistake, ...] = ()
     tolerance: float = 1e-5
+    absolute: float = 1e-7
 
 
 
@@ -92,19 +97,20 @@ def _kind(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
-def difference(expected: object, got: object, tolerance: float = 1e-5) -> str | None:
+def difference(expected: object, got: object, tolerance: float = 1e-5,
+               absolute: float = 1e-7) -> str | None:
     """``None`` if ``got`` agrees with ``expected``, else a short description of the first
     difference: the type, the length, the shape, the dtype, the count of a mask, the value.
 
     Integers must match exactly (``12.0`` for ``12`` is a type error: a count is an int);
-    floats and float tensors to ``tolerance`` relative (and 1e-7 absolute)."""
+    floats and float tensors to ``tolerance`` relative (and ``absolute`` for tensors)."""
     if isinstance(expected, (list, tuple)):
         if not isinstance(got, (list, tuple)):
             return f"expected a list of {len(expected)} items, got {_kind(got)}"
         if len(got) != len(expected):
             return f"expected {len(expected)} items, got {len(got)}"
         for i, (e, g) in enumerate(zip(expected, got)):
-            problem = difference(e, g, tolerance)
+            problem = difference(e, g, tolerance, absolute)
             if problem:
                 return f"item {i}: {problem}"
         return None
@@ -137,7 +143,7 @@ def difference(expected: object, got: object, tolerance: float = 1e-5) -> str | 
         if not got.is_floating_point():
             return f"expected floating-point values ({expected.dtype}), got dtype {got.dtype}"
         got = got.detach().to(expected.dtype)
-        close = torch.isclose(got, expected, rtol=tolerance, atol=1e-7)
+        close = torch.isclose(got, expected, rtol=tolerance, atol=absolute)
         if bool(close.all()):
             return None
         first = tuple(int(i) for i in (~close).nonzero()[0])
@@ -254,7 +260,7 @@ def judge(exercise: Exercise, answer: object) -> tuple[bool | None, str]:
             return None, (f"{name} returned {got!r}: write its body ({exercise.signature}), "
                           "then run this cell again.")
         problem = difference(exercise.reference(**copy.deepcopy(case)), got,
-                             exercise.tolerance)
+                             exercise.tolerance, exercise.absolute)
         if problem:
             return False, _with_mistake(exercise, f"{_call_text(name, case)}: {problem}",
                                         case, outputs)
@@ -313,7 +319,8 @@ def _with_mistake(exercise: Exercise, problem: str, case: dict | None,
     def agrees(mistake: Mistake, c: dict | None, output: object) -> bool:
         theirs = mistake.answer if c is None else _quietly(mistake.answer, c)
         return (theirs is not _FAILED and not isinstance(output, Exception)
-                and difference(theirs, output, exercise.tolerance) is None)
+                and difference(theirs, output, exercise.tolerance,
+                               exercise.absolute) is None)
 
     best, best_count = None, 0
     for mistake in exercise.mistakes:

@@ -386,7 +386,7 @@ def _exercises_08() -> list[Exercise]:
                                          (30, (8, 8), 0.1)):
         mask = torch.rand(hidden, image_shape[0] * image_shape[1], generator=g) < density
         pixel_cases.append({"mask": mask, "image_shape": image_shape})
-    g2 = g  # 08.2's draws go on below
+    pixel_rng = g  # 08.2's draws go on below
     g = generator_for("08.3")
     shuffle_cases = []
     for shape, density in (((6, 5), 0.5), ((10, 8), 0.2), ((4, 3, 3), 0.6)):
@@ -416,12 +416,13 @@ def _exercises_08() -> list[Exercise]:
     # hidden neuron, odd sizes
     for hidden, image_shape, share in ((5, (3, 3), 0.0), (4, (2, 5), 1.0), (6, (1, 7), 0.5),
                                        (6, (5, 1), 0.5), (1, (3, 5), 0.5)):
-        mask = torch.rand(hidden, image_shape[0] * image_shape[1], generator=g2) < share
+        mask = torch.rand(hidden, image_shape[0] * image_shape[1], generator=pixel_rng) < share
         pixel_cases.append({"mask": mask, "image_shape": image_shape})
     while len(pixel_cases) < CASES:
-        image_shape = (draw_int(g2, 1, 8), draw_int(g2, 1, 8))
-        mask = (torch.rand(draw_int(g2, 1, 20), image_shape[0] * image_shape[1], generator=g2)
-                < draw_float(g2, 0.0, 1.0))
+        image_shape = (draw_int(pixel_rng, 1, 8), draw_int(pixel_rng, 1, 8))
+        rows, pixels = draw_int(pixel_rng, 1, 20), image_shape[0] * image_shape[1]
+        mask = (torch.rand(rows, pixels, generator=pixel_rng)
+                < draw_float(pixel_rng, 0.0, 1.0))
         pixel_cases.append({"mask": mask, "image_shape": image_shape})
     g = generator_for("08.19")  # not integers_for's seeds: other draws
     glorot_cases = [{"fan_in": 784, "fan_out": 400}, {"fan_in": 400, "fan_out": 10},
@@ -650,12 +651,12 @@ def _exercises_10() -> list[Exercise]:
             ((16, 8, 1), 7, 1, 0, 0.1)):
         conv_cases.append({"mask": torch.rand(c_out, c_in, k, k, generator=g) < density,
                            "size": size, "stride": stride, "padding": padding})
-    g2 = generator_for("10.2")
+    csr_rng = generator_for("10.2")
     csr_cases = []
     for (rows, cols), density, value_bytes, index_bytes in (
             ((20, 30), 0.1, 4, 4), ((400, 784), 0.05, 4, 8), ((10, 10), 0.5, 2, 4),
             ((16, 9), 0.3, 8, 8)):
-        csr_cases.append({"mask": torch.rand(rows, cols, generator=g2) < density,
+        csr_cases.append({"mask": torch.rand(rows, cols, generator=csr_rng) < density,
                           "value_bytes": value_bytes, "index_bytes": index_bytes})
 
     # edges: nothing kept, everything kept, a window that fills the padded input (one
@@ -676,15 +677,15 @@ def _exercises_10() -> list[Exercise]:
     for (rows, cols), share, value_bytes, index_bytes in (
             ((5, 7), 0.0, 4, 4), ((3, 9), 1.0, 4, 8), ((1, 25), 0.4, 4, 4),
             ((11, 1), 0.5, 2, 4)):
-        csr_cases.append({"mask": torch.rand(rows, cols, generator=g2) < share,
+        csr_cases.append({"mask": torch.rand(rows, cols, generator=csr_rng) < share,
                           "value_bytes": value_bytes, "index_bytes": index_bytes})
     while len(csr_cases) < CASES:
-        share = (0.0, 1.0, draw_float(g2, 0.0, 1.0), draw_float(g2, 0.0, 1.0))[
-            draw_int(g2, 0, 3)]
-        csr_cases.append({"mask": torch.rand(draw_int(g2, 1, 30), draw_int(g2, 1, 30),
-                                             generator=g2) < share,
-                          "value_bytes": (2, 4, 8)[draw_int(g2, 0, 2)],
-                          "index_bytes": (4, 8)[draw_int(g2, 0, 1)]})
+        share = (0.0, 1.0, draw_float(csr_rng, 0.0, 1.0), draw_float(csr_rng, 0.0, 1.0))[
+            draw_int(csr_rng, 0, 3)]
+        csr_cases.append({"mask": torch.rand(draw_int(csr_rng, 1, 30), draw_int(csr_rng, 1, 30),
+                                             generator=csr_rng) < share,
+                          "value_bytes": (2, 4, 8)[draw_int(csr_rng, 0, 2)],
+                          "index_bytes": (4, 8)[draw_int(csr_rng, 0, 1)]})
     g = generator_for("10.3")
     even_cases = [{"rows": 400, "cols": 784, "value_bytes": 4, "index_bytes": 4},
                   {"rows": 400, "cols": 784, "value_bytes": 4, "index_bytes": 8},
