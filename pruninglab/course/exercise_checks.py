@@ -17,13 +17,17 @@ import copy
 import inspect
 import math
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 
-__all__ = ["CASES", "Exercise", "Mistake", "difference", "draw_float", "draw_int",
+__all__ = ["CASES", "Exercise", "Mistake", "difference", "draw_choice", "draw_float", "draw_int",
            "generator_for", "integers_for", "judge", "not_half_way", "one_line",
            "value_difference"]
+
+T = TypeVar("T")
 
 CASES = 30
 """Every function exercise is tried on at least this many inputs: its readable, hand-picked
@@ -360,6 +364,11 @@ def integers_for(id: str, count: int, low: int, high: int) -> list[int]:
 def draw_int(generator: torch.Generator, low: int, high: int) -> int:
     """An integer in ``[low, high]`` from ``generator``."""
     return int(torch.randint(low, high + 1, (), generator=generator))
+
+
+def draw_choice(generator: torch.Generator, options: Sequence[T]) -> T:
+    """One of ``options``, each as likely, drawn from ``generator``."""
+    return options[draw_int(generator, 0, len(options) - 1)]
 
 
 def draw_float(generator: torch.Generator, low: float, high: float) -> float:

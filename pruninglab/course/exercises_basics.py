@@ -18,6 +18,7 @@ from .exercise_checks import (
     CASES,
     Exercise,
     Mistake,
+    draw_choice,
     draw_float,
     draw_int,
     generator_for,
@@ -309,8 +310,8 @@ def _exercises_03() -> list[Exercise]:
     while len(bn_train_cases) < CASES:
         shape = (draw_int(g, 1, 5), draw_int(g, 1, 4), draw_int(g, 1, 4), draw_int(g, 1, 4))
         if shape[0] * shape[2] * shape[3] >= 2:  # BN needs two values per channel
-            bn_train_cases.append(_bn_train_case(g, shape, (1e-5, 1e-3, 1e-2, 0.1)[
-                draw_int(g, 0, 3)]))
+            bn_train_cases.append(_bn_train_case(g, shape,
+                                                 draw_choice(g, (1e-5, 1e-3, 1e-2, 0.1))))
     g = generator_for("03.3")
     bn_eval_cases = [_bn_eval_case(g, shape)
                      for shape in ((4, 3, 3, 3), (2, 5, 2, 2), (6, 2, 4, 4))]
@@ -324,7 +325,7 @@ def _exercises_03() -> list[Exercise]:
                       _bn_eval_case(g, (5, 3, 3, 5))]
     for _ in range(CASES - len(bn_eval_cases)):
         bn_eval_cases.append(_bn_eval_case(g, _random_shape(g, 4, 4),
-                                           (1e-5, 1e-3, 1e-2, 0.1)[draw_int(g, 0, 3)]))
+                                           draw_choice(g, (1e-5, 1e-3, 1e-2, 0.1))))
 
     def view(t):
         return t.view(1, -1, 1, 1)
@@ -522,7 +523,7 @@ def _exercises_04() -> list[Exercise]:
     while len(density_cases) < CASES:
         masks = []
         for _ in range(draw_int(g, 1, 4)):
-            share = (0.0, 1.0, draw_float(g, 0.0, 1.0))[draw_int(g, 0, 2)]
+            share = draw_choice(g, (0.0, 1.0, draw_float(g, 0.0, 1.0)))
             masks.append(torch.rand(_random_weight_shape(g), generator=g) < share)
         density_cases.append({"masks": masks})
 

@@ -17,6 +17,7 @@ from .exercise_checks import (
     CASES,
     Exercise,
     Mistake,
+    draw_choice,
     draw_float,
     draw_int,
     generator_for,
@@ -85,7 +86,7 @@ def _exercises_05() -> list[Exercise]:
                    {"T": 333, "rewind_steps_lr": 111, "levels": 4}]
     for _ in range(CASES - len(start_cases)):
         T = draw_int(g, 1, 1000)
-        rewind = (0, T, draw_int(g, 0, 3 * T // 2))[draw_int(g, 0, 2)]
+        rewind = draw_choice(g, (0, T, draw_int(g, 0, 3 * T // 2)))
         start_cases.append({"T": T, "rewind_steps_lr": rewind, "levels": draw_int(g, 1, 6)})
     return [
         Exercise(
@@ -180,12 +181,12 @@ def _exercises_06() -> list[Exercise]:
         {"schedule": schedules.resnet(333), "rewind_steps_lr": 84},
         {"schedule": schedules.wrn(), "rewind_steps_lr": 16_001}]
     while len(rate_cases) < CASES:
-        schedule = (schedules.resnet, schedules.vgg, schedules.wrn)[draw_int(g, 0, 2)](
-            draw_int(g, 10, 1000))
+        make = draw_choice(g, (schedules.resnet, schedules.vgg, schedules.wrn))
+        schedule = make(draw_int(g, 10, 1000))
         T = schedule.steps
         boundary = schedule.boundaries[draw_int(g, 0, len(schedule.boundaries) - 1)]
-        rewind = (T - boundary + draw_int(g, -1, 1), draw_int(g, 0, 5 * T // 4))[
-            draw_int(g, 0, 1)]  # near a boundary, or anywhere
+        near_a_boundary, anywhere = T - boundary + draw_int(g, -1, 1), draw_int(g, 0, 5 * T // 4)
+        rewind = draw_choice(g, (near_a_boundary, anywhere))
         rate_cases.append({"schedule": schedule, "rewind_steps_lr": max(0, rewind)})
     return [
         Exercise(
@@ -271,14 +272,14 @@ def _exercises_07() -> list[Exercise]:
          "logit_clip": 15.0}]
     for _ in range(CASES - len(step_cases)):
         shape = tuple(draw_int(g, 1, 5) for _ in range(draw_int(g, 1, 3)))
-        clip = (0.01, 0.05, 0.1, 0.2, 0.5)[draw_int(g, 0, 4)]
+        clip = draw_choice(g, (0.01, 0.05, 0.1, 0.2, 0.5))
         # steps lr·clip of at most 0.5: float32 answers that take the step in another
         # order then agree within the tolerance, even where b − step is near 0
         step_cases.append({
             "logits": draw_float(g, 0.5, 6.0) * torch.randn(shape, generator=g),
             "grad_c": draw_float(g, 0.01, 1.0) * torch.randn(shape, generator=g),
-            "lr": min(0.5 / clip, (0.1, 0.5, 1.0, 2.0, 5.0)[draw_int(g, 0, 4)]), "clip": clip,
-            "logit_clip": (1.0, 3.0, 5.0, 15.0)[draw_int(g, 0, 3)]})
+            "lr": min(0.5 / clip, draw_choice(g, (0.1, 0.5, 1.0, 2.0, 5.0))), "clip": clip,
+            "logit_clip": draw_choice(g, (1.0, 3.0, 5.0, 15.0))})
     g = generator_for("07.2")
     density_cases = []
     for shapes, means in ((((300, 20), (10, 20)), (-3.0, 2.0)),
@@ -546,8 +547,8 @@ def _exercises_09() -> list[Exercise]:
     while len(mean_cases) < CASES:  # at most 30 steps: the reference runs a BN layer
         mean_cases.append({"old": round(draw_float(g, -3.0, 3.0), 2),
                            "new": round(draw_float(g, -3.0, 3.0), 2),
-                           "mu": (0.5, 0.9, 0.95, 0.99, 0.997,
-                                  round(draw_float(g, 0.5, 0.999), 3))[draw_int(g, 0, 5)],
+                           "mu": draw_choice(g, (0.5, 0.9, 0.95, 0.99, 0.997,
+                                                 round(draw_float(g, 0.5, 0.999), 3))),
                            "steps": draw_int(g, 0, 30)})
     g = generator_for("09.2")
     forget_cases = [{"mu": 0.99, "fraction": 0.5}, {"mu": 0.997, "fraction": 0.5},
@@ -643,6 +644,12 @@ def _break_even_density(rows: int, cols: int, value_bytes: int, index_bytes: int
     return (rows * cols * value_bytes - pointers) / (value_bytes + index_bytes) / (rows * cols)
 
 
+def _draw_share(g: torch.Generator) -> float:
+    """The share of a drawn mask's entries kept: none, all, or anything in between (twice as
+    often), so that empty and full masks come up among the drawn cases too (10.1, 10.2)."""
+    return draw_choice(g, (0.0, 1.0, draw_float(g, 0.0, 1.0), draw_float(g, 0.0, 1.0)))
+
+
 def _exercises_10() -> list[Exercise]:
     g = generator_for("10.1")
     conv_cases = []
@@ -669,7 +676,7 @@ def _exercises_10() -> list[Exercise]:
     while len(conv_cases) < CASES:
         k, padding = draw_int(g, 1, 5), draw_int(g, 0, 2)
         size = draw_int(g, max(1, k - 2 * padding), 16)  # the window fits
-        share = (0.0, 1.0, draw_float(g, 0.0, 1.0), draw_float(g, 0.0, 1.0))[draw_int(g, 0, 3)]
+        share = _draw_share(g)
         conv_cases.append({"mask": torch.rand(draw_int(g, 1, 6), draw_int(g, 1, 4), k, k,
                                               generator=g) < share,
                            "size": size, "stride": draw_int(g, 1, 3), "padding": padding})
@@ -680,12 +687,11 @@ def _exercises_10() -> list[Exercise]:
         csr_cases.append({"mask": torch.rand(rows, cols, generator=csr_rng) < share,
                           "value_bytes": value_bytes, "index_bytes": index_bytes})
     while len(csr_cases) < CASES:
-        share = (0.0, 1.0, draw_float(csr_rng, 0.0, 1.0), draw_float(csr_rng, 0.0, 1.0))[
-            draw_int(csr_rng, 0, 3)]
+        share = _draw_share(csr_rng)
         csr_cases.append({"mask": torch.rand(draw_int(csr_rng, 1, 30), draw_int(csr_rng, 1, 30),
                                              generator=csr_rng) < share,
-                          "value_bytes": (2, 4, 8)[draw_int(csr_rng, 0, 2)],
-                          "index_bytes": (4, 8)[draw_int(csr_rng, 0, 1)]})
+                          "value_bytes": draw_choice(csr_rng, (2, 4, 8)),
+                          "index_bytes": draw_choice(csr_rng, (4, 8))})
     g = generator_for("10.3")
     even_cases = [{"rows": 400, "cols": 784, "value_bytes": 4, "index_bytes": 4},
                   {"rows": 400, "cols": 784, "value_bytes": 4, "index_bytes": 8},
@@ -698,8 +704,8 @@ def _exercises_10() -> list[Exercise]:
                   {"rows": 9, "cols": 13, "value_bytes": 2, "index_bytes": 8}]
     while len(even_cases) < CASES:
         case = {"rows": draw_int(g, 1, 300), "cols": draw_int(g, 1, 300),
-                "value_bytes": (2, 4, 8)[draw_int(g, 0, 2)],
-                "index_bytes": (4, 8)[draw_int(g, 0, 1)]}
+                "value_bytes": draw_choice(g, (2, 4, 8)),
+                "index_bytes": draw_choice(g, (4, 8))}
         # only where CSR can pay off: a tiny weight whose row pointers alone cost more than
         # the dense copy has a negative "break-even density", which no mask has
         if _break_even_density(**case) > 0:
